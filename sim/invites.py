@@ -1,0 +1,153 @@
+"""User-tier grey: who the rollout invites, when, and in what order.
+
+A strategy is a list of phases. The active phase sends a batch every ``cadence_days``: either
+a count or a share of the eligible, not-yet-invited pool (ordered by value score, by score, or
+at random), or, for a ramp, every eligible user whose sticky bucket is under the current
+percentage. Buckets come from a stable hash of the user id and a salt, so raising a percentage
+only adds users and a different salt picks a different first 10%.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import numpy as np
+
+from .population import Population
+from .release import version_code
+from .scenario import Phase, Rollout, Scenario
+
+BUCKETS = 10_000
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _salt_key(salt: str) -> np.uint64:
+    return np.uint64(int.from_bytes(hashlib.sha1(salt.encode()).digest()[:8], "little"))
+
+
+def sticky_hash(user_ids: np.ndarray, salt: str) -> np.ndarray:
+    """A 64-bit hash of ``(salt, user id)``: SplitMix64's finaliser over the id mixed with
+    SHA-1 of the salt. Vectorised, platform independent, and the same for a user whatever the
+    population size."""
+    with np.errstate(over="ignore"):
+        z = user_ids.astype(np.uint64) * _GOLDEN + _salt_key(salt)
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        return z ^ (z >> np.uint64(31))
+
+
+def sticky_bucket(n: int, salt: str) -> np.ndarray:
+    """Bucket 0..9999 of users ``0..n-1``; a user in the first p% stays in every larger p%."""
+    return (sticky_hash(np.arange(n, dtype=np.uint64), salt) % np.uint64(BUCKETS)).astype(
+        np.uint16
+    )
+
+
+def in_rollout(bucket: np.ndarray, percent: float) -> np.ndarray:
+    """Users inside a rollout percentage (0-100)."""
+    return bucket < percent * (BUCKETS / 100.0)
+
+
+def active_phase(rollout: Rollout, day: dt.date) -> Phase | None:
+    """The phase in force on ``day`` (the last one started), if any."""
+    current = None
+    for phase in rollout.phases:
+        if phase.start <= day:
+            current = phase
+    return current
+
+
+def phase_end(rollout: Rollout, phase: Phase, horizon_end: dt.date) -> dt.date:
+    """First day after the phase: the next phase's start or the horizon's end."""
+    later = [p.start for p in rollout.phases if p.start > phase.start]
+    return min(later) if later else horizon_end
+
+
+def ramp_percent(phase: Phase, day: dt.date) -> float:
+    """The ramp's percentage on ``day``; the last step holds after the schedule ends."""
+    elapsed = (day - phase.start).days
+    for step in phase.ramp:
+        if elapsed < step.days:
+            return step.percent
+        elapsed -= step.days
+    return phase.ramp[-1].percent
+
+
+def in_phase_reach(pop: Population, scenario: Scenario, phase: Phase) -> np.ndarray:
+    """Users the phase may invite at all: version, region and score filters."""
+    reach = np.ones(pop.n, dtype=bool)
+    if phase.min_version is not None:
+        reach &= pop.version >= version_code(scenario.release, phase.min_version)
+    if phase.regions is not None:
+        allowed = np.isin(np.arange(len(pop.labels["region"])),
+                          [pop.labels["region"].index(r) for r in phase.regions])
+        reach &= allowed[pop.region]
+    if phase.min_score is not None:
+        reach &= pop.score >= phase.min_score
+    return reach
+
+
+def candidates(pop: Population, scenario: Scenario, phase: Phase) -> np.ndarray:
+    """The eligible, never-invited pool inside the phase's reach."""
+    return pop.eligible & ~pop.closed & (pop.vintage < 0) & in_phase_reach(pop, scenario, phase)
+
+
+def salt_of(rollout: Rollout, phase: Phase) -> str:
+    return phase.salt if phase.salt is not None else f"{rollout.name}:{phase.name}"
+
+
+def batch_size(phase: Phase, pool: int, weight: float, holiday: bool) -> int:
+    """Simulated users in one batch: ``count`` real users or ``share`` of the pool, scaled by
+    the holiday multiplier inside holiday windows (time grey)."""
+    if phase.batch.count is not None:
+        size = phase.batch.count / weight
+    else:
+        size = phase.batch.share * pool
+    if holiday:
+        size *= phase.holiday_multiplier
+    return int(min(pool, round(size)))
+
+
+def order_key(pop: Population, ordering: str, bucket: np.ndarray) -> np.ndarray:
+    """Sort key, smallest first: highest value score, highest score, or sticky random."""
+    if ordering == "tier":
+        return -pop.value
+    if ordering == "score":
+        return -pop.score
+    return bucket.astype(np.float32)
+
+
+def choose(pool: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` pool members with the smallest key (ties broken by user id)."""
+    idx = np.flatnonzero(pool)
+    if k >= idx.size:
+        return idx
+    if k <= 0:
+        return idx[:0]
+    part = np.argpartition(key[idx], k - 1)[:k]
+    kth = key[idx][part].max()
+    # argpartition breaks ties arbitrarily; take everything strictly better, then the
+    # lowest ids among the ties, so the choice never depends on the partition's internals.
+    better = idx[key[idx] < kth]
+    ties = idx[key[idx] == kth]
+    return np.concatenate([better, ties[: k - better.size]])
+
+
+def next_batch(pop: Population, scenario: Scenario, phase: Phase, day: dt.date,
+               holiday: bool, bucket: np.ndarray) -> np.ndarray:
+    """Indices of the users the phase invites on ``day``."""
+    pool = candidates(pop, scenario, phase)
+    if phase.ramp is not None:
+        return np.flatnonzero(pool & in_rollout(bucket, ramp_percent(phase, day)))
+    k = batch_size(phase, int(pool.sum()), pop.weight, holiday)
+    return choose(pool, order_key(pop, phase.ordering, bucket), k)
+
+
+def invite(pop: Population, users: np.ndarray, vintage: int) -> None:
+    """Whitelist ``users`` as batch ``vintage``."""
+    pop.invited[users] = True
+    pop.vintage[users] = vintage

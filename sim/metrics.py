@@ -1,0 +1,104 @@
+"""The recorder: month-end snapshots of counts and sums, and the tables they make.
+
+Counts are weighted: every simulated user stands for ``population.weight`` real users.
+Segment counts use ``np.bincount`` over the category codes, so a snapshot costs a few passes
+over the arrays whatever the number of segments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .population import DIMENSIONS, Population
+
+MONTHLY_COLUMNS = (
+    "date", "month", "quarter", "population", "eligible", "invited", "visible",
+    "gained_access", "lost_access", "invited_share", "visible_share", "eligible_share",
+    "new_invites", "batches",
+)
+SEGMENT_COLUMNS = ("date", "month", "dimension", "value", "population", "eligible", "invited",
+                   "visible", "access_rate", "visible_rate")
+
+
+@dataclass
+class Recorder:
+    """Collects one row per month and one row per segment per month."""
+
+    monthly: list[dict] = field(default_factory=list)
+    segments: list[dict] = field(default_factory=list)
+
+    def snapshot(self, pop: Population, visible: np.ndarray, *, date: dt.date, month: int,
+                 flows: dict[str, float]) -> None:
+        """Record the month that ends on ``date``; ``flows`` are this month's event counts."""
+        w = pop.weight
+        population = pop.n * w
+        eligible = float(np.count_nonzero(pop.eligible)) * w
+        invited = float(np.count_nonzero(pop.invited)) * w
+        shown = float(np.count_nonzero(visible)) * w
+        self.monthly.append({
+            "date": date,
+            "month": month,
+            "quarter": (month - 1) // 3 + 1,
+            "population": population,
+            "eligible": eligible,
+            "invited": invited,
+            "visible": shown,
+            "gained_access": flows.get("gained_access", 0) * w,
+            "lost_access": flows.get("lost_access", 0) * w,
+            "invited_share": invited / population,
+            "visible_share": shown / population,
+            "eligible_share": eligible / population,
+            "new_invites": flows.get("new_invites", 0) * w,
+            "batches": flows.get("batches", 0),
+        })
+        for dim in DIMENSIONS:
+            codes = getattr(pop, dim)
+            k = len(pop.labels[dim])
+            counts = {
+                "population": np.bincount(codes, minlength=k),
+                "eligible": np.bincount(codes[pop.eligible], minlength=k),
+                "invited": np.bincount(codes[pop.invited], minlength=k),
+                "visible": np.bincount(codes[visible], minlength=k),
+            }
+            for code, label in enumerate(pop.labels[dim]):
+                n = counts["population"][code]
+                self.segments.append({
+                    "date": date,
+                    "month": month,
+                    "dimension": dim,
+                    "value": label,
+                    "population": n * w,
+                    "eligible": counts["eligible"][code] * w,
+                    "invited": counts["invited"][code] * w,
+                    "visible": counts["visible"][code] * w,
+                    "access_rate": counts["invited"][code] / n if n else np.nan,
+                    "visible_rate": counts["visible"][code] / n if n else np.nan,
+                })
+
+    def monthly_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.monthly, columns=list(self.monthly[0]) if self.monthly else
+                          list(MONTHLY_COLUMNS))
+        df["date"] = pd.to_datetime(df["date"])
+        return df
+
+    def segment_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.segments, columns=list(SEGMENT_COLUMNS))
+        df["date"] = pd.to_datetime(df["date"])
+        return df
+
+
+def quarterly(monthly: pd.DataFrame) -> pd.DataFrame:
+    """Coverage at each quarter's end and the access churn of the quarter's re-evaluation."""
+    ends = monthly.groupby("quarter").tail(1).set_index("quarter")
+    flows = monthly.groupby("quarter")[["gained_access", "lost_access", "new_invites"]].sum()
+    out = ends[["date", "eligible_share", "invited_share", "visible_share", "invited"]].join(flows)
+    # churn relative to those with access before the re-evaluation
+    before = ends["invited"] - flows["gained_access"] + flows["lost_access"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["gained_rate"] = (flows["gained_access"] / before).where(before > 0)
+        out["lost_rate"] = (flows["lost_access"] / before).where(before > 0)
+    return out.reset_index()

@@ -1,0 +1,248 @@
+"""The simulated population: one row per user, one NumPy array per attribute.
+
+Every process of the engine reads and updates these arrays in bulk; there is no per-user
+object. Categorical attributes are small integer codes into :attr:`Population.labels`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .scenario import PopulationSpec, Release, Scenario
+
+#: Categorical dimensions reported in the segment table, in a stable order.
+DIMENSIONS = ("archetype", "region", "account_class", "device_grade", "os", "data_sharing",
+              "version")
+
+
+@dataclass(eq=False)
+class Population:
+    """A structure of arrays. ``labels[dim][code]`` names a categorical code."""
+
+    labels: dict[str, tuple[str, ...]]
+    weight: float
+    # categorical codes
+    archetype: np.ndarray
+    region: np.ndarray
+    account_class: np.ndarray  # 0 = class II, 1 = class III
+    device_grade: np.ndarray
+    os: np.ndarray
+    data_sharing: np.ndarray
+    version: np.ndarray
+    # verification and hard preconditions
+    real_name_card: np.ndarray
+    past_default: np.ndarray
+    id_expired_months: np.ndarray  # months since the ID card expired; -1 when valid
+    device_closed: np.ndarray
+    risky_social_graph: np.ndarray
+    unknown_sources: np.ndarray
+    bound_cards: np.ndarray
+    biometric: np.ndarray
+    credit_transactions: np.ndarray
+    # behaviour
+    account_age_months: np.ndarray
+    credit_history_years: np.ndarray
+    payments_per_month: np.ndarray
+    monthly_spend: np.ndarray
+    wealth_days: np.ndarray
+    wealth_balance: np.ndarray
+    contacts: np.ndarray
+    social_quality: np.ndarray
+    income: np.ndarray
+    debt_to_income: np.ndarray
+    utility_payer: np.ndarray
+    offline_share: np.ndarray
+    night_share: np.ndarray
+    spend_volatility: np.ndarray
+    device_switches: np.ndarray
+    dormant: np.ndarray
+    awakened_months: np.ndarray  # months left of the "sleeping then awakened" pattern
+    laggard: np.ndarray  # never upgrades the client
+    visibility_draw: np.ndarray  # stable U(0,1): entry visible when below the version's rate
+    other_indicators: np.ndarray  # the score's component from indicators not modelled singly
+    # latent truth the bank does not see
+    risk: np.ndarray  # latent risk in sd units (higher = riskier)
+    hazard: np.ndarray  # base monthly default hazard
+    # the bank's view and the rollout's state
+    score: np.ndarray = field(default=None)
+    value: np.ndarray = field(default=None)
+    eligible: np.ndarray = field(default=None)
+    reasons: np.ndarray = field(default=None)
+    invited: np.ndarray = field(default=None)
+    vintage: np.ndarray = field(default=None)  # batch number of the first invitation; -1 none
+    closed: np.ndarray = field(default=None)  # access closed for good (default, R3)
+
+    @property
+    def n(self) -> int:
+        return int(self.archetype.shape[0])
+
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        return sum(
+            getattr(self, f.name).nbytes
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        )
+
+
+def _pick(rng: np.random.Generator, shares, n: int) -> np.ndarray:
+    """Categorical codes drawn with the given shares (int8)."""
+    p = np.asarray(shares, dtype=float)
+    return rng.choice(len(p), size=n, p=p / p.sum()).astype(np.int8)
+
+
+def _lognormal(rng, median: np.ndarray, sigma: float, n: int) -> np.ndarray:
+    return (median * np.exp(sigma * rng.standard_normal(n))).astype(np.float32)
+
+
+def _clip01(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def initial_versions(release: Release, start, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Client version codes at the start, from the shares of versions already released."""
+    shares = [v.share if v.released <= start else 0.0 for v in release.versions]
+    return _pick(rng, shares, n)
+
+
+def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
+    """Draw a population from the scenario's distributions.
+
+    The draw depends only on ``scenario.population``, ``scenario.release``, ``scenario.risk``
+    and ``rng``, so strategies that differ elsewhere share one population (common random
+    numbers).
+    """
+    spec: PopulationSpec = scenario.population
+    n = spec.users
+    arch = list(spec.archetypes.values())
+    archetype = _pick(rng, [a.share for a in arch], n)
+
+    def per_arch(attr: str) -> np.ndarray:
+        return np.array([getattr(a, attr) for a in arch], dtype=np.float64)[archetype]
+
+    def bern(p) -> np.ndarray:
+        return rng.random(n) < p
+
+    spread = spec.log_spread
+    class_iii = bern(per_arch("class_iii"))
+    classes = spec.account_classes
+    cls_attr = {k: np.where(class_iii, getattr(classes["III"], k), getattr(classes["II"], k))
+                for k in ("bound_cards", "biometric", "credit_transactions")}
+    wealth_holder = bern(per_arch("wealth_holder"))
+    os_specs = list(spec.os.values())
+    os_code = _pick(rng, [o.share for o in os_specs], n)
+    unknown = np.array([o.unknown_sources for o in os_specs])[os_code]
+
+    pop = Population(
+        labels={
+            "archetype": tuple(spec.archetypes),
+            "region": tuple(spec.regions),
+            "account_class": ("II", "III"),
+            "device_grade": tuple(spec.device_grades),
+            "os": tuple(spec.os),
+            "data_sharing": tuple(spec.data_sharing),
+            "version": tuple(v.name for v in scenario.release.versions),
+        },
+        weight=float(spec.weight),
+        archetype=archetype,
+        region=_pick(rng, [r.share for r in spec.regions.values()], n),
+        account_class=class_iii.astype(np.int8),
+        device_grade=_pick(rng, [d.share for d in spec.device_grades.values()], n),
+        os=os_code,
+        data_sharing=_pick(rng, [d.share for d in spec.data_sharing.values()], n),
+        version=initial_versions(scenario.release, scenario.start, rng, n),
+        real_name_card=class_iii | bern(spec.real_name_card),  # class III implies it
+        past_default=bern(spec.past_default),
+        id_expired_months=np.where(bern(spec.id_expired), rng.integers(0, 12, n), -1).astype(
+            np.int16
+        ),
+        device_closed=bern(spec.device_closed),
+        risky_social_graph=bern(spec.risky_social_graph),
+        unknown_sources=bern(unknown),
+        bound_cards=rng.poisson(cls_attr["bound_cards"]).clip(0, 20).astype(np.int8),
+        biometric=bern(cls_attr["biometric"]),
+        credit_transactions=bern(cls_attr["credit_transactions"]),
+        account_age_months=np.minimum(
+            _lognormal(rng, spec.account_age_months.median, spec.account_age_months.sigma, n),
+            600,
+        ).astype(np.int16),
+        credit_history_years=(
+            per_arch("credit_history_years") * rng.gamma(4.0, 0.25, n)
+        ).astype(np.float32),
+        payments_per_month=_lognormal(rng, per_arch("payments_per_month"), spread, n),
+        monthly_spend=_lognormal(rng, per_arch("monthly_spend"), spread, n),
+        wealth_days=np.where(
+            wealth_holder,
+            np.minimum(_lognormal(rng, per_arch("wealth_days"), spread, n), 365),
+            0,
+        ).astype(np.float32),
+        wealth_balance=np.where(
+            wealth_holder, _lognormal(rng, per_arch("wealth_balance"), 2 * spread, n), 0
+        ).astype(np.float32),
+        contacts=_lognormal(rng, per_arch("contacts"), spread, n),
+        social_quality=_clip01(per_arch("social_quality") + 0.12 * rng.standard_normal(n)),
+        income=_lognormal(rng, per_arch("income"), spread, n),
+        debt_to_income=np.maximum(
+            per_arch("debt_to_income") * rng.gamma(4.0, 0.25, n), 0
+        ).astype(np.float32),
+        utility_payer=bern(per_arch("utility_payer")),
+        offline_share=_clip01(per_arch("offline_share") + 0.15 * rng.standard_normal(n)),
+        night_share=_clip01(per_arch("night_share") * rng.gamma(2.0, 0.5, n)),
+        spend_volatility=_lognormal(rng, per_arch("spend_volatility"), spread, n),
+        device_switches=rng.poisson(scenario.behaviour.device_switch_rate, n).astype(np.int8),
+        dormant=bern(spec.dormant),
+        awakened_months=np.zeros(n, dtype=np.int8),
+        laggard=bern(scenario.release.laggards),
+        visibility_draw=rng.random(n, dtype=np.float32),
+        other_indicators=(
+            scenario.scoring.other_indicators.sd * rng.standard_normal(n)
+        ).astype(np.float32),
+        risk=np.zeros(n, dtype=np.float32),
+        hazard=np.zeros(n, dtype=np.float32),
+    )
+    pop.invited = np.zeros(n, dtype=bool)
+    pop.vintage = np.full(n, -1, dtype=np.int16)
+    pop.closed = np.zeros(n, dtype=bool)
+    return pop
+
+
+def assign_latent_risk(pop: Population, scenario: Scenario, score: np.ndarray,
+                       rng: np.random.Generator) -> None:
+    """Give every user a latent risk correlated with (not equal to) the bank's score.
+
+    ``risk = -rho * z(score) + sqrt(1 - rho^2) * noise + archetype shift``; the monthly hazard
+    is lognormal in the risk and scaled so its population mean is ``risk.monthly_hazard``.
+    """
+    spec = scenario.risk
+    rho = spec.score_correlation
+    z = (score - score.mean()) / max(float(score.std()), 1e-9)
+    shift = np.array([a.risk_shift for a in scenario.population.archetypes.values()])
+    risk = -rho * z + np.sqrt(1 - rho * rho) * rng.standard_normal(pop.n) + shift[pop.archetype]
+    rel = np.exp(spec.dispersion * (risk - risk.mean()))
+    hazard = spec.monthly_hazard * rel / rel.mean()
+    pop.risk = risk.astype(np.float32)
+    pop.hazard = np.clip(hazard, 0.0, 1.0).astype(np.float32)
+
+
+def weighted_auc(score: np.ndarray, bad_prob: np.ndarray) -> float:
+    """AUC of ``score`` (higher = better) against an expected outcome, weight p bad, 1-p good.
+
+    Exact in expectation: each user counts as ``p`` of a bad and ``1 - p`` of a good, so
+    no outcome needs to be drawn. Ties count one half.
+    """
+    order = np.argsort(score, kind="stable")
+    s = score[order]
+    bad = bad_prob[order].astype(np.float64)
+    good = 1.0 - bad
+    # group ties
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    bad_g = np.add.reduceat(bad, starts)
+    good_g = np.add.reduceat(good, starts)
+    bad_below = np.cumsum(bad_g) - bad_g
+    total_bad, total_good = bad_g.sum(), good_g.sum()
+    if total_bad <= 0 or total_good <= 0:
+        return float("nan")
+    wins = np.sum(good_g * (bad_below + 0.5 * bad_g))
+    return float(wins / (total_bad * total_good))

@@ -1,0 +1,52 @@
+"""Version grey: client versions, their adoption over time, and who can see the entry."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from .population import Population
+from .scenario import Release
+
+
+def version_code(release: Release, name: str) -> int:
+    """The code of a version name (versions are coded oldest first)."""
+    return [v.name for v in release.versions].index(name)
+
+
+def latest_released(release: Release, day: dt.date) -> int:
+    """Code of the newest version released on or before ``day``."""
+    return max(i for i, v in enumerate(release.versions) if v.released <= day)
+
+
+def upgrade_probability(release: Release, days: int) -> float:
+    """Chance that a non-laggard user not on the newest release upgrades within ``days``.
+
+    Adoption is exponential with the scenario's half-life: half of those behind upgrade
+    within ``adoption_half_life_weeks``.
+    """
+    return 1.0 - 0.5 ** (days / (7.0 * release.adoption_half_life_weeks))
+
+
+def adopt(pop: Population, release: Release, newest: int, days: int,
+          rng: np.random.Generator) -> int:
+    """Move users along the adoption curve to the newest release; returns how many moved."""
+    behind = (pop.version < newest) & ~pop.laggard
+    moving = behind & (rng.random(pop.n) < upgrade_probability(release, days))
+    pop.version[moving] = newest
+    return int(moving.sum())
+
+
+def visibility_rates(release: Release) -> np.ndarray:
+    """Probability that the entry shows, by version code."""
+    return np.array([v.visible for v in release.versions], dtype=np.float32)
+
+
+def entry_visible(pop: Population, rates: np.ndarray) -> np.ndarray:
+    """Whether the entry shows on each user's client.
+
+    Each user has one stable draw, so an upgrade can only reveal the entry, never hide it, and
+    two users on the same version can still see different screens.
+    """
+    return pop.visibility_draw < rates[pop.version]

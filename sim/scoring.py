@@ -1,0 +1,171 @@
+"""The bank's score, its hard preconditions and the access decision.
+
+The score is on a 0-100 point scale: a weighted sum of six module scores (DOMAIN.md's
+328 indicators in six modules), plus segment offsets, minus cut-off and behaviour penalties,
+plus the persistent component of all indicators not modelled one by one. A user is eligible
+when every hard precondition holds and the score reaches the cut-off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .population import Population
+from .scenario import MODULES, Scenario, Scoring
+
+# Reasons a user is not eligible, as bits of ``Population.reasons``.
+REASONS = {
+    "no_real_name_card": 1,
+    "account_too_young": 2,
+    "past_default": 4,
+    "not_class_iii": 8,
+    "device_closed": 16,
+    "region_closed": 32,
+    "id_expired": 64,
+    "risky_social_graph": 128,
+    "hard_cutoff": 256,
+    "score_below_cutoff": 512,
+    "closed": 1024,
+}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One scoring of everyone: module scores, total score, value score and the decision."""
+
+    modules: dict[str, np.ndarray]
+    score: np.ndarray
+    value: np.ndarray
+    eligible: np.ndarray
+    reasons: np.ndarray
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (100.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def _log_ratio(x: np.ndarray, ref: float) -> np.ndarray:
+    return np.log(np.maximum(x, 1e-3) / ref)
+
+
+def module_scores(pop: Population, cfg: Scoring) -> dict[str, np.ndarray]:
+    """Each module's 0-100 score from the observable behaviour it summarises."""
+    k, ref = cfg.slope, cfg.references
+    awake = pop.awakened_months > 0
+    return {
+        "spending_capacity": _sigmoid(
+            k * (0.6 * _log_ratio(pop.payments_per_month, ref.payments_per_month)
+                 + 0.4 * _log_ratio(pop.monthly_spend, ref.monthly_spend))
+        ),
+        "repayment_trust": _sigmoid(
+            k * _log_ratio(pop.credit_history_years, ref.credit_history_years)
+            + 1.0 * pop.credit_transactions + 0.5 * pop.utility_payer - 0.75
+        ),
+        "social_influence": _sigmoid(
+            0.5 * k * _log_ratio(pop.contacts, ref.contacts) + 4.0 * (pop.social_quality - 0.4)
+        ),
+        "assets": _sigmoid(
+            k * (0.5 * _log_ratio(pop.wealth_days + 1.0, ref.wealth_days)
+                 + 0.5 * _log_ratio(pop.wealth_balance + 1.0, ref.wealth_balance))
+        ),
+        "behavioural_stability": _sigmoid(
+            1.5 - 3.0 * pop.night_share - 0.8 * pop.device_switches
+            - 0.6 * np.log(np.maximum(pop.spend_volatility, 1e-3)) - 1.0 * (pop.dormant | awake)
+        ),
+        "risk_resilience": _sigmoid(
+            k * _log_ratio(pop.income, ref.income) - 3.0 * (pop.debt_to_income - 0.35)
+        ),
+    }
+
+
+def _offsets(pop: Population, scenario: Scenario) -> np.ndarray:
+    spec = scenario.population
+    table = (
+        (pop.archetype, [a.score_offset for a in spec.archetypes.values()]),
+        (pop.region, [r.score_offset for r in spec.regions.values()]),
+        (pop.device_grade, [d.score_offset for d in spec.device_grades.values()]),
+        (pop.os, [o.score_offset for o in spec.os.values()]),
+        (pop.data_sharing, [d.score_offset for d in spec.data_sharing.values()]),
+    )
+    total = np.zeros(pop.n, dtype=np.float32)
+    for codes, values in table:
+        total += np.asarray(values, dtype=np.float32)[codes]
+    unknown_points = np.array([o.unknown_sources_points for o in spec.os.values()],
+                              dtype=np.float32)
+    total -= unknown_points[pop.os] * pop.unknown_sources
+    return total
+
+
+def _penalties(pop: Population, cfg: Scoring) -> tuple[np.ndarray, np.ndarray]:
+    """Points lost to cut-offs and risky behaviour, and the mask of hard cut-off failures."""
+    points = np.zeros(pop.n, dtype=np.float32)
+    hard = np.zeros(pop.n, dtype=bool)
+    for name, rule in cfg.cutoffs.items():
+        fail = getattr(pop, name) < rule.min
+        if rule.hard:
+            hard |= fail
+        points += rule.points * fail
+    p = cfg.penalties
+    flags = {
+        "low_offline_share": lambda r: pop.offline_share < r.threshold,
+        "high_spend_volatility": lambda r: pop.spend_volatility > r.threshold,
+        "night_activity": lambda r: pop.night_share > r.threshold,
+        "device_switches": lambda r: pop.device_switches >= r.threshold,
+        "no_utility_bills": lambda r: ~pop.utility_payer,
+        "awakened": lambda r: pop.awakened_months > 0,
+    }
+    for name, rule in p.items():
+        points += rule.points * flags[name](rule)
+    return points, hard
+
+
+def preconditions(pop: Population, scenario: Scenario) -> np.ndarray:
+    """Bitmask of failed hard preconditions (0 = all hold)."""
+    pre = scenario.scoring.preconditions
+    region_open = np.array([r.open for r in scenario.population.regions.values()])
+    reasons = np.zeros(pop.n, dtype=np.uint16)
+
+    def flag(mask, name):
+        reasons[mask] |= REASONS[name]
+
+    if pre.require_real_name_card:
+        flag(~pop.real_name_card, "no_real_name_card")
+    flag(pop.account_age_months < pre.min_account_age_months, "account_too_young")
+    if pre.exclude_past_default:
+        flag(pop.past_default, "past_default")
+    if pre.require_class_iii:
+        flag(pop.account_class == 0, "not_class_iii")
+    if pre.exclude_device_closed:
+        flag(pop.device_closed, "device_closed")
+    flag(~region_open[pop.region], "region_closed")
+    flag(pop.id_expired_months >= pre.exclude_expired_id_after_months, "id_expired")
+    if pre.exclude_risky_social_graph:
+        flag(pop.risky_social_graph, "risky_social_graph")
+    flag(pop.closed, "closed")
+    return reasons
+
+
+def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None) -> Evaluation:
+    """Score everyone and decide eligibility (``cutoff`` overrides the scenario's)."""
+    cfg = scenario.scoring
+    modules = module_scores(pop, cfg)
+    base = sum(cfg.weights[m] * modules[m] for m in MODULES)
+    penalty, hard = _penalties(pop, cfg)
+    offsets = _offsets(pop, scenario)
+    score = (base + offsets - penalty + pop.other_indicators).astype(np.float32)
+    # The value score ranks users for tier-first batches: what they are worth to the bank
+    # (the rollout's chosen modules) in the segments the bank prefers (the same offsets).
+    weights = scenario.rollout.value_weights
+    value = (sum(w * modules[m] for m, w in weights.items()) + offsets).astype(np.float32)
+    reasons = preconditions(pop, scenario)
+    reasons[hard] |= REASONS["hard_cutoff"]
+    limit = cfg.cutoff if cutoff is None else cutoff
+    reasons[score < limit] |= REASONS["score_below_cutoff"]
+    return Evaluation(modules, score, value, reasons == 0, reasons)
+
+
+def apply(pop: Population, ev: Evaluation) -> None:
+    """Store an evaluation's results on the population (the bank's current view)."""
+    pop.score, pop.value, pop.eligible, pop.reasons = ev.score, ev.value, ev.eligible, ev.reasons
