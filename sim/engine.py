@@ -76,13 +76,20 @@ class Result:
     def quarterly(self) -> pd.DataFrame:
         return quarterly(self.monthly)
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables a run writes, by file stem (``metrics`` is the monthly table)."""
+        return {"metrics": self.monthly, "segments": self.segments, "batches": self.batches}
+
 
 class Simulation:
     """One run of a scenario: builds the population, registers the processes, runs them."""
 
     def __init__(self, scenario: Scenario, seed: int | None = None,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, quarters: int | None = None):
+        if quarters is not None and not 1 <= quarters <= scenario.quarters:
+            raise ValueError(f"quarters must be between 1 and the scenario's {scenario.quarters}")
         self.scenario = scenario
+        self.months = 3 * (quarters or scenario.quarters)
         self.seed = scenario.seed if seed is None else int(seed)
         self.progress = progress
         self.rng = streams(self.seed)
@@ -100,7 +107,7 @@ class Simulation:
         self.region_open = np.array([r.open for r in scenario.population.regions.values()])
         self.recorder = Recorder()
         self.month_ends = [(add_months(scenario.start, m) - scenario.start).days
-                           for m in range(1, scenario.months + 1)]
+                           for m in range(1, self.months + 1)]
         self.horizon = self.month_ends[-1]
         self.initial_reasons = first.reasons.copy()
 
@@ -231,7 +238,7 @@ class Simulation:
                                    month=month, flows=self.state.flows)
             self.state.flows = {}
             if self.progress is not None:
-                self.progress(month, self.scenario.months)
+                self.progress(month, self.months)
 
     # ------------------------------------------------------------------ run
     def run(self) -> Result:
@@ -297,7 +304,7 @@ def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
         "users": pop.n,
         "weight": pop.weight,
         "population": float(pop.n * pop.weight),
-        "months": sc.months,
+        "months": sim.months,
         "score_auc": round(weighted_auc(pop.score, pd_h), 6),
         "score_auc_horizon_months": horizon,
         "mean_monthly_hazard": float(pop.hazard.mean()),
@@ -325,6 +332,11 @@ def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
     }
 
 
-def run(scenario: Scenario, seed: int | None = None, progress: Progress | None = None) -> Result:
-    """Simulate ``scenario`` with ``seed`` (default: the scenario's own) and return the result."""
-    return Simulation(scenario, seed, progress).run()
+def run(scenario: Scenario, seed: int | None = None, progress: Progress | None = None,
+        quarters: int | None = None) -> Result:
+    """Simulate ``scenario`` with ``seed`` (default: the scenario's own) and return the result.
+
+    ``quarters`` simulates only the first quarters of the scenario's horizon (its calendar,
+    phases and releases stay as written), which is how short test and benchmark runs are made.
+    """
+    return Simulation(scenario, seed, progress, quarters).run()
