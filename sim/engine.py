@@ -105,7 +105,7 @@ class Simulation:
         )
         self.visibility = release.visibility_rates(scenario.release)
         self.region_open = np.array([r.open for r in scenario.population.regions.values()])
-        self.recorder = Recorder()
+        self.recorder = Recorder(bands=scenario.reporting.bands)
         self.month_ends = [(add_months(scenario.start, m) - scenario.start).days
                            for m in range(1, self.months + 1)]
         self.horizon = self.month_ends[-1]
@@ -183,7 +183,7 @@ class Simulation:
     def monthly(self):
         """Month-end ageing of behaviour and client versions."""
         previous = 0
-        for month, day in enumerate(self.month_ends, start=1):
+        for day in self.month_ends:
             yield self.at(day - 1, "monthly")
             days = day - previous
             previous = day
@@ -264,11 +264,10 @@ def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator)
     n = pop.n
     pop.account_age_months += 1
     pop.credit_history_years += np.float32(1 / 12)
-    for name in ("payments_per_month", "monthly_spend", "wealth_balance"):
+    for name in ("payments_per_month", "monthly_spend", "wealth_balance", "wealth_days"):
         arr = getattr(pop, name)
         arr *= np.exp(b.drift_sd * rng.standard_normal(n, dtype=np.float32))
-    holders = pop.wealth_days > 0
-    pop.wealth_days[holders] = np.minimum(pop.wealth_days[holders] + 30, 365)
+    np.minimum(pop.wealth_days, 365, out=pop.wealth_days)  # days held in the past year
     np.maximum(pop.awakened_months - 1, 0, out=pop.awakened_months, casting="unsafe")
     u = rng.random(n, dtype=np.float32)
     waking = pop.dormant & (u < b.wake_rate)
@@ -285,6 +284,10 @@ def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator)
     pop.id_expired_months[expired] += 1
     pop.id_expired_months[renewed] = -1
     pop.id_expired_months[expiring] = 0
+
+
+def _maybe(x) -> float | None:
+    return None if pd.isna(x) else float(x)
 
 
 def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
@@ -323,8 +326,9 @@ def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
                 "visible_share": float(r.visible_share),
                 "gained_access": float(r.gained_access),
                 "lost_access": float(r.lost_access),
-                "gained_rate": None if pd.isna(r.gained_rate) else float(r.gained_rate),
-                "lost_rate": None if pd.isna(r.lost_rate) else float(r.lost_rate),
+                "gained_rate": _maybe(r.gained_rate),
+                "lost_rate": _maybe(r.lost_rate),
+                "churn_rate": _maybe(r.churn_rate),
             }
             for r in q.itertuples()
         ],

@@ -24,10 +24,29 @@ SEGMENT_COLUMNS = ("date", "month", "dimension", "value", "population", "eligibl
                    "visible", "access_rate", "visible_rate")
 
 
+def band_labels(edges: list[float]) -> tuple[str, ...]:
+    """Labels of the bands cut by ``edges``: '<a', 'a-b', ..., '>=z'."""
+    def fmt(x: float) -> str:
+        return f"{x:g}"
+    inner = [f"{fmt(a)}-{fmt(b)}" for a, b in zip(edges, edges[1:], strict=False)]
+    return (f"<{fmt(edges[0])}", *inner, f">={fmt(edges[-1])}")
+
+
+def segment_codes(pop: Population, bands: dict[str, list[float]]):
+    """(dimension, codes, labels) for every categorical attribute and every banded one."""
+    for dim in DIMENSIONS:
+        yield dim, getattr(pop, dim), pop.labels[dim]
+    yield "utility_payer", pop.utility_payer.view(np.int8), ("no", "yes")
+    for name, edges in bands.items():
+        codes = np.digitize(getattr(pop, name), edges).astype(np.int8)
+        yield name, codes, band_labels(edges)
+
+
 @dataclass
 class Recorder:
     """Collects one row per month and one row per segment per month."""
 
+    bands: dict[str, list[float]] = field(default_factory=dict)
     monthly: list[dict] = field(default_factory=list)
     segments: list[dict] = field(default_factory=list)
 
@@ -55,16 +74,15 @@ class Recorder:
             "new_invites": flows.get("new_invites", 0) * w,
             "batches": flows.get("batches", 0),
         })
-        for dim in DIMENSIONS:
-            codes = getattr(pop, dim)
-            k = len(pop.labels[dim])
+        for dim, codes, labels in segment_codes(pop, self.bands):
+            k = len(labels)
             counts = {
                 "population": np.bincount(codes, minlength=k),
                 "eligible": np.bincount(codes[pop.eligible], minlength=k),
                 "invited": np.bincount(codes[pop.invited], minlength=k),
                 "visible": np.bincount(codes[visible], minlength=k),
             }
-            for code, label in enumerate(pop.labels[dim]):
+            for code, label in enumerate(labels):
                 n = counts["population"][code]
                 self.segments.append({
                     "date": date,
@@ -101,4 +119,5 @@ def quarterly(monthly: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         out["gained_rate"] = (flows["gained_access"] / before).where(before > 0)
         out["lost_rate"] = (flows["lost_access"] / before).where(before > 0)
+        out["churn_rate"] = out["gained_rate"] + out["lost_rate"]
     return out.reset_index()

@@ -315,6 +315,36 @@ class Calendar(_Model):
     policy_changes: list[PolicyChange] = []
 
 
+BANDABLE = ("account_age_months", "credit_history_years", "payments_per_month", "monthly_spend",
+            "wealth_days", "wealth_balance", "spend_volatility", "offline_share", "night_share",
+            "social_quality", "income", "debt_to_income", "contacts")
+
+
+class Reporting(_Model):
+    """How continuous attributes are banded into segments (upper-open bands, edges rising)."""
+
+    bands: dict[str, list[float]] = {
+        "account_age_months": [6, 24, 60],
+        "credit_history_years": [1, 3, 5],
+        "payments_per_month": [9, 15, 28],
+        "wealth_days": [1, 90, 180],
+        "spend_volatility": [1.0, 2.0],
+        "offline_share": [0.35, 0.6],
+        "social_quality": [0.3, 0.5],
+        "income": [5000, 10000, 20000],
+    }
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, v):
+        for name, edges in v.items():
+            if name not in BANDABLE:
+                raise ValueError(f"cannot band '{name}'; allowed: {list(BANDABLE)}")
+            if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+                raise ValueError(f"band edges of '{name}' must be a rising, non-empty list")
+        return v
+
+
 class Reevaluation(_Model):
     every_months: PositiveInt = 3
     admit_new: bool = True
@@ -407,6 +437,7 @@ class Scenario(_Model):
     calendar: Calendar = Calendar()
     reevaluation: Reevaluation = Reevaluation()
     rollout: Rollout
+    reporting: Reporting = Reporting()
 
     @field_validator("start")
     @classmethod
@@ -499,6 +530,21 @@ def add_months(day: dt.date, months: int) -> dt.date:
 # --------------------------------------------------------------------------- loading
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML (no object-building tags) that leaves dates as text for pydantic to parse,
+    so a bad date is reported with its key path like any other bad value."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
 def load(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
     """Load, resolve ``extends``, apply ``--set`` overrides and validate a scenario file."""
     path = Path(path)
@@ -531,7 +577,7 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> dict:
         key = "extends" if chain else ""
         raise ScenarioError(source, key, f"scenario file '{path}' does not exist")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -569,7 +615,7 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
     if not sep or not key:
         raise ScenarioError(source, key, f"--set takes key.path=value, got '{item}'")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = parse_yaml(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
     parts = key.split(".")

@@ -1,0 +1,93 @@
+"""Sticky rollouts, ramps and batch choice."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sim
+from sim import invites
+from sim.engine import Simulation
+from sim.scenario import Phase
+
+
+@given(st.text(max_size=20), st.floats(0, 100), st.floats(0, 100))
+def test_raising_a_percentage_only_adds_users(salt, p1, p2):
+    bucket = invites.sticky_bucket(5_000, salt)
+    low, high = sorted((p1, p2))
+    assert not (invites.in_rollout(bucket, low) & ~invites.in_rollout(bucket, high)).any()
+
+
+def test_buckets_are_uniform_and_salted():
+    a = invites.sticky_bucket(200_000, "a")
+    b = invites.sticky_bucket(200_000, "b")
+    share = invites.in_rollout(a, 10).mean()
+    assert abs(share - 0.10) < 4 * np.sqrt(0.09 / 200_000)
+    # a different salt picks a different first 10%: overlap is ~ 10% of 10%
+    overlap = (invites.in_rollout(a, 10) & invites.in_rollout(b, 10)).mean()
+    assert abs(overlap - 0.01) < 0.003
+
+
+def test_bucket_of_a_user_does_not_depend_on_population_size():
+    small, large = invites.sticky_bucket(1_000, "s"), invites.sticky_bucket(5_000, "s")
+    assert np.array_equal(small, large[:1000])
+
+
+def test_ramp_steps_keep_every_user_of_the_smaller_step(baseline_path):
+    ramp = ("rollout.phases=[{name: ramp, start: 2025-01-01, cadence_days: 7, "
+            "ramp: [{percent: 10, days: 35}, {percent: 20, days: 35}, {percent: 50, days: 60}]}]")
+    sc = sim.load(baseline_path, ["population.users=50000", ramp,
+                                  "reevaluation.every_months=120"])
+    sim_ = Simulation(sc, quarters=1)
+    seen = {}
+
+    def snap(month, total):
+        seen[month] = sim_.pop.invited.copy()
+
+    sim_.progress = snap
+    sim_.run()
+    first, second, third = seen[1], seen[2], seen[3]   # 10% in Jan, 20% in Feb, 50% in March
+    assert first.sum() > 0
+    assert not (first & ~second).any() and not (second & ~third).any()
+    assert second.sum() > 1.5 * first.sum()
+    bucket = invites.sticky_bucket(sc.population.users, "tier-first:ramp")
+    assert (bucket[first] < 1000).all()
+
+
+def test_ramp_percent_schedule():
+    phase = Phase(name="r", start=dt.date(2025, 1, 1),
+                  ramp=[{"percent": 1, "days": 14}, {"percent": 5, "days": 14}])
+    assert invites.ramp_percent(phase, dt.date(2025, 1, 1)) == 1
+    assert invites.ramp_percent(phase, dt.date(2025, 1, 15)) == 5
+    assert invites.ramp_percent(phase, dt.date(2026, 1, 1)) == 5
+
+
+def test_choose_takes_smallest_keys_ties_by_id():
+    pool = np.array([True, True, True, False, True, True])
+    key = np.array([3.0, 1.0, 2.0, 0.0, 2.0, 5.0])
+    assert invites.choose(pool, key, 2).tolist() == [1, 2]
+    assert sorted(invites.choose(pool, key, 3).tolist()) == [1, 2, 4]
+    assert invites.choose(pool, key, 10).tolist() == [0, 1, 2, 4, 5]
+
+
+def test_batch_count_is_in_real_users():
+    phase = Phase(name="p", start=dt.date(2025, 1, 1), batch={"count": 1_000_000},
+                  holiday_multiplier=2)
+    assert invites.batch_size(phase, pool=10_000, weight=5000, holiday=False) == 200
+    assert invites.batch_size(phase, pool=10_000, weight=5000, holiday=True) == 400
+    assert invites.batch_size(phase, pool=300, weight=5000, holiday=True) == 300
+
+
+def test_tier_ordering_invites_highest_value_first(baseline_path):
+    sc = sim.load(baseline_path, ["population.users=30000"])
+    s = Simulation(sc, quarters=1)
+    phase = sc.rollout.phases[0]
+    pool = invites.candidates(s.pop, sc, phase)
+    chosen = invites.next_batch(s.pop, sc, phase, phase.start, False,
+                                invites.sticky_bucket(s.pop.n, "x"))
+    rest = np.flatnonzero(pool)
+    rest = rest[~np.isin(rest, chosen)]
+    assert s.pop.value[chosen].min() >= s.pop.value[rest].max()
