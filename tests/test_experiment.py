@@ -1,0 +1,45 @@
+"""Many runs: seeds spawned from the scenario seed, identical tables on every executor."""
+
+from __future__ import annotations
+
+import pytest
+
+import sim
+from sim import experiment as ex
+
+
+@pytest.fixture(scope="module")
+def small(baseline_path):
+    return sim.load(baseline_path, ["population.users=10000"])
+
+
+def test_replication_seeds_are_spawned_and_stable():
+    seeds = ex.replication_seeds(7, 5)
+    assert seeds == ex.replication_seeds(7, 5)
+    assert len(set(seeds)) == 5 and seeds != ex.replication_seeds(8, 5)
+    assert ex.replication_seeds(7, 3) == seeds[:3]  # adding replications keeps the first ones
+
+
+def test_replications_differ_and_are_labelled(small):
+    outputs = ex.replications(small, 3, quarters=1)
+    metrics = ex.concat(outputs, "metrics")
+    assert list(metrics.columns[:1]) == ["replication"]
+    assert sorted(metrics.replication.unique()) == [0, 1, 2]
+    finals = metrics.groupby("replication").invited.last()
+    assert finals.nunique() == 3
+
+
+def test_process_pool_and_dask_match_in_process(small):
+    pytest.importorskip("dask.distributed")
+    inproc = ex.concat(ex.replications(small, 3, quarters=1), "segments")
+    pool = ex.ProcessPool(2)
+    try:
+        pooled = ex.concat(ex.replications(small, 3, quarters=1, executor=pool), "segments")
+    finally:
+        pool.close()
+    dask = ex.DaskCluster(workers=2)
+    try:
+        clustered = ex.concat(ex.replications(small, 3, quarters=1, executor=dask), "segments")
+    finally:
+        dask.close()
+    assert inproc.equals(pooled) and inproc.equals(clustered)
