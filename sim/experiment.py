@@ -161,3 +161,139 @@ def replications(scenario: Scenario, reps: int, quarters: int | None = None,
     specs = [RunSpec(scenario, seed, quarters, {"replication": r})
              for r, seed in enumerate(replication_seeds(scenario.seed, reps))]
     return execute(specs, executor, progress)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided t interval of the mean; (mean, nan, nan) from a single value."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    n = values.size
+    mean = float(values.mean()) if n else float("nan")
+    if n < 2 or not np.isfinite(values).all():
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def quarter_ends(monthly: pd.DataFrame) -> pd.DataFrame:
+    return monthly.groupby("quarter", sort=True).tail(1).set_index("quarter")
+
+
+def run_metrics(monthly: pd.DataFrame, target: float, coverage: str = "invited") -> dict:
+    """The figures a planner compares strategies on, from one run's monthly table.
+
+    Credit figures are included when the table has them: the 12-month default rate at the
+    horizon, the annualised loss rate over the last 12 months (charge-offs over the mean
+    outstanding balance), net income over the horizon and the peak outstanding balance.
+    """
+    ends = quarter_ends(monthly)
+    share = ends[f"{coverage}_share"]
+    reached = share.index[share.to_numpy() >= target]
+    out = {f"{kind}_share_q{q}": float(ends.loc[q, f"{kind}_share"])
+           for kind in ("invited", "visible") for q in ends.index}
+    out["quarters_to_target"] = float(reached[0]) if len(reached) else float("inf")
+    last12 = monthly.tail(12)
+    if "default_rate_12m" in monthly:
+        out["default_rate_12m"] = float(monthly["default_rate_12m"].iloc[-1])
+    if {"charge_off_loss", "outstanding"} <= set(monthly.columns):
+        mean_out = float(last12["outstanding"].mean())
+        annual = float(last12["charge_off_loss"].sum()) * 12 / len(last12)
+        out["loss_rate"] = annual / mean_out if mean_out > 0 else float("nan")
+    if "net_income" in monthly:
+        out["net_income"] = float(monthly["net_income"].sum())
+    if "outstanding" in monthly:
+        out["peak_outstanding"] = float(monthly["outstanding"].max())
+    return out
+
+
+def metrics_table(outputs: Sequence[RunOutput], target: float,
+                  coverage: str = "invited") -> pd.DataFrame:
+    """One row per run: its labels and :func:`run_metrics`."""
+    rows = [{**o.labels, **run_metrics(o.tables["metrics"], target, coverage)}
+            for o in outputs]
+    return pd.DataFrame(rows)
+
+
+def summarize_strategies(per_run: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """Mean and 95% interval of every metric per strategy, and the paired difference to
+    ``baseline`` (the first strategy by default), replication by replication."""
+    strategies = list(dict.fromkeys(per_run["strategy"]))
+    baseline = baseline or strategies[0]
+    metrics = [c for c in per_run.columns if c not in ("strategy", "replication")]
+    ref = per_run[per_run.strategy == baseline].set_index("replication")
+    rows = []
+    for name in strategies:
+        mine = per_run[per_run.strategy == name].set_index("replication")
+        for metric in metrics:
+            mean, lo, hi = interval(mine[metric].to_numpy())
+            diff = (mine[metric] - ref[metric]).dropna()
+            dmean, dlo, dhi = interval(diff.to_numpy())
+            rows.append({"strategy": name, "metric": metric, "mean": mean, "ci_low": lo,
+                         "ci_high": hi, "diff": dmean, "diff_ci_low": dlo,
+                         "diff_ci_high": dhi, "replications": int(mine[metric].size)})
+    return pd.DataFrame(rows)
+
+
+def verdict(summary: pd.DataFrame, target: float, max_default_rate: float | None,
+            coverage: str = "invited") -> str:
+    """Which strategy reaches the coverage target soonest within the default budget.
+
+    A strategy is within budget when the upper end of its 95% interval of the 12-month default
+    rate (its mean, with one replication) is at or under ``max_default_rate``.
+    """
+    table = summary.pivot(index="strategy", columns="metric", values="mean")
+    upper = summary.pivot(index="strategy", columns="metric", values="ci_high")
+    order = list(dict.fromkeys(summary.strategy))
+    table, upper = table.loc[order], upper.loc[order]
+    within = pd.Series(True, index=table.index)
+    if max_default_rate is not None and "default_rate_12m" in table:
+        bound = upper["default_rate_12m"].fillna(table["default_rate_12m"])
+        within = bound <= max_default_rate
+    budget = "" if max_default_rate is None else f" within a 12-month default rate of " \
+                                                 f"{max_default_rate:.2%}"
+    goal = f"{target:.0%} {coverage} coverage"
+    candidates = table[within & np.isfinite(table["quarters_to_target"])]
+    if candidates.empty:
+        over = ", ".join(s for s in table.index if not within[s])
+        reason = f" ({over} over budget)" if over else ""
+        return f"No strategy reaches {goal}{budget} in every replication{reason}."
+    final = [c for c in table.columns if c.startswith(f"{coverage}_share_q")][-1]
+    best = candidates.sort_values(["quarters_to_target", final],
+                                  ascending=[True, False]).index[0]
+    q = candidates.loc[best, "quarters_to_target"]
+    detail = ""
+    if "default_rate_12m" in table:
+        detail = f"; 12-month default rate {table.loc[best, 'default_rate_12m']:.2%}"
+    return (f"'{best}' reaches {goal} soonest{budget}: quarter {q:.1f} on average"
+            f"{detail}.")
+
+
+def compare(scenarios: Sequence[Scenario], reps: int, *, target: float,
+            max_default_rate: float | None = None, coverage: str = "invited",
+            quarters: int | None = None, executor=None, progress: Progress | None = None,
+            common_random_numbers: bool = True):
+    """Run every strategy ``reps`` times on common random numbers and compare them.
+
+    Replication ``r`` of every strategy uses the same seed (spawned from the first scenario's
+    seed), hence the same synthetic population and random streams, so paired differences
+    measure the strategy and not the noise. ``common_random_numbers=False`` gives each strategy
+    its own seeds, which only exists to show how much wider the intervals then are.
+    """
+    names = [s.rollout.name if s.rollout.name else s.name for s in scenarios]
+    if len(set(names)) != len(names):
+        names = [f"{s.name}:{s.rollout.name}" for s in scenarios]
+    base = scenarios[0].seed
+    specs = []
+    for k, (name, sc) in enumerate(zip(names, scenarios, strict=True)):
+        seeds = replication_seeds(base if common_random_numbers else base + 7919 * (k + 1),
+                                  reps)
+        specs += [RunSpec(sc, seed, quarters, {"strategy": name, "replication": r})
+                  for r, seed in enumerate(seeds)]
+    outputs = execute(specs, executor, progress)
+    per_run = metrics_table(outputs, target, coverage)
+    summary = summarize_strategies(per_run)
+    return outputs, per_run, summary, verdict(summary, target, max_default_rate, coverage)
