@@ -85,6 +85,8 @@ class Result:
     summary: dict
     population: Population
     wall_seconds: float
+    book: credit.Book | None = None  # the credit lines at the end of the run
+    fraud: fraud.FraudBook | None = None  # risk levels at the end of the run
 
     @property
     def quarterly(self) -> pd.DataFrame:
@@ -347,7 +349,7 @@ class Simulation:
         summary = summarize(self, monthly)
         return Result(self.scenario, self.seed, monthly, self.recorder.segment_frame(), batches,
                       self.recorder.vintage_frame(), summary, self.pop,
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, self.book, self.fraud)
 
 
 def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator) -> None:
