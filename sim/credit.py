@@ -274,7 +274,7 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     repay[cured] = interest[cured] + -(-opening[cured] * (arrears + 1) // term)
     np.minimum(repay, book.balance, out=repay)
     book.balance -= repay
-    book.minimum_streak[minimum] += 1
+    book.minimum_streak[minimum] = np.minimum(book.minimum_streak[minimum], 100) + 1
     book.minimum_streak[full] = 0
     book.minimum_streak[instal] = 0
     pop.score_adjust[full] = np.minimum(pop.score_adjust[full] + eff.early_repayment_points,

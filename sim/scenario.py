@@ -435,7 +435,7 @@ class Limits(_Model):
     first_min: PositiveFloat
     first_max: PositiveFloat
     round_to: PositiveFloat = 100.0
-    raise_after_months: PositiveInt
+    raise_after_months: Annotated[int, Field(gt=0, le=120)]
     raise_on_time_share: Probability
     raise_factor: Annotated[float, Field(ge=1.0)]
     minimum_streak_cancels_raise: PositiveInt = 3
