@@ -7,6 +7,7 @@ be scheduled in, so a run is the same whatever else is added to the calendar.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -16,13 +17,15 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from . import invites, release, scoring
-from .metrics import Recorder, quarterly
+from . import credit, fraud, invites, release, scoring
+from .metrics import Recorder, quarterly, vintage_rows
 from .population import Population, assign_latent_risk, synthesize, weighted_auc
 from .scenario import Scenario, add_months
 
-#: Offsets within a day: calendar events, then rollout batches, then month-end work.
-AT = {"calendar": 0.0, "rollout": 0.25, "monthly": 0.5, "reevaluation": 0.6, "recorder": 0.9}
+#: Offsets within a day: calendar events, then rollout batches, then month-end work
+#: (behaviour, fraud signals, credit lines, re-evaluation, snapshot).
+AT = {"calendar": 0.0, "rollout": 0.25, "monthly": 0.5, "fraud": 0.52, "credit": 0.55,
+      "reevaluation": 0.6, "recorder": 0.9}
 
 #: Named random streams. Each is ``SeedSequence(seed, spawn_key=(i,))``: adding a stream at the
 #: end never changes the others, and the population stream is the same for every strategy.
@@ -49,11 +52,21 @@ class State:
     newest_version: int
     holidays: set[str] = field(default_factory=set)
     batches: list[dict] = field(default_factory=list)
+    batch_months: list[int] = field(default_factory=list)  # month whose snapshot first has it
     flows: dict[str, float] = field(default_factory=dict)
+    macro_shocks: dict[str, float] = field(default_factory=dict)
+    capital_bound: bool = False  # the capital cap held back invitations this month
+    credit_flows: dict[str, int] = field(default_factory=dict)
+    fraud_flows: dict[str, int] = field(default_factory=dict)
 
     @property
     def holiday(self) -> bool:
         return bool(self.holidays)
+
+    @property
+    def macro(self) -> float:
+        """The macro factor on default hazard: the product of the shocks in force."""
+        return float(np.prod(list(self.macro_shocks.values()))) if self.macro_shocks else 1.0
 
     def count(self, key: str, amount: float) -> None:
         self.flows[key] = self.flows.get(key, 0) + amount
@@ -68,9 +81,12 @@ class Result:
     monthly: pd.DataFrame
     segments: pd.DataFrame
     batches: pd.DataFrame
+    vintages: pd.DataFrame
     summary: dict
     population: Population
     wall_seconds: float
+    book: credit.Book | None = None  # the credit lines at the end of the run
+    fraud: fraud.FraudBook | None = None  # risk levels at the end of the run
 
     @property
     def quarterly(self) -> pd.DataFrame:
@@ -78,7 +94,8 @@ class Result:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables a run writes, by file stem (``metrics`` is the monthly table)."""
-        return {"metrics": self.monthly, "segments": self.segments, "batches": self.batches}
+        return {"metrics": self.monthly, "segments": self.segments, "batches": self.batches,
+                "vintages": self.vintages}
 
 
 class Simulation:
@@ -110,6 +127,10 @@ class Simulation:
                            for m in range(1, self.months + 1)]
         self.horizon = self.month_ends[-1]
         self.initial_reasons = first.reasons.copy()
+        self.book = credit.new_book(self.pop.n)
+        self.fraud = fraud.new_fraud_book(self.pop.n, scenario.fraud, self.rng["fraud"],
+                                          scenario.start.year)
+        self.max_outstanding = scenario.capital.max_outstanding
 
     # ------------------------------------------------------------------ helpers
     def date(self, day: float) -> dt.date:
@@ -120,10 +141,21 @@ class Simulation:
         return self.env.timeout(max(0.0, day + AT[what] - self.env.now))
 
     def visible(self) -> np.ndarray:
-        """Invited, entry shown on the client version, and region open."""
+        """Invited, entry shown on the client version, not hidden by R1/R2, region open."""
         pop = self.pop
         return (pop.invited & release.entry_visible(pop, self.visibility)
-                & self.region_open[pop.region])
+                & self.region_open[pop.region] & ~pop.hidden & ~pop.closed)
+
+    def outstanding(self) -> float:
+        """Total drawn balance in CNY (weighted)."""
+        return float(self.book.balance.sum()) * self.pop.weight / credit.FEN
+
+    def capital_binds(self) -> bool:
+        """Whether the capital cap on outstanding stops new invitations now (and flag it)."""
+        if self.max_outstanding is None or self.outstanding() < self.max_outstanding:
+            return False
+        self.state.capital_bound = True
+        return True
 
     # ------------------------------------------------------------------ processes
     def calendar(self):
@@ -147,6 +179,14 @@ class Simulation:
                 self.state, "newest_version", max(self.state.newest_version, code)))
         for change in sc.calendar.policy_changes:
             add(change.date, 2, lambda c=change: setattr(self.state, "cutoff", c.cutoff))
+        for i, shock in enumerate(sc.macro.shocks):
+            key = shock.name or f"shock{i}"
+            add(shock.start, 3, lambda k=key, s=shock: self.state.macro_shocks.__setitem__(
+                k, s.hazard_multiplier))
+            add(shock.end + dt.timedelta(days=1), 3,
+                lambda k=key: self.state.macro_shocks.pop(k, None))
+            if shock.start < sc.start <= shock.end:
+                self.state.macro_shocks[key] = shock.hazard_multiplier
         events.sort(key=lambda e: (e[0], e[1]))
         for day, _, action in events:
             yield self.at(day, "calendar")
@@ -165,6 +205,8 @@ class Simulation:
                 date = self.date(day)
                 if any(w.contains(date) for w in sc.rollout.freeze):
                     continue
+                if self.capital_binds():
+                    continue
                 users = invites.next_batch(self.pop, sc, phase, date, self.state.holiday, bucket)
                 if users.size:
                     self._record_batch(users, date, phase.name, "batch")
@@ -177,6 +219,8 @@ class Simulation:
             "users": int(users.size), "accounts": users.size * self.pop.weight,
             "holiday": self.state.holiday,
         })
+        self.state.batch_months.append(
+            bisect.bisect_right(self.month_ends, (date - self.scenario.start).days) + 1)
         self.state.count("new_invites", users.size)
         self.state.count("batches", 1)
 
@@ -216,7 +260,7 @@ class Simulation:
         pop.invited[regained] = True
         admitted = 0
         phase = invites.active_phase(sc.rollout, date)
-        if sc.reevaluation.admit_new and phase is not None:
+        if sc.reevaluation.admit_new and phase is not None and not self.capital_binds():
             reach = invites.in_phase_reach(pop, sc, phase) & pop.eligible
             covered = np.count_nonzero(reach & pop.invited)
             coverage = covered / max(np.count_nonzero(reach), 1)
@@ -231,20 +275,69 @@ class Simulation:
         self.state.count("lost_access", int(lost.sum()))
         self.state.count("gained_access", int(regained.sum()) + admitted)
 
+    def fraud_process(self):
+        """Month-end risk signals, R1 expiry and R2 reviews."""
+        for day in self.month_ends:
+            yield self.at(day - 1, "fraud")
+            self.state.fraud_flows = fraud.month_end(
+                self.fraud, self.pop, self.scenario.fraud, day=day - 1,
+                year=self.date(day - 1).year, rng=self.rng["fraud"])
+
+    def credit_process(self):
+        """Month-end credit lines: interest, delinquency, repayments, activation, draws."""
+        previous = 0
+        for month, day in enumerate(self.month_ends, start=1):
+            yield self.at(day - 1, "credit")
+            days, previous = day - previous, day
+            flows = credit.month_end(
+                self.book, self.pop, self.scenario, month=month, day=day - 1, days=days,
+                date=self.date(day - 1), visible=self.visible(), macro=self.state.macro,
+                rng=self.rng["credit"])
+            rate = self.scenario.credit.loss.funding_rate
+            flows["funding_cost"] = round(flows["opening_balance"] * rate * days / 365.0)
+            self.state.credit_flows = flows
+
+    def _credit_snapshot(self) -> dict:
+        book, pop = self.book, self.pop
+        row = {**self.state.credit_flows, **self.state.fraud_flows}
+        row.update(credit.stock(book, pop))
+        row.update(fraud.stock(self.fraud))
+        row.update(credit.expected_loss(book, pop, self.scenario, self.state.macro))
+        row["macro_factor"] = self.state.macro
+        if self.max_outstanding is not None and self.outstanding() >= self.max_outstanding:
+            self.state.capital_bound = True
+        row["capital_bound"] = self.state.capital_bound
+        return row
+
     def recorder_process(self):
+        book = self.book
+        maturity = self.scenario.credit.vintage_maturity_months
         for month, day in enumerate(self.month_ends, start=1):
             yield self.at(day - 1, "recorder")
-            self.recorder.snapshot(self.pop, self.visible(), date=self.date(day - 1),
-                                   month=month, flows=self.state.flows)
+            date = self.date(day - 1)
+            ever_default = book.default_month >= 0
+            self.recorder.snapshot(
+                self.pop, self.visible(), date=date, month=month, flows=self.state.flows,
+                credit=self._credit_snapshot(),
+                per_user={"borrowers": credit.borrowers(book), "defaults": ever_default,
+                          "loss": book.cum_loss.astype(np.float64)})
+            dpd30 = (book.state >= credit.D31_60) & (book.state <= credit.DEFAULT)
+            self.recorder.record_vintages(vintage_rows(
+                self.pop.vintage, self.state.batches, self.state.batch_months, date=date,
+                month=month, weight=self.pop.weight, maturity=maturity,
+                arrays={"opened": book.opened, "dpd30": dpd30, "ever_default": ever_default,
+                        "balance": book.balance, "cum_draw": book.cum_draw,
+                        "cum_loss": book.cum_loss}))
             self.state.flows = {}
+            self.state.capital_bound = False
             if self.progress is not None:
                 self.progress(month, self.months)
 
     # ------------------------------------------------------------------ run
     def run(self) -> Result:
         started = time.perf_counter()
-        for proc in (self.calendar, self.rollout, self.monthly, self.reevaluation,
-                     self.recorder_process):
+        for proc in (self.calendar, self.rollout, self.monthly, self.fraud_process,
+                     self.credit_process, self.reevaluation, self.recorder_process):
             self.env.process(proc())
         self.env.run(until=self.horizon + 1)
         monthly = self.recorder.monthly_frame()
@@ -255,7 +348,8 @@ class Simulation:
         batches["date"] = pd.to_datetime(batches["date"])
         summary = summarize(self, monthly)
         return Result(self.scenario, self.seed, monthly, self.recorder.segment_frame(), batches,
-                      summary, self.pop, time.perf_counter() - started)
+                      self.recorder.vintage_frame(), summary, self.pop,
+                      time.perf_counter() - started, self.book, self.fraud)
 
 
 def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator) -> None:
@@ -284,10 +378,6 @@ def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator)
     pop.id_expired_months[expired] += 1
     pop.id_expired_months[renewed] = -1
     pop.id_expired_months[expiring] = 0
-
-
-def _maybe(x) -> float | None:
-    return None if pd.isna(x) else float(x)
 
 
 def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
@@ -326,13 +416,62 @@ def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
                 "visible_share": float(r.visible_share),
                 "gained_access": float(r.gained_access),
                 "lost_access": float(r.lost_access),
-                "gained_rate": _maybe(r.gained_rate),
-                "lost_rate": _maybe(r.lost_rate),
-                "churn_rate": _maybe(r.churn_rate),
+                "gained_rate": _num(r.gained_rate),
+                "lost_rate": _num(r.lost_rate),
+                "churn_rate": _num(r.churn_rate),
+                "default_rate_12m": _num(r.default_rate_12m),
+                "lagged_default_rate": _num(r.lagged_default_rate),
+                "loss_rate": _num(r.loss_rate),
+                "net_income": _num(r.net_income),
+                "outstanding": _num(r.outstanding),
+                "ecl_allowance": _num(r.ecl_allowance),
+                "capital_bound_months": int(r.capital_bound_months),
             }
             for r in q.itertuples()
         ],
         "not_eligible_at_start": why_not,
+        "credit": credit_summary(sim, monthly),
+    }
+
+
+def _num(x) -> float | None:
+    return None if pd.isna(x) else float(x)
+
+
+def credit_summary(sim: Simulation, monthly: pd.DataFrame) -> dict:
+    """Headline credit and fraud figures of the whole run."""
+    pop, book = sim.pop, sim.book
+    years = len(monthly) / 12.0
+    borrower_years = monthly["borrowers"].sum() / 12.0
+    avg_outstanding = monthly["outstanding"].mean()
+    cap_bound = {}
+    for i, rule in enumerate(sim.scenario.credit.limits.caps):
+        for k, kind in enumerate(credit.CAP_KINDS):
+            if (rule.income_share is None) == (kind == "income"):
+                continue
+            bit = np.uint32(1 << (3 * i + k))
+            users = np.count_nonzero(book.cap_bound & bit)
+            cap_bound[f"{rule.name}:{kind}"] = float(users * pop.weight)
+    since = sim.horizon - 365
+    return {
+        "annualised_default_rate": _num(monthly["new_defaults"].sum() / borrower_years
+                                        if borrower_years > 0 else np.nan),
+        "annualised_loss_rate": _num(monthly["charge_off_loss"].sum() / years / avg_outstanding
+                                     if avg_outstanding > 0 else np.nan),
+        "default_rate_12m": _num(monthly["default_rate_12m"].iloc[-1]),
+        "lagged_default_rate": _num(monthly["lagged_default_rate"].iloc[-1]),
+        "interest_revenue": float(monthly["interest_revenue"].sum()),
+        "charge_off_loss": float(monthly["charge_off_loss"].sum()),
+        "funding_cost": float(monthly["funding_cost"].sum()),
+        "net_income": float(monthly["net_income"].sum()),
+        "outstanding": float(monthly["outstanding"].iloc[-1]),
+        "accounts_opened": float(np.count_nonzero(book.opened) * pop.weight),
+        "defaults": float(np.count_nonzero(book.default_month >= 0) * pop.weight),
+        "wrongly_blocked_share": _num(fraud.wrongly_blocked_share(sim.fraud, pop, since)),
+        "wrongly_blocked_window_days": 365,
+        "reviews": float(monthly["reviews"].sum()),
+        "cap_bound": cap_bound,
+        "capital_bound_months": int(monthly["capital_bound"].sum()),
     }
 
 

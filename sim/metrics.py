@@ -21,7 +21,27 @@ MONTHLY_COLUMNS = (
     "new_invites", "batches",
 )
 SEGMENT_COLUMNS = ("date", "month", "dimension", "value", "population", "eligible", "invited",
-                   "visible", "access_rate", "visible_rate")
+                   "visible", "access_rate", "visible_rate", "borrowers", "defaults", "loss")
+#: Credit columns of the monthly table (issue 3), in order. Money in CNY, counts weighted.
+CREDIT_COLUMNS = (
+    "active", "borrowers", "new_activations", "opening_balance", "draws", "interest_revenue",
+    "repayments", "charge_offs", "outstanding", "limit_total", "dpd30", "dpd90",
+    "new_defaults", "cum_defaults", "default_balance", "default_rate_12m",
+    "stock_default_ratio", "lagged_default_rate", "loss_rate_12m", "recoveries",
+    "charge_off_loss", "expected_loss", "ecl_12m", "ecl_lifetime", "ecl_allowance", "stage1",
+    "stage2", "stage3", "ead", "funding_cost", "net_income", "overdue_episodes", "cures",
+    "early_repayments", "limit_raises", "cap_cuts", "r1_hidden", "r2_hidden", "r3_closed",
+    "r1_signals", "r2_signals", "r3_signals", "reviews", "reviews_passed", "wrongly_blocked",
+    "macro_factor", "capital_bound",
+)
+#: Credit inputs in fen (converted to CNY); every other count is weighted as users.
+MONEY = {"opening_balance", "draws", "interest_revenue", "repayments", "charge_offs",
+         "outstanding", "limit_total", "default_balance", "recoveries", "charge_off_loss",
+         "expected_loss", "ecl_12m", "ecl_lifetime", "ecl_allowance", "stage1", "stage2",
+         "stage3", "ead", "funding_cost"}
+UNWEIGHTED = {"macro_factor", "capital_bound"}
+VINTAGE_COLUMNS = ("vintage", "vintage_date", "date", "month", "mob", "accounts", "opened",
+                   "outstanding", "dpd30_rate", "dpd90_cum_rate", "loss_rate", "immature")
 
 
 def band_labels(edges: list[float]) -> tuple[str, ...]:
@@ -56,10 +76,17 @@ class Recorder:
     bands: dict[str, list[float]] = field(default_factory=dict)
     monthly: list[dict] = field(default_factory=list)
     segments: list[dict] = field(default_factory=list)
+    vintages: list[dict] = field(default_factory=list)
 
     def snapshot(self, pop: Population, visible: np.ndarray, *, date: dt.date, month: int,
-                 flows: dict[str, float]) -> None:
-        """Record the month that ends on ``date``; ``flows`` are this month's event counts."""
+                 flows: dict[str, float], credit: dict | None = None,
+                 per_user: dict[str, np.ndarray] | None = None) -> None:
+        """Record the month that ends on ``date``; ``flows`` are this month's event counts.
+
+        ``credit`` holds the credit and fraud figures of the month, unweighted (money in fen);
+        ``per_user`` the per-user credit arrays the segment table sums (``borrowers`` and
+        ``defaults`` masks, ``loss`` in fen).
+        """
         w = pop.weight
         population = pop.n * w
         eligible = float(np.count_nonzero(pop.eligible)) * w
@@ -81,6 +108,8 @@ class Recorder:
             "new_invites": flows.get("new_invites", 0) * w,
             "batches": flows.get("batches", 0),
         })
+        if credit is not None:
+            self.monthly[-1].update(self._credit_row(credit, w))
         # one pass per dimension: bincount over (segment code, status bits) pairs
         status = (pop.eligible.view(np.int8) | (pop.invited.view(np.int8) << 1)
                   | (visible.view(np.int8) << 2))
@@ -93,6 +122,17 @@ class Recorder:
                 "invited": table[:, [2, 3, 6, 7]].sum(axis=1),
                 "visible": table[:, 4:].sum(axis=1),
             }
+            extra = {}
+            if per_user is not None:
+                codes_i = codes.astype(np.intp)
+                extra = {
+                    "borrowers": np.bincount(codes_i, weights=per_user["borrowers"],
+                                             minlength=k) * w,
+                    "defaults": np.bincount(codes_i, weights=per_user["defaults"],
+                                            minlength=k) * w,
+                    "loss": np.bincount(codes_i, weights=per_user["loss"], minlength=k)
+                    * (w / 100.0),
+                }
             for code, label in enumerate(labels):
                 n = counts["population"][code]
                 self.segments.append({
@@ -106,7 +146,53 @@ class Recorder:
                     "visible": counts["visible"][code] * w,
                     "access_rate": counts["invited"][code] / n if n else np.nan,
                     "visible_rate": counts["visible"][code] / n if n else np.nan,
+                    "borrowers": extra["borrowers"][code] if extra else np.nan,
+                    "defaults": extra["defaults"][code] if extra else np.nan,
+                    "loss": extra["loss"][code] if extra else np.nan,
                 })
+
+    def _credit_row(self, credit: dict, w: float) -> dict:
+        """Weighted credit columns, with the trailing 12-month rates from the history."""
+        row = {}
+        for key in CREDIT_COLUMNS:
+            if key not in credit:
+                continue
+            value = credit[key]
+            if key in MONEY:
+                row[key] = value * w / 100.0
+            elif key in UNWEIGHTED:
+                row[key] = value
+            else:
+                row[key] = value * w
+        row["net_income"] = (row["interest_revenue"] - row["charge_off_loss"]
+                             - row["funding_cost"])
+        # trailing window: this month and up to 11 before it
+        window = [*self.monthly[-12:-1], {**self.monthly[-1], **row}]
+        months = len(window)
+        scale = 12.0 / months  # annualise a window shorter than a year
+        defaults = sum(r["new_defaults"] for r in window)
+        default_balance = sum(r["default_balance"] for r in window)
+        borrowers = np.mean([r["borrowers"] for r in window])
+        outstanding = np.mean([r["outstanding"] for r in window])
+        loss = sum(r["charge_off_loss"] for r in window)
+        row["default_rate_12m"] = defaults * scale / borrowers if borrowers > 0 else np.nan
+        row["stock_default_ratio"] = (default_balance * scale / row["outstanding"]
+                                      if row["outstanding"] > 0 else np.nan)
+        year_ago = self.monthly[-13] if len(self.monthly) >= 13 else None
+        row["lagged_default_rate"] = (
+            default_balance / year_ago["outstanding"]
+            if year_ago is not None and year_ago.get("outstanding", 0) > 0 else np.nan)
+        row["loss_rate_12m"] = loss * scale / outstanding if outstanding > 0 else np.nan
+        return {k: row[k] for k in CREDIT_COLUMNS if k in row}
+
+    def record_vintages(self, rows: list[dict]) -> None:
+        self.vintages.extend(rows)
+
+    def vintage_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.vintages, columns=list(VINTAGE_COLUMNS))
+        df["vintage_date"] = pd.to_datetime(df["vintage_date"])
+        df["date"] = pd.to_datetime(df["date"])
+        return df
 
     def monthly_frame(self) -> pd.DataFrame:
         df = pd.DataFrame(self.monthly, columns=list(self.monthly[0]) if self.monthly else
@@ -120,6 +206,54 @@ class Recorder:
         return df
 
 
+def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[int], *,
+                 date: dt.date, month: int, weight: float, maturity: int,
+                 arrays: dict[str, np.ndarray]) -> list[dict]:
+    """One row per vintage (invite batch) at this month end: its cumulative 30+ / 90+ rates
+    and loss rate by months on book. ``arrays`` holds per-user ``opened``, ``dpd30`` and
+    ``ever_default`` masks and ``balance``, ``cum_draw``, ``cum_loss`` in fen.
+
+    Rates are per account of the vintage (every invited user of the batch), so the cumulative
+    default rate of a vintage can only grow; ``loss_rate`` is net charge-off loss over the
+    amount drawn. Cells younger than ``maturity`` months on book are ``immature``.
+    """
+    k = len(batches)
+    if k == 0:
+        return []
+    has = vintage >= 0
+    v = vintage[has].astype(np.int64)
+
+    def count(mask):
+        return np.bincount(v, weights=mask[has].astype(np.float64), minlength=k)[:k]
+
+    accounts = np.bincount(v, minlength=k)[:k].astype(np.float64)
+    opened = count(arrays["opened"])
+    dpd30 = count(arrays["dpd30"])
+    ever = count(arrays["ever_default"])
+    balance = count(arrays["balance"])
+    drawn = count(arrays["cum_draw"])
+    loss = count(arrays["cum_loss"])
+    rows = []
+    for i, batch in enumerate(batches):
+        mob = month - batch_months[i]
+        n = accounts[i]
+        rows.append({
+            "vintage": batch["vintage"],
+            "vintage_date": batch["date"],
+            "date": date,
+            "month": month,
+            "mob": mob,
+            "accounts": n * weight,
+            "opened": opened[i] * weight,
+            "outstanding": balance[i] * weight / 100.0,
+            "dpd30_rate": dpd30[i] / n if n else np.nan,
+            "dpd90_cum_rate": ever[i] / n if n else np.nan,
+            "loss_rate": loss[i] / drawn[i] if drawn[i] > 0 else np.nan,
+            "immature": mob < maturity,
+        })
+    return rows
+
+
 def quarterly(monthly: pd.DataFrame) -> pd.DataFrame:
     """Coverage at each quarter's end and the access churn of the quarter's re-evaluation."""
     ends = monthly.groupby("quarter").tail(1).set_index("quarter")
@@ -131,4 +265,16 @@ def quarterly(monthly: pd.DataFrame) -> pd.DataFrame:
         out["gained_rate"] = (flows["gained_access"] / before).where(before > 0)
         out["lost_rate"] = (flows["lost_access"] / before).where(before > 0)
         out["churn_rate"] = out["gained_rate"] + out["lost_rate"]
+    if "outstanding" in monthly.columns:  # credit figures of the quarter (issue 3)
+        g = monthly.groupby("quarter")
+        money = g[["charge_off_loss", "interest_revenue", "funding_cost", "net_income",
+                   "new_defaults"]].sum()
+        avg = g["outstanding"].mean()
+        months = g.size()
+        out = out.join(money)
+        out = out.join(ends[["outstanding", "default_rate_12m", "lagged_default_rate",
+                             "ecl_12m", "ecl_lifetime", "ecl_allowance"]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["loss_rate"] = (money["charge_off_loss"] * 12.0 / months / avg).where(avg > 0)
+        out["capital_bound_months"] = g["capital_bound"].sum()
     return out.reset_index()

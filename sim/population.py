@@ -73,6 +73,8 @@ class Population:
     invited: np.ndarray = field(default=None)
     vintage: np.ndarray = field(default=None)  # batch number of the first invitation; -1 none
     closed: np.ndarray = field(default=None)  # access closed for good (default, R3)
+    hidden: np.ndarray = field(default=None)  # entry hidden by a risk level (R1, R2)
+    score_adjust: np.ndarray = field(default=None)  # points from repayment behaviour
 
     @property
     def n(self) -> int:
@@ -205,6 +207,8 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
     pop.invited = np.zeros(n, dtype=bool)
     pop.vintage = np.full(n, -1, dtype=np.int16)
     pop.closed = np.zeros(n, dtype=bool)
+    pop.hidden = np.zeros(n, dtype=bool)
+    pop.score_adjust = np.zeros(n, dtype=np.float32)
     return pop
 
 

@@ -154,7 +154,10 @@ def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None) -
     base = sum(cfg.weights[m] * modules[m] for m in MODULES)
     penalty, hard = _penalties(pop, cfg)
     offsets = _offsets(pop, scenario)
-    score = (base + offsets - penalty + pop.other_indicators).astype(np.float32)
+    score = base + offsets - penalty + pop.other_indicators
+    if pop.score_adjust is not None:  # repayment behaviour: overdue episodes, early repayment
+        score = score + pop.score_adjust
+    score = score.astype(np.float32)
     # The value score ranks users for tier-first batches: what they are worth to the bank
     # (the rollout's chosen modules) in the segments the bank prefers (the same offsets).
     weights = scenario.rollout.value_weights

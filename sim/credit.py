@@ -1,0 +1,427 @@
+"""The credit line's life, month by month, in bulk over arrays.
+
+Every invited user who can see the entry may open a line (activation); an open line is drawn,
+accrues interest at its daily rate, is repaid, may miss payments and roll through the
+delinquency buckets to default (90+ days past due) and charge-off. Money is held in int64
+fen (1/100 CNY) per simulated user, so the month's balance identity
+
+    opening + draws + interest - repayments - charge-offs = closing
+
+holds exactly, to the fen, in the simulated book (and in the weighted book for whole-number
+weights). Nothing here does I/O; every stochastic step takes its generator.
+
+States (:data:`STATES`): current, 1-30, 31-60, 61-90 days past due, 90+ (the default) and
+charged off. A month is one step: an account in 1-30 / 31-60 / 61-90 cures (pays its arrears
+and returns to current) with the scenario's cure probability scaled by the user's latent risk,
+``logistic(logit(cure[k]) - cure_elasticity x log(own hazard / mean hazard))``, or rolls one
+bucket on (riskier users cure less, no chance reaches 1); a current
+borrower with a bill misses it with probability ``hazard x macro / roll-through``, where the
+roll-through is the user's chance of rolling from 1-30 all the way to 90+. So the monthly
+default hazard of a borrower is exactly the latent ``pop.hazard`` times the macro factor, and
+the cure probabilities only set how many missed payments come with each default. Interest is
+not accrued on defaulted (90+) balances. A default closes access for good (``pop.closed``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from .population import Population
+from .scenario import CapRule, Credit, Scenario
+
+FEN = 100  # fen per CNY
+CURRENT, D1_30, D31_60, D61_90, DEFAULT, CHARGED_OFF = range(6)
+STATES = ("current", "1-30", "31-60", "61-90", "90+", "charged_off")
+#: Per-user cap bits: 3 per cap rule (amount, amount halved by region, income share).
+CAP_KINDS = ("amount", "regional", "income")
+
+
+@dataclass(eq=False)
+class Book:
+    """The credit lines: one row per simulated user (structure of arrays)."""
+
+    opened: np.ndarray  # line opened (activated)
+    open_month: np.ndarray  # month index of activation; -1 never
+    limit: np.ndarray  # fen
+    balance: np.ndarray  # fen
+    rate: np.ndarray  # daily interest rate
+    state: np.ndarray  # index into STATES
+    missed: np.ndarray  # months past due (0 when current)
+    frozen_until: np.ndarray  # day before which the limit is frozen (no draws, no raises)
+    window_months: np.ndarray  # months in the current limit-review window
+    window_on_time: np.ndarray  # of which paid on time
+    minimum_streak: np.ndarray  # minimum-only payments in a row
+    cum_draw: np.ndarray  # fen drawn since opening
+    cum_loss: np.ndarray  # fen of net charge-off loss
+    default_month: np.ndarray  # month index of the default; -1 never
+    default_balance: np.ndarray  # fen at default
+    draw_at_default: np.ndarray  # cum_draw at default (a defaulted user never draws again)
+    last_draw_month: np.ndarray  # month index of the last draw; -1 never
+    cap_bound: np.ndarray  # bit 3*i+k: cap rule i of kind CAP_KINDS[k] ever held the limit
+
+    @property
+    def n(self) -> int:
+        return int(self.balance.shape[0])
+
+
+def new_book(n: int) -> Book:
+    never = np.full(n, -1, dtype=np.int16)
+    return Book(
+        opened=np.zeros(n, dtype=bool),
+        open_month=never.copy(),
+        limit=np.zeros(n, dtype=np.int64),
+        balance=np.zeros(n, dtype=np.int64),
+        rate=np.zeros(n, dtype=np.float64),
+        state=np.zeros(n, dtype=np.int8),
+        missed=np.zeros(n, dtype=np.int8),
+        frozen_until=np.zeros(n, dtype=np.int32),
+        window_months=np.zeros(n, dtype=np.int8),
+        window_on_time=np.zeros(n, dtype=np.int8),
+        minimum_streak=np.zeros(n, dtype=np.int8),
+        cum_draw=np.zeros(n, dtype=np.int64),
+        cum_loss=np.zeros(n, dtype=np.int64),
+        default_month=never.copy(),
+        default_balance=np.zeros(n, dtype=np.int64),
+        draw_at_default=np.zeros(n, dtype=np.int64),
+        last_draw_month=never.copy(),
+        cap_bound=np.zeros(n, dtype=np.uint32),
+    )
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def cap_names(caps: list[CapRule]) -> list[str]:
+    """Report names of the cap bits, in bit order."""
+    return [f"{c.name}:{kind}" for c in caps for kind in CAP_KINDS]
+
+
+def caps_for(pop: Population, scenario: Scenario, date: dt.date,
+             users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-borrower cap in fen and the bit of the binding rule, for ``users`` (default all).
+
+    Every rule in force on ``date`` applies (the tightest wins): its ``amount`` times the
+    region's ``limit_multiplier`` and its ``income_share`` of annual income.
+    """
+    idx = np.arange(pop.n) if users is None else users
+    mult = np.array([r.limit_multiplier for r in scenario.population.regions.values()])[
+        pop.region[idx]]
+    cap = np.full(idx.size, np.iinfo(np.int64).max, dtype=np.int64)
+    bit = np.zeros(idx.size, dtype=np.uint32)
+    for i, rule in enumerate(scenario.credit.limits.caps):
+        if rule.start > date:
+            continue
+        if rule.amount is not None:
+            amount = np.floor(rule.amount * mult * FEN).astype(np.int64)
+            kind = np.where(mult < 1.0, 1, 0)
+            tighter = amount < cap
+            cap = np.where(tighter, amount, cap)
+            bit = np.where(tighter, np.uint32(1) << (3 * i + kind).astype(np.uint32), bit)
+        if rule.income_share is not None:
+            income = np.floor(rule.income_share * 12.0 * pop.income[idx].astype(np.float64)
+                              * FEN).astype(np.int64)
+            tighter = income < cap
+            cap = np.where(tighter, income, cap)
+            bit = np.where(tighter, np.uint32(1 << (3 * i + 2)), bit)
+    return cap, bit.astype(np.uint32)
+
+
+def _apply_caps(book: Book, pop: Population, scenario: Scenario, date: dt.date,
+                users: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Set ``users``' limits to ``wanted`` (fen) held under the caps; returns those bound."""
+    cap, bit = caps_for(pop, scenario, date, users)
+    bound = wanted > cap
+    book.limit[users] = np.minimum(wanted, cap)
+    book.cap_bound[users[bound]] |= bit[bound]
+    return users[bound]
+
+
+def _round_limit(cny: np.ndarray, step: float) -> np.ndarray:
+    """Limits in whole steps of ``step`` CNY (at least one step), as fen."""
+    steps = np.maximum(np.round(cny / step), 1.0)
+    return (steps * step * FEN).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- risk
+
+
+def cure_probabilities(pop: Population, scenario: Scenario,
+                       users: np.ndarray | None = None) -> np.ndarray:
+    """Cure chance from 1-30, 31-60, 61-90 per user: shape (users, 3)."""
+    d = scenario.credit.delinquency
+    hazard = pop.hazard if users is None else pop.hazard[users]
+    shift = -d.cure_elasticity * np.log(np.maximum(hazard.astype(np.float64), 1e-12)
+                                        / scenario.risk.monthly_hazard)
+    base = np.asarray(d.cure, dtype=np.float64)
+    inner = np.clip(base, 1e-12, 1 - 1e-12)
+    logit = np.log(inner / (1.0 - inner))
+    cure = 1.0 / (1.0 + np.exp(-(logit[None, :] + shift[:, None])))
+    # a cure probability of exactly 0 or 1 in the scenario stays exact
+    return np.where(base <= 0.0, 0.0, np.where(base >= 1.0, 1.0, cure))
+
+
+def roll_through(cures: np.ndarray) -> np.ndarray:
+    """Chance of reaching 90+ from 1-30, 31-60, 61-90: shape (users, 3)."""
+    roll = 1.0 - cures
+    through = np.ones((cures.shape[0], 4))
+    for k in (2, 1, 0):
+        through[:, k] = roll[:, k] * through[:, k + 1]
+    return through[:, :3]
+
+
+def entry_probability(pop: Population, scenario: Scenario, macro: float,
+                      users: np.ndarray | None = None) -> np.ndarray:
+    """Chance that a current borrower misses this month's payment: the latent default hazard
+    times the macro factor, over the user's roll-through from 1-30 to 90+."""
+    hazard = pop.hazard if users is None else pop.hazard[users]
+    through = roll_through(cure_probabilities(pop, scenario, users))[:, 0]
+    return np.clip(hazard.astype(np.float64) * macro / np.maximum(through, 1e-12), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- the month
+
+
+def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, day: int,
+              days: int, date: dt.date, visible: np.ndarray, macro: float,
+              rng: np.random.Generator) -> dict[str, int]:
+    """One month of every credit line; returns the month's flows (unweighted fen, counts).
+
+    ``day`` is the day index of the month end, ``days`` the days in the month, ``visible``
+    who can see the entry now. The order is: interest on the opening balance, delinquency
+    roll / cure / default / charge-off, repayments, activation of new lines, draws, limit
+    reviews and caps.
+    """
+    cfg: Credit = scenario.credit
+    n = book.n
+    flows: dict[str, int] = {}
+    opening = book.balance.copy()
+    flows["opening_balance"] = int(opening.sum())
+
+    # interest at the daily rate on balances not in default
+    accruing = (book.state <= D61_90) & (opening > 0)
+    interest = np.zeros(n, dtype=np.int64)
+    interest[accruing] = np.round(opening[accruing] * book.rate[accruing] * days).astype(
+        np.int64)
+    book.balance += interest
+    flows["interest_revenue"] = int(interest.sum())
+
+    # delinquency: decide every transition from the state at the start of the step
+    state0 = book.state.copy()
+    u = rng.random(n)
+    charge_offs = np.zeros(n, dtype=np.int64)
+    recoveries = np.zeros(n, dtype=np.int64)
+
+    in_default = np.flatnonzero(state0 == DEFAULT)
+    book.missed[in_default] += 1
+    due = in_default[book.missed[in_default].astype(np.int32) * 30 > cfg.loss.charge_off_dpd]
+    gross = book.balance[due]
+    recovered = np.round(gross * (1.0 - cfg.loss.lgd)).astype(np.int64)
+    charge_offs[due] = gross
+    recoveries[due] = recovered
+    book.cum_loss[due] += gross - recovered
+    book.balance[due] = 0
+    book.state[due] = CHARGED_OFF
+
+    late = np.flatnonzero((state0 >= D1_30) & (state0 <= D61_90))
+    cure = cure_probabilities(pop, scenario, late)[
+        np.arange(late.size), state0[late].astype(np.int64) - 1]
+    cured = late[u[late] < cure]
+    rolled = late[u[late] >= cure]
+    arrears = book.missed[cured].astype(np.int64)
+    book.state[rolled] += 1
+    book.missed[rolled] += 1
+    defaulted = rolled[book.state[rolled] == DEFAULT]
+    book.default_month[defaulted] = month
+    book.default_balance[defaulted] = book.balance[defaulted]
+    book.draw_at_default[defaulted] = book.cum_draw[defaulted]
+    pop.closed[defaulted] = True
+    pop.invited[defaulted] = False
+    if pop.eligible is not None:
+        pop.eligible[defaulted] = False
+    book.state[cured] = CURRENT
+    book.missed[cured] = 0
+
+    billed = np.flatnonzero((state0 == CURRENT) & (opening > 0))
+    missing = billed[u[billed] < entry_probability(pop, scenario, macro, billed)]
+    book.state[missing] = D1_30
+    book.missed[missing] = 1
+    book.frozen_until[missing] = day + cfg.limits.freeze_days
+    cut = _round_limit(book.limit[missing] / FEN * (1.0 - cfg.limits.cut_on_delinquency),
+                       cfg.limits.round_to)
+    book.limit[missing] = np.minimum(book.limit[missing], cut)
+    book.window_months[missing] = 0
+    book.window_on_time[missing] = 0
+    eff = cfg.score
+    pop.score_adjust[missing] = np.maximum(pop.score_adjust[missing] - eff.overdue_points,
+                                           eff.floor)
+
+    # repayments: current borrowers with a bill, and the cured paying their arrears
+    payers = np.setdiff1d(billed, missing, assume_unique=True)
+    repay = np.zeros(n, dtype=np.int64)
+    term = cfg.repayment.instalment_months
+    v = rng.random(payers.size)
+    full = payers[v < cfg.repayment.full]
+    minimum = payers[(v >= cfg.repayment.full)
+                     & (v < cfg.repayment.full + cfg.repayment.minimum_only)]
+    instal = payers[v >= cfg.repayment.full + cfg.repayment.minimum_only]
+    repay[full] = book.balance[full]
+    repay[minimum] = interest[minimum] + np.ceil(
+        opening[minimum] * cfg.repayment.minimum_share).astype(np.int64)
+    repay[instal] = interest[instal] + -(-opening[instal] // term)
+    repay[cured] = interest[cured] + -(-opening[cured] * (arrears + 1) // term)
+    np.minimum(repay, book.balance, out=repay)
+    book.balance -= repay
+    book.minimum_streak[minimum] = np.minimum(book.minimum_streak[minimum], 100) + 1
+    book.minimum_streak[full] = 0
+    book.minimum_streak[instal] = 0
+    pop.score_adjust[full] = np.minimum(pop.score_adjust[full] + eff.early_repayment_points,
+                                        eff.ceiling)
+    flows["repayments"] = int(repay.sum())
+    flows["charge_offs"] = int(charge_offs.sum())
+    flows["recoveries"] = int(recoveries.sum())
+    flows["charge_off_loss"] = int((charge_offs - recoveries).sum())
+    flows["charge_off_accounts"] = int(due.size)
+    flows["new_defaults"] = int(defaulted.size)
+    flows["default_balance"] = int(book.default_balance[defaulted].sum())
+    flows["overdue_episodes"] = int(missing.size)
+    flows["cures"] = int(cured.size)
+    flows["early_repayments"] = int(full.size)
+
+    # limit reviews for lines already open: a window of good months earns a raise
+    can_use = visible & ~pop.closed
+    open_lines = np.flatnonzero(book.opened & (book.state <= D61_90))
+    book.window_months[open_lines] += 1
+    on_time = open_lines[book.state[open_lines] == CURRENT]
+    book.window_on_time[on_time] += 1
+    lim = cfg.limits
+    review = open_lines[book.window_months[open_lines] >= lim.raise_after_months]
+    share = book.window_on_time[review] / np.maximum(book.window_months[review], 1)
+    good = review[(share > lim.raise_on_time_share - 1e-12)
+                  & (book.state[review] == CURRENT)
+                  & (book.frozen_until[review] <= day)
+                  & (book.minimum_streak[review] < lim.minimum_streak_cancels_raise)
+                  & pop.invited[review] & ~pop.closed[review]]
+    book.window_months[review] = 0
+    book.window_on_time[review] = 0
+    wanted = _round_limit(book.limit[good] / FEN * lim.raise_factor, lim.round_to)
+    before = book.limit[good].copy()
+    _apply_caps(book, pop, scenario, date, good, wanted)
+    flows["limit_raises"] = int(np.count_nonzero(book.limit[good] > before))
+
+    # activation: invited users who see the entry open a line
+    candidates = np.flatnonzero(can_use & ~book.opened)
+    p = np.array([cfg.activation[a] for a in pop.labels["archetype"]])[
+        pop.archetype[candidates]]
+    new = candidates[rng.random(candidates.size) < p]
+    _open_lines(book, pop, scenario, new, month, date)
+    flows["new_activations"] = int(new.size)
+
+    # draws: current, unfrozen lines of users who can see the entry
+    users = np.flatnonzero(book.opened & can_use & (book.state == CURRENT)
+                           & (book.frozen_until <= day) & (book.balance < book.limit))
+    users = users[rng.random(users.size) < cfg.draw_rate]
+    share = rng.beta(2.0, 2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9, users.size)
+    available = book.limit[users] - book.balance[users]
+    draw = (np.floor(available * share / FEN) * FEN).astype(np.int64)
+    draw = np.clip(draw, 0, available)
+    book.balance[users] += draw
+    book.cum_draw[users] += draw
+    drew = users[draw > 0]
+    book.last_draw_month[drew] = month
+    flows["draws"] = int(draw.sum())
+    flows["draw_accounts"] = int(drew.size)
+
+    # caps in force now (a new rule may cut limits already granted)
+    lines = np.flatnonzero(book.opened & (book.state <= D61_90))
+    bound = _apply_caps(book, pop, scenario, date, lines, book.limit[lines])
+    flows["cap_cuts"] = int(bound.size)
+    flows["closing_balance"] = int(book.balance.sum())
+    return flows
+
+
+def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarray,
+                month: int, date: dt.date) -> None:
+    """Open lines for ``users``: a first limit and a daily rate from the score's rank among
+    the eligible (better rank, higher limit and lower rate), in the region's range."""
+    if users.size == 0:
+        return
+    cfg = scenario.credit
+    pool = pop.score[pop.eligible] if pop.eligible is not None else pop.score
+    pool = np.sort(pool) if pool.size else np.sort(pop.score)
+    rank = np.clip(np.searchsorted(pool, pop.score[users]) / max(pool.size, 1), 0.0, 1.0)
+    mult = np.array([r.limit_multiplier for r in scenario.population.regions.values()])[
+        pop.region[users]]
+    lim = cfg.limits
+    first = (lim.first_min + (lim.first_max - lim.first_min) * rank) * mult
+    book.opened[users] = True
+    book.open_month[users] = month
+    book.rate[users] = cfg.pricing.max_daily - (cfg.pricing.max_daily
+                                                - cfg.pricing.min_daily) * rank
+    _apply_caps(book, pop, scenario, date, users, _round_limit(first, lim.round_to))
+
+
+# --------------------------------------------------------------------------- expected loss
+
+
+def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float) -> dict:
+    """IFRS 9 view of the book at a month end (fen, float): stage balances, 12-month and
+    lifetime expected credit loss, and the staged allowance.
+
+    PD comes from the model's own dynamics (the latent hazard, the roll-through of the
+    delinquency buckets and the macro factor): an oracle PD, what a perfectly calibrated
+    bank model would hold. EAD = balance + CCF x undrawn limit for lines that can still
+    draw; stage 1 < 30 days past due, stage 2 30-89, stage 3 90+.
+    """
+    cfg = scenario.credit
+    live = np.flatnonzero(book.opened & (book.state <= DEFAULT))
+    state = book.state[live]
+    through = roll_through(cure_probabilities(pop, scenario, live))
+    monthly = np.minimum(pop.hazard[live].astype(np.float64) * macro, 1.0)
+    pd12 = 1.0 - (1.0 - monthly) ** 12
+    pdl = 1.0 - (1.0 - monthly) ** cfg.loss.lifetime_months
+    late = (state >= D1_30) & (state <= D61_90)
+    r = np.where(late, through[np.arange(live.size), np.clip(state, 1, 3) - 1], 0.0)
+    pd12 = np.where(late, r + (1 - r) * pd12, pd12)
+    pdl = np.where(late, r + (1 - r) * pdl, pdl)
+    pd12 = np.where(state == DEFAULT, 1.0, pd12)
+    pdl = np.where(state == DEFAULT, 1.0, pdl)
+    bal = book.balance[live].astype(np.float64)
+    undrawn = np.maximum(book.limit[live] - book.balance[live], 0).astype(np.float64)
+    can_draw = (state == CURRENT) & ~pop.closed[live]
+    ead = bal + np.where(can_draw, cfg.loss.ccf * undrawn, 0.0)
+    lgd = cfg.loss.lgd
+    ecl12 = pd12 * lgd * ead
+    ecll = pdl * lgd * ead
+    stage = np.where(state >= DEFAULT, 3, np.where(state >= D31_60, 2, 1))
+    return {
+        "ead": float(ead.sum()),
+        "expected_loss": float(ecl12.sum()),
+        "ecl_12m": float(ecl12.sum()),
+        "ecl_lifetime": float(ecll.sum()),
+        "ecl_allowance": float(np.where(stage == 1, ecl12, ecll).sum()),
+        "stage1": float(bal[stage == 1].sum()),
+        "stage2": float(bal[stage == 2].sum()),
+        "stage3": float(bal[stage == 3].sum()),
+    }
+
+
+def stock(book: Book, pop: Population) -> dict[str, int]:
+    """Counts and sums of the book at a month end (unweighted; money in fen)."""
+    live = book.opened & (book.state <= D61_90)
+    return {
+        "active": int(np.count_nonzero(live & ~pop.closed)),
+        "borrowers": int(np.count_nonzero(live & (book.balance > 0))),
+        "outstanding": int(book.balance.sum()),
+        "limit_total": int(book.limit[live & ~pop.closed].sum()),
+        "dpd30": int(np.count_nonzero((book.state >= D31_60) & (book.state <= DEFAULT))),
+        "dpd90": int(np.count_nonzero(book.state == DEFAULT)),
+        "cum_defaults": int(np.count_nonzero(book.default_month >= 0)),
+    }
+
+
+def borrowers(book: Book) -> np.ndarray:
+    """Users with a drawn balance that is not in default."""
+    return book.opened & (book.state <= D61_90) & (book.balance > 0)

@@ -1,0 +1,142 @@
+"""Risk signals and the risk levels R1 / R2 / R3 (DOMAIN section 5), in bulk over arrays.
+
+Each month a user without a risk level may trip a signal: genuine users at the scenario's
+rates (false alarms: these are the wrongly blocked), the few fraudsters at
+``fraudster_rate_multiplier`` times the rates, a ``fraudster_r3`` share of their signals
+linking them to fraud outright.
+
+* **R1** (e.g. a new device) hides the entry for ``r1_hidden_days``, then it comes back.
+* **R2** (e.g. a login from another region) hides the entry until a manual review succeeds;
+  a hidden user asks for a review with probability ``appeal_rate`` a month, at most
+  ``max_reviews_per_year`` per calendar year; a genuine user's review succeeds with
+  ``review_success`` (68% in DOMAIN), a fraudster's never.
+* **R3** (linked to fraud) closes access for good (``pop.closed``).
+
+Nothing here does I/O; the one stochastic step takes its generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .population import Population
+from .scenario import Fraud
+
+NONE, R1, R2, R3 = range(4)
+
+
+@dataclass(eq=False)
+class FraudBook:
+    """Per-user risk level and review bookkeeping (structure of arrays)."""
+
+    fraudster: np.ndarray  # latent truth: the signals about this user are right
+    level: np.ndarray  # NONE, R1, R2, R3
+    hidden_until: np.ndarray  # day an R1 hide ends
+    reviews_year: np.ndarray  # reviews used in the current calendar year
+    reviews_total: np.ndarray
+    blocks: np.ndarray  # times blocked (R1, R2 or R3)
+    last_blocked_day: np.ndarray  # -1 never
+    year: int = 0  # calendar year of ``reviews_year``
+
+    @property
+    def n(self) -> int:
+        return int(self.level.shape[0])
+
+
+def new_fraud_book(n: int, spec: Fraud, rng: np.random.Generator, year: int) -> FraudBook:
+    """Draw who is a fraudster (from the fraud stream, so the population draw is untouched)."""
+    return FraudBook(
+        fraudster=rng.random(n) < spec.fraudsters,
+        level=np.zeros(n, dtype=np.int8),
+        hidden_until=np.zeros(n, dtype=np.int32),
+        reviews_year=np.zeros(n, dtype=np.int8),
+        reviews_total=np.zeros(n, dtype=np.int16),
+        blocks=np.zeros(n, dtype=np.int16),
+        last_blocked_day=np.full(n, -1, dtype=np.int32),
+        year=year,
+    )
+
+
+def month_end(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
+              rng: np.random.Generator) -> dict[str, int]:
+    """One month of signals, R1 expiry and R2 reviews; updates ``pop.hidden`` and
+    ``pop.closed``. Returns the month's counts (unweighted)."""
+    n = fb.n
+    if year != fb.year:  # the review allowance is per calendar year
+        fb.reviews_year[:] = 0
+        fb.year = year
+
+    # R1: the entry comes back by itself
+    expired = (fb.level == R1) & (fb.hidden_until <= day)
+    fb.level[expired] = NONE
+
+    # R2: reviews on request, within the yearly allowance
+    u = rng.random(n)
+    v = rng.random(n)
+    asking = np.flatnonzero((fb.level == R2) & (u < spec.appeal_rate)
+                            & (fb.reviews_year < spec.max_reviews_per_year))
+    fb.reviews_year[asking] += 1
+    fb.reviews_total[asking] += 1
+    restored = asking[(v[asking] < spec.review_success) & ~fb.fraudster[asking]]
+    fb.level[restored] = NONE
+
+    # new signals for users without a risk level and still open
+    w = rng.random(n)
+    quiet = (fb.level == NONE) & ~pop.closed
+    mult = np.where(fb.fraudster, spec.fraudster_rate_multiplier, 1.0)
+    total = np.minimum((spec.r1_rate + spec.r2_rate + spec.r3_rate) * mult, 1.0)
+    hit = quiet & (w < total)
+    # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
+    x = rng.random(n)
+    base = spec.r1_rate + spec.r2_rate + spec.r3_rate
+    g3 = spec.r3_rate / base if base > 0 else 0.0
+    g2 = spec.r2_rate / base if base > 0 else 0.0
+    p3 = np.where(fb.fraudster, spec.fraudster_r3, g3)
+    r12 = spec.r1_rate + spec.r2_rate
+    f2 = (1.0 - spec.fraudster_r3) * (spec.r2_rate / r12 if r12 > 0 else 0.0)
+    p2 = np.where(fb.fraudster, f2, g2)
+    to3 = hit & (x < p3)
+    to2 = hit & ~to3 & (x < p3 + p2)
+    to1 = hit & ~to3 & ~to2
+    fb.level[to1] = R1
+    fb.hidden_until[to1] = day + spec.r1_hidden_days
+    fb.level[to2] = R2
+    fb.level[to3] = R3
+    pop.closed[to3] = True
+    pop.invited[to3] = False
+    fb.blocks[hit] += 1
+    fb.last_blocked_day[hit] = day
+    pop.hidden[:] = (fb.level == R1) | (fb.level == R2)
+
+    ever_invited = pop.vintage >= 0
+    wrong = hit & ~fb.fraudster & ever_invited
+    return {
+        "r1_signals": int(np.count_nonzero(to1)),
+        "r2_signals": int(np.count_nonzero(to2)),
+        "r3_signals": int(np.count_nonzero(to3)),
+        "reviews": int(asking.size),
+        "reviews_passed": int(restored.size),
+        "wrongly_blocked": int(np.count_nonzero(wrong & ~to3)),
+        "wrongly_closed": int(np.count_nonzero(wrong & to3)),
+    }
+
+
+def stock(fb: FraudBook) -> dict[str, int]:
+    """Users at each risk level now (unweighted)."""
+    return {
+        "r1_hidden": int(np.count_nonzero(fb.level == R1)),
+        "r2_hidden": int(np.count_nonzero(fb.level == R2)),
+        "r3_closed": int(np.count_nonzero(fb.level == R3)),
+    }
+
+
+def wrongly_blocked_share(fb: FraudBook, pop: Population, since_day: int) -> float:
+    """Share of genuine, ever-invited users blocked (R1/R2/R3) on or after ``since_day``."""
+    genuine = ~fb.fraudster & (pop.vintage >= 0)
+    base = np.count_nonzero(genuine)
+    if base == 0:
+        return float("nan")
+    hit = genuine & (fb.last_blocked_day >= since_day)
+    return float(np.count_nonzero(hit) / base)

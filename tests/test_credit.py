@@ -1,0 +1,311 @@
+"""Issue 3: the credit line's life, vintages and expected loss.
+
+Every expected value here comes from the scenario's inputs or from arithmetic done in the
+test, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from credit_helpers import ROOT, scenario, single_vintage
+
+from sim import ScenarioError, credit, run, scoring
+from sim.engine import Simulation
+from sim.population import synthesize
+
+FEN = 100
+
+
+def fen(series: pd.Series) -> np.ndarray:
+    """CNY amounts back to whole fen (exact for the totals the tables hold)."""
+    return np.round(series.to_numpy(dtype=np.float64) * FEN).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- analytic
+
+
+def test_constant_hazard_matches_geometric_law():
+    """One vintage, no cures, constant monthly default hazard h: the share defaulted after
+    ``k`` months of exposure is 1 - (1 - h)^k.
+
+    Timing: lines open at the month end of the invitation (months on book 0) and are first
+    billed one month later, so exposure after ``m`` months on book is ``m`` months; a missed
+    payment is 1-30 days past due and reaches 90+ (the default) three monthly rolls later. So
+    the cumulative 90+ rate at ``mob = k + 3`` must equal 1 - (1 - h)^k.
+
+    Tolerance: the vintage's N accounts default independently, so the observed share has
+    binomial standard error sqrt(p (1 - p) / N); we allow 4 standard errors at each of the
+    ~10 points (two-sided false-alarm chance about 6e-5 each, under 1e-3 for the test).
+    """
+    h = 0.03
+    changes = single_vintage(users=20_000)
+    changes.update({"risk.dispersion": 0.0, "risk.monthly_hazard": h,
+                    "credit.delinquency.cure": [0.0, 0.0, 0.0]})
+    res = run(scenario(changes), seed=7, quarters=5)
+    v = res.vintages
+    assert v["vintage"].nunique() == 1
+    v = v.set_index("mob")
+    n = res.population.weight and v["accounts"].iloc[0] / res.population.weight
+    assert n > 3000
+    # the premise: every account of the vintage opened its line at months on book 0
+    assert v.loc[0, "opened"] == pytest.approx(v.loc[0, "accounts"])
+    checked = 0
+    for k in range(1, int(v.index.max()) - 2):
+        expected = 1.0 - (1.0 - h) ** k
+        se = math.sqrt(expected * (1.0 - expected) / n)
+        observed = v.loc[k + 3, "dpd90_cum_rate"]
+        assert abs(observed - expected) <= 4 * se, (k, observed, expected, se)
+        checked += 1
+    assert checked >= 9
+    # nothing defaults before three monthly rolls have passed
+    assert (v.loc[[0, 1, 2, 3], "dpd90_cum_rate"] == 0).all()
+
+
+# ----------------------------------------------------------------------------- money
+
+
+def test_balance_is_conserved_to_the_cent_every_month():
+    changes = single_vintage(users=20_000)
+    for key in ("credit.repayment.full", "credit.repayment.minimum_only", "credit.draw_rate",
+                "credit.activation"):
+        del changes[key]  # the baseline's repayment mix and activation
+    changes["risk.monthly_hazard"] = 0.02
+    res = run(scenario(changes), seed=11, quarters=4)
+    m = res.monthly
+    opening, closing = fen(m["opening_balance"]), fen(m["outstanding"])
+    flows = (fen(m["draws"]) + fen(m["interest_revenue"]) - fen(m["repayments"])
+             - fen(m["charge_offs"]))
+    assert np.array_equal(opening + flows, closing)
+    assert opening[0] == 0
+    assert np.array_equal(opening[1:], closing[:-1])
+    # the identity was exercised by every kind of flow
+    for col in ("draws", "interest_revenue", "repayments", "charge_offs"):
+        assert m[col].sum() > 0, col
+    # net income is revenue - net charge-off loss - funding cost
+    assert np.allclose(m["net_income"],
+                       m["interest_revenue"] - m["charge_off_loss"] - m["funding_cost"])
+    assert np.allclose(m["charge_off_loss"], m["charge_offs"] - m["recoveries"])
+    lgd = res.scenario.credit.loss.lgd
+    assert m["charge_off_loss"].sum() == pytest.approx(lgd * m["charge_offs"].sum(), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- invariants
+
+
+@pytest.fixture(scope="module")
+def stressed():
+    """A risky, fast-raising book under the 2020 rules, so every cap and default path runs."""
+    changes = {**single_vintage(users=20_000), "risk.monthly_hazard": 0.02,
+               "credit.repayment.full": 0.25, "credit.limits.raise_after_months": 1,
+               "credit.limits.raise_on_time_share": 0.0, "credit.limits.raise_factor": 10.0,
+               "credit.limits.freeze_days": 0}
+    return run(scenario(changes, ROOT / "scenarios" / "regulated-2020.yaml"), seed=3,
+               quarters=6)
+
+
+def test_vintage_cumulative_default_rates_never_fall(stressed):
+    v = stressed.vintages
+    assert v["dpd90_cum_rate"].max() > 0
+    for _, g in v.sort_values("mob").groupby("vintage"):
+        rates = g["dpd90_cum_rate"].to_numpy()
+        assert np.all(np.diff(rates) >= 0), g[["mob", "dpd90_cum_rate"]]
+    maturity = stressed.scenario.credit.vintage_maturity_months
+    assert (v["immature"] == (v["mob"] < maturity)).all()
+    assert v["mob"].min() == 0
+
+
+def test_a_defaulted_user_never_borrows_again(stressed):
+    book, pop = stressed.book, stressed.population
+    defaulted = book.default_month >= 0
+    assert defaulted.sum() > 50
+    assert np.array_equal(book.cum_draw[defaulted], book.draw_at_default[defaulted])
+    assert np.all(book.last_draw_month[defaulted] < book.default_month[defaulted])
+    assert pop.closed[defaulted].all() and not pop.invited[defaulted].any()
+    assert stressed.monthly["cum_defaults"].is_monotonic_increasing
+
+
+def test_no_limit_above_the_caps(stressed):
+    book, pop, sc = stressed.book, stressed.population, stressed.scenario
+    mult = np.array([r.limit_multiplier for r in sc.population.regions.values()])[pop.region]
+    limit_cny = book.limit / FEN
+    assert limit_cny.max() <= 300_000
+    assert np.all(limit_cny <= 300_000 * mult)  # county regions: half
+    annual_income = 12.0 * pop.income.astype(np.float64)
+    assert np.all(limit_cny <= np.minimum(200_000, annual_income / 3.0) + 1e-6)
+    bound = stressed.summary["credit"]["cap_bound"]
+    assert bound["rules_2020:income"] > 0  # the caps really were reached
+
+
+def test_first_limits_in_range_and_county_halved():
+    changes = {**single_vintage(users=20_000), "credit.limits.cut_on_delinquency": 0.0}
+    res = run(scenario(changes), seed=5, quarters=1)
+    book, pop, sc = res.book, res.population, res.scenario
+    opened = book.opened
+    assert opened.sum() > 100
+    county = pop.labels["region"].index("county")
+    lim = book.limit[opened] / FEN
+    is_county = pop.region[opened] == county
+    # three months, no cut at delinquency: no raise yet, so every limit is a first limit
+    assert lim[~is_county].min() >= 500 and lim[~is_county].max() <= 5000
+    if is_county.any():
+        assert lim[is_county].max() <= 2500
+    rate = book.rate[opened]
+    assert rate.min() >= 0.0002 - 1e-12 and rate.max() <= 0.0005 + 1e-12
+    assert sc.credit.pricing.min_daily == 0.0002
+
+
+# ----------------------------------------------------------------------------- strategy
+
+
+def test_raising_the_cutoff_lowers_default_rate_and_coverage():
+    base = {"population.users": 40_000, "risk.monthly_hazard": 0.012}
+    low = run(scenario({**base, "scoring.cutoff": 20}), seed=21, quarters=8)
+    high = run(scenario({**base, "scoring.cutoff": 45}), seed=21, quarters=8)
+    d_low = low.summary["credit"]["annualised_default_rate"]
+    d_high = high.summary["credit"]["annualised_default_rate"]
+    assert d_high < d_low
+    assert high.monthly["default_rate_12m"].iloc[-1] < low.monthly["default_rate_12m"].iloc[-1]
+    assert high.monthly["invited_share"].iloc[-1] < low.monthly["invited_share"].iloc[-1]
+
+
+def test_baseline_default_and_loss_rates_are_plausible():
+    """Plausible band for unsecured consumer micro-loans (see the README): annualised net
+    loss rate 0.3%-8% of the average balance (US bank credit-card net charge-off rates ran
+    1.5%-10.5% a year in 1985-2023; whitelisted Chinese micro-loans report far lower NPLs),
+    annualised default rate 0.5%-10% of borrowers."""
+    res = run(scenario({"population.users": 50_000}), seed=20250101)
+    c = res.summary["credit"]
+    assert 0.005 <= c["annualised_default_rate"] <= 0.10
+    assert 0.003 <= c["annualised_loss_rate"] <= 0.08
+    assert 0.005 <= c["default_rate_12m"] <= 0.10
+    assert c["net_income"] > 0
+    for q in res.summary["quarters"]:
+        assert {"default_rate_12m", "loss_rate", "net_income"} <= set(q)
+
+
+def test_capital_cap_stops_new_invitations_and_flags_the_month():
+    changes = {"population.users": 10_000, "capital.equity": 1.0e7,
+               "capital.max_leverage": 10.0}  # 100 m CNY of outstanding at most
+    res = run(scenario(changes), seed=2, quarters=2)
+    m = res.monthly
+    assert m["capital_bound"].any()
+    first = int(m.loc[m["capital_bound"], "month"].min())
+    # binding is decided on the balance: once over the cap, no batch is sent any more
+    over = m.loc[m["outstanding"] >= 1.0e8, "month"]
+    assert not over.empty and int(over.min()) <= first
+    later = m[m["month"] > int(over.min())]
+    assert (later["new_invites"] == 0).all() and (later["batches"] == 0).all()
+    free = run(scenario({**changes, "capital.equity": None, "capital.max_leverage": None}),
+               seed=2, quarters=2)
+    assert not free.monthly["capital_bound"].any()
+    assert free.monthly["invited"].iloc[-1] > m["invited"].iloc[-1]
+
+
+def test_macro_shock_raises_hazard_in_its_window():
+    changes = {"population.users": 30_000, "risk.monthly_hazard": 0.02,
+               "macro.shocks": [{"name": "x", "start": "2025-07-01", "end": "2025-12-31",
+                                 "hazard_multiplier": 2.0}]}
+    shocked = run(scenario(changes), seed=9, quarters=4).monthly
+    calm = run(scenario({**changes, "macro.shocks": []}), seed=9, quarters=4).monthly
+    window = shocked["month"].between(7, 12)
+    assert (shocked.loc[window, "macro_factor"] == 2.0).all()
+    assert (shocked.loc[~window, "macro_factor"] == 1.0).all()
+    assert shocked.loc[window, "overdue_episodes"].sum() > 1.5 * calm.loc[
+        window, "overdue_episodes"].sum()
+    assert shocked["ecl_12m"].iloc[8] > calm["ecl_12m"].iloc[8]
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def test_tables_have_the_issue_columns():
+    res = run(scenario({"population.users": 5_000}), seed=1, quarters=2)
+    needed = {"active", "borrowers", "outstanding", "limit_total", "dpd30", "dpd90",
+              "new_defaults", "cum_defaults", "default_rate_12m", "charge_off_loss",
+              "expected_loss", "interest_revenue", "net_income", "r1_hidden", "r2_hidden",
+              "r3_closed", "capital_bound", "ecl_12m", "ecl_lifetime", "stage2", "stage3",
+              "lagged_default_rate"}
+    assert needed <= set(res.monthly.columns)
+    vint = res.tables()["vintages"]
+    assert {"vintage", "vintage_date", "mob", "accounts", "dpd30_rate", "dpd90_cum_rate",
+            "loss_rate", "immature"} <= set(vint.columns)
+    assert len(vint) > 0
+    assert {"borrowers", "defaults", "loss"} <= set(res.segments.columns)
+    # segments add up to the monthly totals
+    last = res.segments[res.segments["month"] == res.monthly["month"].max()]
+    per_dim = last.groupby("dimension")["borrowers"].sum()
+    assert np.allclose(per_dim, res.monthly["borrowers"].iloc[-1])
+
+
+def test_same_seed_same_tables():
+    sc = scenario({"population.users": 8_000})
+    a, b = run(sc, seed=123, quarters=3), run(sc, seed=123, quarters=3)
+    for name, table in a.tables().items():
+        pd.testing.assert_frame_equal(table, b.tables()[name], obj=name)
+    assert a.summary["credit"] == b.summary["credit"]
+    c = run(sc, seed=124, quarters=3)
+    assert not c.monthly["draws"].equals(a.monthly["draws"])
+
+
+def test_population_draw_does_not_depend_on_credit_settings():
+    a = scenario({"population.users": 3_000})
+    b = scenario({"population.users": 3_000, "credit.draw_rate": 0.9,
+                  "credit.loss.lgd": 0.5, "fraud.r1_rate": 0.2})
+    sa, sb = Simulation(a), Simulation(b)
+    assert np.array_equal(sa.pop.score, sb.pop.score)
+    assert np.array_equal(sa.pop.hazard, sb.pop.hazard)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def test_score_adjustment_moves_the_score_point_for_point():
+    sc = scenario({"population.users": 2_000})
+    sim_ = Simulation(sc)
+    pop = sim_.pop
+    before = scoring.evaluate(pop, sc).score.copy()
+    pop.score_adjust[:100] = -30.0
+    pop.score_adjust[100:200] = 15.0
+    after = scoring.evaluate(pop, sc).score
+    assert np.allclose(after[:100] - before[:100], -30.0, atol=1e-3)
+    assert np.allclose(after[100:200] - before[100:200], 15.0, atol=1e-3)
+    assert np.array_equal(after[200:], before[200:])
+
+
+def test_overdue_episodes_cost_score_points():
+    changes = {**single_vintage(users=20_000), "risk.monthly_hazard": 0.03,
+               "credit.repayment.full": 0.25}
+    res = run(scenario(changes), seed=4, quarters=2)
+    book, pop = res.book, res.population
+    eff = res.scenario.credit.score
+    late = book.state >= credit.D1_30
+    assert late.sum() > 20
+    assert np.all(pop.score_adjust[late] <= eff.ceiling - eff.overdue_points + 1e-6)
+    assert np.all(pop.score_adjust >= eff.floor) and np.all(pop.score_adjust <= eff.ceiling)
+    assert (pop.score_adjust == eff.early_repayment_points).any()
+
+
+# ----------------------------------------------------------------------------- scenario
+
+
+def test_activation_must_name_every_archetype():
+    with pytest.raises(ScenarioError) as err:
+        scenario({"credit.activation": {"affluent_active": 0.1}})
+    assert err.value.path == "credit.activation"
+
+
+def test_a_cap_rule_needs_an_amount_or_income_share():
+    with pytest.raises(ScenarioError) as err:
+        scenario({"credit.limits.caps": [{"name": "x", "start": "2020-01-01"}]})
+    assert "caps" in err.value.path
+
+
+def test_synthesis_sets_the_new_arrays():
+    sc = scenario({"population.users": 1_000})
+    pop = synthesize(sc, np.random.default_rng(0))
+    assert pop.hidden.dtype == bool and not pop.hidden.any()
+    assert pop.score_adjust.dtype == np.float32 and not pop.score_adjust.any()
