@@ -30,9 +30,6 @@ app = typer.Typer(
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
-HEADERS = {"quarter": "Q", "date": "end", "eligible_share": "eligible", "invited_share": "invited",
-           "visible_share": "visible", "gained_access": "gained", "lost_access": "lost",
-           "gained_rate": "gained %", "lost_rate": "lost %", "churn_rate": "churn %"}
 
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)]
 SetOpt = Annotated[
@@ -65,36 +62,64 @@ def _share(x) -> str:
     return "" if x is None else f"{100 * x:.1f}%"
 
 
-def _count(x) -> str:
+def _users(x) -> str:
     return "" if x is None else f"{x / 1e6:,.2f}M"
 
 
-def _format(key: str, value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if key.endswith(("share", "rate", "_pct")) or key.startswith("default_rate"):
-        return _share(value)
-    if isinstance(value, float) and abs(value) >= 1e4:
-        return _count(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def _cny(x) -> str:
+    return "" if x is None else f"{x / 1e9:,.2f}bn"
 
 
-def summary_table(result: Result) -> Table:
-    """Coverage and churn per quarter, and whatever else the summary reports per quarter."""
-    rows = result.summary["quarters"]
-    table = Table(title=f"{result.scenario.name}: {result.scenario.rollout.name}, "
-                        f"seed {result.seed}, {result.summary['users']:,} users "
-                        f"x {result.summary['weight']:g}")
-    keys = list(rows[0]) if rows else []
-    for key in keys:
-        table.add_column(HEADERS.get(key, key.replace("_", " ")), justify="right")
+#: The two summary tables: (summary key, header, formatter).
+COVERAGE_COLUMNS = (
+    ("quarter", "Q", str), ("date", "quarter end", str),
+    ("eligible_share", "eligible", _share), ("invited_share", "invited", _share),
+    ("visible_share", "visible", _share), ("gained_access", "gained", _users),
+    ("lost_access", "lost", _users), ("churn_rate", "churn", _share),
+)
+CREDIT_COLUMNS = (
+    ("quarter", "Q", str), ("default_rate_12m", "12m default rate", _share),
+    ("lagged_default_rate", "lagged default", _share), ("loss_rate", "loss rate (ann.)", _share),
+    ("outstanding", "outstanding CNY", _cny), ("ecl_allowance", "ECL CNY", _cny),
+    ("net_income", "net income CNY", _cny), ("capital_bound_months", "capital-bound months", str),
+)
+
+
+def _table(title: str, rows: list[dict], columns) -> Table | None:
+    columns = [c for c in columns if rows and c[0] in rows[0]]
+    if len(columns) <= 1:
+        return None
+    table = Table(title=title, title_justify="left")
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
     for row in rows:
-        table.add_row(*(_format(k, row.get(k)) for k in keys))
+        table.add_row(*("" if row.get(k) is None else fmt(row[k]) for k, _, fmt in columns))
     return table
+
+
+def summary_tables(result: Result) -> list[Table]:
+    """Coverage and churn per quarter, then the credit figures per quarter (when present)."""
+    s = result.summary
+    head = (f"{result.scenario.name} ({result.scenario.rollout.name}), seed {result.seed}, "
+            f"{s['users']:,} users x {s['weight']:g}")
+    tables = [_table(f"{head}: coverage and re-evaluation churn", s["quarters"],
+                     COVERAGE_COLUMNS),
+              _table("credit", s["quarters"], CREDIT_COLUMNS)]
+    return [t for t in tables if t is not None]
+
+
+def headline(result: Result) -> str:
+    s = result.summary
+    text = (f"score AUC {s['score_auc']:.3f} over {s['score_auc_horizon_months']} months; "
+            f"final coverage: invited {_share(s['final']['invited_share'])}, "
+            f"visible {_share(s['final']['visible_share'])}; {s['batches']} batches")
+    credit = s.get("credit")
+    if credit:
+        text += (f"; annualised default rate {_share(credit['annualised_default_rate'])}, "
+                 f"loss rate {_share(credit['annualised_loss_rate'])}, net income "
+                 f"{_cny(credit['net_income'])} CNY; wrongly blocked "
+                 f"{_share(credit['wrongly_blocked_share'])}")
+    return text + f"; {result.wall_seconds:.1f}s"
 
 
 @app.command("run")
@@ -128,12 +153,9 @@ def run_command(
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written", 130)
-    out.print(summary_table(result))
-    s = result.summary
-    out.print(f"score AUC {s['score_auc']:.3f} over {s['score_auc_horizon_months']} months; "
-              f"final coverage: invited {_share(s['final']['invited_share'])}, "
-              f"visible {_share(s['final']['visible_share'])}; "
-              f"{s['batches']} batches; {result.wall_seconds:.1f}s")
+    for table in summary_tables(result):
+        out.print(table)
+    out.print(headline(result))
     out.print(f"wrote {dest}")
 
 
