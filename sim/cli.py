@@ -190,6 +190,10 @@ def version_command() -> None:
     out.print(__version__)
 
 
+# Commands over many runs live in their own module; importing it registers them on `app`.
+from . import cli_experiment  # noqa: E402, F401
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
@@ -200,4 +204,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run through the package module so commands registered on `sim.cli.app` are present.
+    from sim.cli import main as entry
+
+    entry()

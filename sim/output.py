@@ -117,3 +117,24 @@ def _replace(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def write_folder(dest: Path, *, tables: dict[str, pd.DataFrame] | None = None,
+                 jsons: dict[str, object] | None = None, force: bool = True) -> Path:
+    """Write Parquet tables and JSON documents as one folder that appears all at once."""
+    dest = Path(dest)
+    if not force:
+        check_destination(dest, force)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        for stem, table in (tables or {}).items():
+            write_table(table, tmp / f"{stem}.parquet")
+        for stem, doc in (jsons or {}).items():
+            write_json(doc, tmp / f"{stem}.json")
+        _replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest

@@ -814,8 +814,18 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
             node[part] = value
             return
         if part not in node:
-            node[part] = {}
+            node[part] = _default_of(fields, part)
         node, model = node[part], _child_model(model, part)
+
+
+def _default_of(fields: dict | None, name: str) -> Any:
+    """The raw (YAML-like) form of a field's default, so overriding one key keeps the rest."""
+    default = fields[name].default if fields and name in fields else None
+    if isinstance(default, BaseModel):
+        return default.model_dump(mode="json")
+    if isinstance(default, dict | list):
+        return copy.deepcopy(default)
+    return {}
 
 
 def _fields(model: Any) -> dict | None:

@@ -1,0 +1,5 @@
+"""``python -m sim``: the greysim command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,255 @@
+"""Sweeps: run a scenario over a grid or a Latin hypercube of parameter values.
+
+Every point runs the same replication seeds (common random numbers), so differences between
+points come from the parameters. Each finished point is written as its own folder of a Parquet
+dataset (``points/point=NNNN/``, atomically), so an interrupted sweep rerun with the same
+command skips the points already complete and never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .experiment import RunOutput, RunSpec, execute, replication_seeds, run_metrics
+from .scenario import Scenario, ScenarioError, load
+
+#: Outputs whose sensitivity to the swept parameters is summarised.
+OUTPUTS = ("invited_share_final", "visible_share_final", "quarters_to_target",
+           "default_rate_12m", "loss_rate", "net_income")
+
+
+@dataclass(frozen=True)
+class Design:
+    """The points of a sweep: one row per point, one column per scenario key."""
+
+    points: pd.DataFrame
+    kind: str  # "grid" or "lhs"
+
+    @property
+    def keys(self) -> list[str]:
+        return [c for c in self.points.columns if c != "point"]
+
+    def overrides(self, point: int) -> list[str]:
+        row = self.points.iloc[point]
+        return [f"{key}={_yaml_value(row[key])}" for key in self.keys]
+
+    def digest(self) -> str:
+        text = self.points.to_json(orient="split", double_precision=15)
+        return hashlib.sha256(f"{self.kind}:{text}".encode()).hexdigest()[:16]
+
+
+def _yaml_value(value) -> str:
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return str(value)
+
+
+def _parse_scalar(text: str):
+    from .scenario import parse_yaml
+
+    value = parse_yaml(text)
+    return value if isinstance(value, int | float | str | bool) else text
+
+
+def grid(specs: Sequence[str]) -> Design:
+    """A full factorial design from ``key=v1,v2,...`` strings."""
+    axes = {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or not values.strip():
+            raise ValueError(f"--grid takes key=v1,v2,..., got '{spec}'")
+        axes[key.strip()] = [_parse_scalar(v.strip()) for v in values.split(",")]
+    rows = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+    points = pd.DataFrame(rows)
+    points.insert(0, "point", range(len(points)))
+    return Design(points, "grid")
+
+
+def latin_hypercube(ranges: Sequence[str], n: int, seed: int) -> Design:
+    """``n`` points of a Latin hypercube over ``key=lo:hi`` ranges (scipy.stats.qmc)."""
+    from scipy.stats import qmc
+
+    bounds = {}
+    for spec in ranges:
+        key, sep, span = spec.partition("=")
+        lo, colon, hi = span.partition(":")
+        try:
+            bounds[key.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise ValueError(f"--range takes key=lo:hi with numbers, got '{spec}'") from None
+        if not sep or not colon or float(hi) <= float(lo):
+            raise ValueError(f"--range takes key=lo:hi with lo < hi, got '{spec}'")
+    if not bounds:
+        raise ValueError("--sample lhs:N needs at least one --range key=lo:hi")
+    unit = qmc.LatinHypercube(d=len(bounds), rng=np.random.default_rng(seed)).random(n)
+    lows = np.array([b[0] for b in bounds.values()])
+    highs = np.array([b[1] for b in bounds.values()])
+    values = qmc.scale(unit, lows, highs)
+    points = pd.DataFrame(values, columns=list(bounds))
+    points.insert(0, "point", range(n))
+    return Design(points, "lhs")
+
+
+def point_scenarios(path: Path, design: Design, overrides: Sequence[str] = ()) -> list[Scenario]:
+    """The scenario of every point, validated up front so a bad value fails before any run."""
+    scenarios = []
+    for point in range(len(design.points)):
+        try:
+            scenarios.append(load(path, [*overrides, *design.overrides(point)]))
+        except ScenarioError as exc:
+            raise ScenarioError(exc.source, exc.path,
+                                f"{exc.problem} (sweep point {point})", exc.line) from None
+    return scenarios
+
+
+def _point_dir(root: Path, point: int) -> Path:
+    return root / "points" / f"point={point:04d}"
+
+
+def completed_points(root: Path) -> set[int]:
+    """Points whose folder is complete (folders appear only by an atomic rename)."""
+    base = root / "points"
+    if not base.is_dir():
+        return set()
+    return {int(p.name.split("=")[1]) for p in base.iterdir()
+            if p.is_dir() and p.name.startswith("point=")}
+
+
+def _write_point(root: Path, point: int, outputs: list[RunOutput], design: Design,
+                 target: float, coverage: str) -> None:
+    from .output import write_folder
+
+    row = design.points.iloc[point].to_dict()
+    metrics = pd.concat([o.tables["metrics"] for o in outputs], ignore_index=True)
+    per_run = pd.DataFrame([{**row, **o.labels,
+                             **_final(run_metrics(o.tables["metrics"], target, coverage))}
+                            for o in outputs])
+    write_folder(_point_dir(root, point), tables={"metrics": metrics, "runs": per_run})
+
+
+def _final(metrics: dict) -> dict:
+    """Per-run metrics plus the horizon's coverage under a fixed name."""
+    inv = [k for k in metrics if k.startswith("invited_share_q")]
+    vis = [k for k in metrics if k.startswith("visible_share_q")]
+    return {**metrics, "invited_share_final": metrics[inv[-1]],
+            "visible_share_final": metrics[vis[-1]]}
+
+
+def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
+              quarters: int | None = None, overrides: Sequence[str] = (), target: float = 0.3,
+              coverage: str = "invited", executor=None,
+              progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Run every point not yet complete under ``root`` and return the per-run results."""
+    scenarios = point_scenarios(path, design, overrides)
+    root.mkdir(parents=True, exist_ok=True)
+    _check_design(root, design)
+    done = completed_points(root)
+    todo = [p for p in range(len(scenarios)) if p not in done]
+    seeds = replication_seeds(scenarios[0].seed, reps)
+    specs = [RunSpec(scenarios[p], seed, quarters, {"point": p, "replication": r})
+             for p in todo for r, seed in enumerate(seeds)]
+    pending: dict[int, dict[int, RunOutput]] = {}
+
+    def collect(_: int, output: RunOutput) -> None:
+        point = output.labels["point"]
+        pending.setdefault(point, {})[output.labels["replication"]] = output
+        if len(pending[point]) == reps:
+            finished = pending.pop(point)
+            runs = [finished[r] for r in range(reps)]
+            _write_point(root, point, runs, design, target, coverage)
+
+    if specs:
+        execute(specs, executor, progress, on_result=collect)
+    return load_results(root)
+
+
+def _check_design(root: Path, design: Design) -> None:
+    """Write the design once; a rerun must ask for the same design to resume."""
+    from .output import OutputError, write_folder
+
+    marker = root / "design" / "design.json"
+    info = {"kind": design.kind, "digest": design.digest(), "keys": design.keys}
+    if marker.exists():
+        if json.loads(marker.read_text())["digest"] != info["digest"]:
+            raise OutputError(f"{root} holds a sweep with another design; choose another --out "
+                              "or pass --force to start it again")
+        return
+    write_folder(root / "design", tables={"points": design.points}, jsons={"design": info})
+
+
+def load_results(root: Path) -> pd.DataFrame:
+    """Every completed point's per-run results, in point and replication order."""
+    frames = [pd.read_parquet(_point_dir(root, p) / "runs.parquet")
+              for p in sorted(completed_points(root))]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["point", "replication"], kind="stable").reset_index(drop=True)
+
+
+def sensitivity(results: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """Which parameters move which outputs most.
+
+    Grid designs: the first-order (main-effect) share of variance, the variance of the
+    output's mean at each level of a parameter over the output's variance. Latin hypercube
+    designs: SALib's RBD-FAST first-order index. For both, the Spearman rank correlation gives
+    the sign and strength of a monotone effect.
+    """
+    rows = []
+    outputs = [o for o in OUTPUTS if o in results]
+    means = results.groupby("point")[outputs].mean().replace([np.inf, -np.inf], np.nan)
+    params = design.points.set_index("point").loc[means.index, design.keys]
+    numeric = [k for k in design.keys if pd.api.types.is_numeric_dtype(params[k])]
+    for output in outputs:
+        y = means[output].to_numpy(dtype=float)
+        finite = np.isfinite(y)
+        if finite.sum() < 3 or np.var(y[finite]) == 0:
+            continue
+        extra = {}
+        if design.kind == "lhs":
+            extra = _rbd_fast(numeric, params.loc[finite, numeric].to_numpy(dtype=float),
+                              y[finite])
+        for key in design.keys:
+            x = params[key][finite]
+            row = {"output": output, "parameter": key, "spearman": float("nan")}
+            if key in numeric:
+                row["spearman"] = float(pd.Series(x.to_numpy(dtype=float)).corr(
+                    pd.Series(y[finite]), method="spearman"))
+            if design.kind == "grid":
+                level_means = pd.Series(y[finite]).groupby(x.astype(str).to_numpy()).mean()
+                row["first_order"] = float(level_means.var(ddof=0) / y[finite].var(ddof=0))
+            else:
+                row["first_order"] = float(extra["first_order"][numeric.index(key)])
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["rank"] = table.groupby("output")["first_order"].rank(ascending=False,
+                                                                    method="first")
+    return table
+
+
+def _rbd_fast(keys: list[str], X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """SALib's RBD-FAST first-order indices from a Latin hypercube sample.
+
+    RBD-FAST needs more points than twice its number of harmonics; with fewer the indices
+    are left undefined (NaN) and the rank correlation is all the summary has.
+    """
+    from SALib.analyze import rbd_fast
+
+    harmonics = 4
+    if len(y) <= 2 * harmonics + 1:
+        return {"first_order": np.full(len(keys), np.nan)}
+    problem = {"num_vars": len(keys), "names": keys,
+               "bounds": [[float(X[:, i].min()), float(X[:, i].max()) + 1e-12]
+                          for i in range(len(keys))]}
+    result = rbd_fast.analyze(problem, X, y, M=harmonics, num_resamples=50, seed=1,
+                              print_to_console=False)
+    return {"first_order": np.clip(np.asarray(result["S1"], dtype=float), 0.0, 1.0)}

@@ -1,0 +1,145 @@
+"""Strategy comparison and sweeps: honest intervals, verdicts that follow the table, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import sim
+from sim import experiment as ex
+from sim import sweep
+from sim.cli import app
+
+SMALL = ["population.users=8000"]
+
+
+def _per_run(rows):
+    return pd.DataFrame(rows)
+
+
+def test_interval_matches_textbook_t_interval():
+    mean, lo, hi = ex.interval(np.array([1.0, 2.0, 3.0, 4.0]))
+    # mean 2.5, sd 1.29099, t(0.975, 3) = 3.18245 -> half width 2.05426
+    assert mean == 2.5 and lo == pytest.approx(0.44574, abs=1e-4)
+    assert hi == pytest.approx(4.55426, abs=1e-4)
+    assert np.isnan(ex.interval(np.array([1.0]))[1])
+
+
+def test_verdict_follows_the_table():
+    rows = []
+    for r in range(4):
+        rows += [
+            {"strategy": "slow", "replication": r, "invited_share_q4": 0.2,
+             "quarters_to_target": 6.0, "default_rate_12m": 0.010 + 0.001 * r},
+            {"strategy": "fast-risky", "replication": r, "invited_share_q4": 0.4,
+             "quarters_to_target": 3.0, "default_rate_12m": 0.060 + 0.001 * r},
+            {"strategy": "fast-safe", "replication": r, "invited_share_q4": 0.35,
+             "quarters_to_target": 4.0, "default_rate_12m": 0.020 + 0.001 * r},
+        ]
+    summary = ex.summarize_strategies(_per_run(rows))
+    assert "'fast-safe'" in ex.verdict(summary, 0.3, max_default_rate=0.03)
+    assert "'fast-risky'" in ex.verdict(summary, 0.3, max_default_rate=None)
+    assert ex.verdict(summary, 0.3, max_default_rate=0.005).startswith("No strategy")
+    diff = summary[(summary.strategy == "fast-safe") & (summary.metric == "quarters_to_target")]
+    assert diff["diff"].iloc[0] == -2.0  # paired against the first strategy, 'slow'
+
+
+def test_compare_finds_the_faster_strategy(baseline_path):
+    slow = sim.load(baseline_path, [*SMALL, "rollout.name=slow"])
+    fast = sim.load(baseline_path, [*SMALL, "rollout.name=fast",
+                                    "rollout.phases.1.batch.share=0.2",
+                                    "rollout.phases.2.batch.share=0.2"])
+    _, per_run, summary, verdict = ex.compare([slow, fast], 3, target=0.25, quarters=8)
+    means = summary.pivot(index="strategy", columns="metric", values="mean")
+    assert means.loc["fast", "quarters_to_target"] < means.loc["slow", "quarters_to_target"]
+    assert "'fast'" in verdict
+    assert set(per_run.replication) == {0, 1, 2}
+
+
+def test_common_random_numbers_shrink_the_interval_of_the_difference(baseline_path):
+    a = sim.load(baseline_path, [*SMALL, "rollout.name=a"])
+    b = sim.load(baseline_path, [*SMALL, "rollout.name=b", "scoring.cutoff=27"])
+
+    def width(crn: bool) -> float:
+        _, _, s, _ = ex.compare([a, b], 6, target=0.2, quarters=4, common_random_numbers=crn)
+        row = s[(s.strategy == "b") & (s.metric == "invited_share_q4")].iloc[0]
+        return row.diff_ci_high - row.diff_ci_low
+
+    assert width(True) < 0.5 * width(False)
+
+
+def test_compare_cli_writes_tables_and_verdict(tmp_path, baseline_path):
+    res = CliRunner().invoke(app, ["compare", str(baseline_path), str(baseline_path),
+                                   "--reps", "2", "--users", "5000", "--quarters", "2",
+                                   "--workers", "1", "--quiet", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert "verdict" in res.output
+    assert (tmp_path / "c" / "comparison.parquet").exists()
+    bad = CliRunner().invoke(app, ["compare", str(baseline_path), "--quiet"])
+    assert bad.exit_code == 2 and "at least two" in bad.output
+
+
+def test_sweep_is_identical_in_process_pool_and_dask(tmp_path, baseline_path):
+    pytest.importorskip("dask.distributed")
+    design = sweep.grid(["scoring.cutoff=22,28"])
+    kwargs = {"reps": 2, "quarters": 1, "overrides": SMALL}
+    plain = sweep.run_sweep(baseline_path, design, tmp_path / "a", **kwargs)
+    pool = ex.ProcessPool(2)
+    try:
+        pooled = sweep.run_sweep(baseline_path, design, tmp_path / "b", executor=pool, **kwargs)
+    finally:
+        pool.close()
+    dask = ex.DaskCluster(workers=2)
+    try:
+        clustered = sweep.run_sweep(baseline_path, design, tmp_path / "c", executor=dask,
+                                    **kwargs)
+    finally:
+        dask.close()
+    assert plain.equals(pooled) and plain.equals(clustered)
+    for name in ("a", "b", "c"):
+        m = pd.read_parquet(tmp_path / name / "points" / "point=0001" / "metrics.parquet")
+        assert m.equals(pd.read_parquet(tmp_path / "a" / "points" / "point=0001" /
+                                        "metrics.parquet"))
+
+
+def test_grid_sensitivity_names_the_parameter_that_matters(tmp_path, baseline_path):
+    design = sweep.grid(["scoring.cutoff=15,25,35", "reporting.bands.income=[4000],[6000]"])
+    results = sweep.run_sweep(baseline_path, design, tmp_path / "s", quarters=2,
+                              overrides=SMALL)
+    table = sweep.sensitivity(results, design)
+    top = table[table.output == "invited_share_final"].sort_values("rank").iloc[0]
+    assert top.parameter == "scoring.cutoff" and top.first_order > 0.9 and top.spearman < 0
+
+
+def test_interrupted_sweep_resumes_without_recomputing(tmp_path, baseline_path):
+    out = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "sim", "sweep", str(baseline_path), "--grid",
+           "scoring.cutoff=20,21,22,23,24,25,26,27", "--users", "30000", "--quarters", "4",
+           "--workers", "1", "--quiet", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(sweep.completed_points(out)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = sweep.completed_points(out)
+    assert 2 <= len(before) < 8
+    stamps = {p: (out / "points" / f"point={p:04d}" / "runs.parquet").stat().st_mtime_ns
+              for p in before}
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stderr
+    assert sweep.completed_points(out) == set(range(8))
+    for p, stamp in stamps.items():  # finished points were not recomputed
+        assert (out / "points" / f"point={p:04d}" / "runs.parquet").stat().st_mtime_ns == stamp
+    results = pd.read_parquet(out / "summary" / "results.parquet")
+    assert len(results) == 8 and results.point.is_unique
+    assert not [p for p in (out / "points").iterdir() if p.name.startswith(".")]
