@@ -274,8 +274,9 @@ def vintage_curves(vintages: pd.DataFrame, rate: str = "dpd90_cum_rate") -> Figu
                     label="_vintage")
             if "immature" in cells:
                 mature = cells[~cells["immature"].astype(bool)]
-                ax.plot(mature["mob"], mature["mean"], color=colour, lw=1.8,
-                        label=f"vintage {vintage}")
+                if not mature.empty:
+                    ax.plot(mature["mob"], mature["mean"], color=colour, lw=1.8,
+                            label=f"vintage {vintage}")
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("months on book")
@@ -317,8 +318,10 @@ def risk_reach(table: pd.DataFrame, *, reach: str = "invited_share",
     ``table`` is the comparison's monthly table (its last month is the horizon) or one row per
     strategy and replication.
     """
-    _need(table, ["strategy", reach, risk], "monthly",
-          " (it needs strategies compared, each with the credit model's default rate)")
+    if table is not None and "strategy" not in table.columns:
+        raise MissingData("a single run has no strategies to set against each other "
+                          "(it is drawn for a comparison of strategies)")
+    _need(table, ["strategy", reach, risk], "monthly", " (it comes with the credit model)")
     rows = table
     if "month" in table.columns:
         rows = table[table["month"] == table.groupby("strategy")["month"].transform("max")]
@@ -375,11 +378,12 @@ def segment_heatmap(segments: pd.DataFrame, rows: str = "archetype", cols: str =
     for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
         sub = cells if by is None else cells[cells[by] == name]
         grid = (sub.groupby(["row", "col"], sort=False)[value].mean().unstack("col")
-                .reindex(index=row_order, columns=col_order))
+                .reindex(index=row_order, columns=col_order)
+                .dropna(how="all").dropna(axis=1, how="all"))  # segments with nobody in them
         sns.heatmap(grid, ax=ax, annot=True, fmt=".0%", cmap="YlGnBu", vmin=0, vmax=vmax,
                     linewidths=0.5, linecolor="white", annot_kws={"fontsize": 9},
                     cbar=i == len(names) - 1,
-                    cbar_kws={"label": f"{value.replace('_', ' ')} (% of the cell's users)",
+                    cbar_kws={"label": f"{value.replace('_', ' ')} (%)",
                               "format": PercentFormatter(1.0, decimals=None)})
         ax.set_xlabel(NAMES.get(cols, cols))
         ax.set_ylabel(NAMES.get(rows, rows) if i == 0 else "")

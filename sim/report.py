@@ -78,6 +78,14 @@ class Chart:
     figure: Figure | None = None
     note: str = ""
     caption: str = ""
+    _png: bytes | None = None
+
+    @property
+    def png(self) -> bytes:
+        """The figure as PNG, rendered once for both the page and ``charts/``."""
+        if self._png is None:
+            self._png = png(self.figure)
+        return self._png
 
 
 def load_folder(path: Path) -> Folder:
@@ -109,6 +117,31 @@ def _json(file: Path) -> dict:
         raise ReportError(f"{file} is not valid JSON ({exc})") from None
 
 
+#: What each chart shows, in the planner's words, under the chart.
+CAPTIONS = {
+    "coverage": "Share of the whole population invited (solid) and able to see the entry "
+                "(dashed) at each month end. Shaded: holiday windows, when batches widen. "
+                "Dashed red: the coverage target (reporting.target_coverage).",
+    "funnel": "How many real users reach each stage at each quarter's end: the population, "
+              "those eligible (preconditions and score), invited, and shown the entry; with the "
+              "credit model also active and borrowing.",
+    "vintages": "Each invite batch (vintage) is a line: the share of its accounts that reached "
+                "90+ days past due by months on book. Faded: months too young to judge.",
+    "risk_reach": "Each strategy's coverage at the horizon against its 12-month default rate, "
+                  "with 95% intervals over replications. Strategies on the grey line are "
+                  "efficient: none other reaches more users for no more risk.",
+    "access_archetype_region": "Share of each archetype and region tier with access at the "
+                               "last month. Closed regions stay at 0%.",
+    "access_version_device": "Share of users with access by client version and device grade "
+                             "at the last month. Old clients cannot show the entry.",
+    "churn": "At each quarter's re-evaluation everyone is re-scored: users who now pass gain "
+             "access (up), users who fail lose it (down).",
+    "capital": "Outstanding balance against the capital limit; shaded months are those in "
+               "which the limit bound and new invitations stopped.",
+    "net_income": "Interest revenue, charge-off loss and net income of each quarter.",
+}
+
+
 def draw(folder: Folder) -> list[Chart]:
     """Every chart of :data:`sim.charts.CHARTS` the folder's tables allow."""
     out = []
@@ -116,7 +149,7 @@ def draw(folder: Folder) -> list[Chart]:
         kw = dict(kwargs)
         if fn is charts.coverage:
             kw.update(target=folder.target, holidays=folder.holidays)
-        chart = Chart(name, title, caption=(fn.__doc__ or "").split("\n\n")[0].strip())
+        chart = Chart(name, title, caption=CAPTIONS.get(name, ""))
         try:
             chart.figure = fn(folder.tables.get(table), **kw)
         except charts.MissingData as exc:
@@ -173,10 +206,14 @@ details pre { background: #f7f9fb; border: 1px solid var(--line); padding: 12px;
 footer { color: var(--muted); font-size: 0.8rem; margin-top: 40px; }
 """
 
+QUARTER_COLUMNS = ("quarter", "date", "eligible_share", "invited_share", "visible_share",
+                   "gained_access", "lost_access", "gained_rate", "lost_rate", "churn_rate")
 LABELS = {"eligible_share": "eligible", "invited_share": "invited",
           "visible_share": "visible (entry shown)", "gained_access": "access gained",
           "lost_access": "access lost", "gained_rate": "gained %", "lost_rate": "lost %",
           "churn_rate": "churn %", "score_auc": "score AUC", "batches": "invite batches",
+          "mean_monthly_hazard": "mean monthly default hazard",
+          "population": "population (real users)",
           "default_rate_12m": "12-month default rate"}
 
 
@@ -186,12 +223,13 @@ def fmt(key: str, value) -> str:
         return "–"
     if isinstance(value, bool | str):
         return str(value)
-    if isinstance(value, int | float) and any(w in key for w in ("share", "rate", "pct")):
-        return f"{100 * value:.1f}%"
-    if isinstance(value, float) and abs(value) >= 1e5:
-        return f"{value / 1e6:,.2f} M"
+    if isinstance(value, int | float) and any(w in key for w in ("share", "rate", "pct",
+                                                                   "hazard")):
+        return f"{100 * value:.{2 if abs(value) < 0.01 else 1}f}%"
+    if isinstance(value, float) and (abs(value) >= 1e3 or value == 0):
+        return "0" if value == 0 else f"{value / 1e6:,.2f} M"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.3f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
@@ -242,20 +280,22 @@ def render(folder: Folder, drawn: list[Chart]) -> str:
              f"{s['users'] * s['weight'] / 1e6:,.0f} M real users"
              if "users" in s and "weight" in s else "",
              f"{s['months']} months" if "months" in s else "",
-             f"made {m['created_utc']}" if "created_utc" in m else ""]
+             f"made {m['created_utc'].replace('T', ' ').replace('+00:00', ' UTC')}"
+             if "created_utc" in m else ""]
     parts = [f"<h1>greysim report: {html.escape(str(name))}</h1>",
              f'<p class="sub">{html.escape(" · ".join(f for f in facts if f))}</p>']
     if s.get("verdict"):
         parts.append(f'<div class="verdict"><b>Verdict:</b> {html.escape(str(s["verdict"]))}'
                      "</div>")
-    parts += ["<h2>Headline figures</h2>", _cards(s)]
+    if "</div></div>" in (cards := _cards(s)):
+        parts += ["<h2>Headline figures</h2>", cards]
     if "comparison" in folder.tables:
         parts += ["<h2>Strategies compared</h2>", _table(folder.tables["comparison"])]
     parts.append("<h2>Charts</h2>")
     for c in drawn:
         if c.figure is None:
             continue
-        data = base64.b64encode(png(c.figure)).decode("ascii")
+        data = base64.b64encode(c.png).decode("ascii")
         parts.append(f'<figure id="{c.name}"><img alt="{html.escape(c.title)}" '
                      f'src="data:image/png;base64,{data}">'
                      f"<figcaption>{html.escape(c.caption)}</figcaption></figure>")
@@ -265,10 +305,17 @@ def render(folder: Folder, drawn: list[Chart]) -> str:
             f"<li><b>{html.escape(c.title)}</b>: {html.escape(c.note)}</li>" for c in skipped)
             + "</ul></div>")
     if s.get("quarters"):
-        parts += ["<h2>Per quarter</h2>", _table(s["quarters"])]
+        quarters = pd.DataFrame(s["quarters"])
+        first = [c for c in QUARTER_COLUMNS if c in quarters]
+        quarters = quarters[first + [c for c in quarters if c not in first]]
+        parts += ["<h2>Per quarter</h2>",
+                  "<p>Shares are of the whole population at the quarter's end; gained and lost "
+                  "are counted at the quarter's re-evaluation, as a share of those with access "
+                  "before it.</p>", _table(quarters)]
     if s.get("not_eligible_at_start"):
-        reasons = [{"reason": k.replace("_", " "), "real users": v}
-                   for k, v in s["not_eligible_at_start"].items()]
+        reasons = sorted(({"reason": k.replace("_", " "), "real users": v}
+                          for k, v in s["not_eligible_at_start"].items()),
+                         key=lambda r: -r["real users"])
         parts += ["<h2>Why users were not eligible at the start</h2>",
                   "<p>A user can fail several preconditions; each is counted.</p>",
                   _table(reasons)]
@@ -305,7 +352,7 @@ def write_report(path: Path, *, chart_files: bool = True) -> Path:
         try:
             for c in drawn:
                 if c.figure is not None:
-                    (tmp / f"{c.name}.png").write_bytes(png(c.figure))
+                    (tmp / f"{c.name}.png").write_bytes(c.png)
                     (tmp / f"{c.name}.svg").write_bytes(svg(c.figure))
             old = path / f".{CHARTS_DIR}.old-{uuid.uuid4().hex[:8]}"
             if (path / CHARTS_DIR).exists():
