@@ -133,7 +133,8 @@ CAPTIONS = {
     "access_archetype_region": "Share of each archetype and region tier with access at the "
                                "last month. Closed regions stay at 0%.",
     "access_version_device": "Share of users with access by client version and device grade "
-                             "at the last month. Old clients cannot show the entry.",
+                             "at the last month. Batches skip clients below the phase's minimum "
+                             "version.",
     "churn": "At each quarter's re-evaluation everyone is re-scored: users who now pass gain "
              "access (up), users who fail lose it (down).",
     "capital": "Outstanding balance against the capital limit; shaded months are those in "
@@ -227,6 +228,8 @@ def fmt(key: str, value) -> str:
                                                                    "hazard")):
         return f"{100 * value:.{2 if abs(value) < 0.01 else 1}f}%"
     if isinstance(value, float) and (abs(value) >= 1e3 or value == 0):
+        if abs(value) >= 1e9:
+            return f"{value / 1e9:,.2f} bn"
         return "0" if value == 0 else f"{value / 1e6:,.2f} M"
     if isinstance(value, float):
         return f"{value:.3f}"
