@@ -136,8 +136,10 @@ def run_command(
         "--out", help="Run folder to write (default: outputs/<scenario>/<run-id>).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    no_report: Annotated[bool, typer.Option(
+        "--no-report", help="Skip the charts and report.html.")] = False,
 ) -> None:
-    """Simulate a scenario and write its tables, summary and manifest."""
+    """Simulate a scenario and write its tables, summary, manifest, charts and report."""
     try:
         sc = _load(scenario, set_ or [], users, seed)
         if quarters is not None and quarters > sc.quarters:
@@ -148,7 +150,8 @@ def run_command(
 
             check_destination(out_dir, force)
         result = _simulate(sc, quarters, quiet)
-        dest = write_run(result, out_dir or default_destination(result), force=force)
+        dest = write_run(result, out_dir or default_destination(result), force=force,
+                         finish=None if no_report else _write_report)
     except (ScenarioError, UserError, OutputError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -156,7 +159,13 @@ def run_command(
     for table in summary_tables(result):
         out.print(table)
     out.print(headline(result))
-    out.print(f"wrote {dest}")
+    out.print(f"wrote {dest}" + ("" if no_report else f" (report: {dest / 'report.html'})"))
+
+
+def _write_report(folder: Path) -> None:
+    from .report import write_report
+
+    write_report(folder)
 
 
 def _simulate(sc: Scenario, quarters: int | None, quiet: bool) -> Result:
@@ -188,6 +197,21 @@ def validate_command(scenario: ScenarioArg, set_: SetOpt = None) -> None:
 def version_command() -> None:
     """Print the greysim version."""
     out.print(__version__)
+
+
+@app.command("report")
+def report_command(
+    folder: Annotated[Path, typer.Argument(help="A run or comparison folder.",
+                                           show_default=False)],
+) -> None:
+    """Write the charts and one self-contained report.html of a run or comparison folder."""
+    from .report import ReportError, write_report
+
+    try:
+        path = write_report(folder)
+    except ReportError as exc:
+        _fail(str(exc))
+    out.print(f"wrote {path}")
 
 
 # Commands over many runs live in their own module; importing it registers them on `app`.

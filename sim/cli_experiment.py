@@ -111,6 +111,8 @@ def compare_command(
     scheduler: SchedulerOpt = None,
     dask_local: DaskLocalOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report",
+                                            help="Skip the charts and report.html.")] = False,
 ) -> None:
     """Compare strategies on common random numbers: intervals, paired differences, verdict."""
     try:
@@ -139,10 +141,13 @@ def compare_command(
             "metrics": experiment.concat(outputs, "metrics"),
             **({"vintages": experiment.concat(outputs, "vintages")}
                if "vintages" in outputs[0].tables else {}),
-        }, jsons={"summary": {"verdict": verdict, "target": target, "coverage": coverage,
+        }, jsons={"summary": {"scenario": "comparison of " + ", ".join(
+                                  dict.fromkeys(per_run.strategy)),
+                              "verdict": verdict, "target": target, "coverage": coverage,
                               "max_default_rate": max_default_rate, "reps": reps,
                               "strategies": list(dict.fromkeys(per_run.strategy))},
-                  "manifest": _manifest(scenarios, loaded, reps, quarters)})
+                  "manifest": _manifest(scenarios, loaded, reps, quarters)},
+                     finish=None if no_report else _write_report)
     except (ScenarioError, UserError, OutputError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -153,10 +158,17 @@ def compare_command(
     out.print(f"wrote {dest}")
 
 
+def _write_report(folder: Path) -> None:
+    from .report import write_report
+
+    write_report(folder)
+
+
 def _manifest(paths, scenarios, reps, quarters) -> dict:
     from . import __version__
 
     return {"greysim_version": __version__, "reps": reps, "quarters": quarters,
+            "scenario": scenarios[0].model_dump(mode="json"),
             "scenarios": [{"file": str(p), "name": s.name, "strategy": s.rollout.name,
                            "digest": s.digest(), "seed": s.seed,
                            "scenario": s.model_dump(mode="json")}

@@ -122,7 +122,8 @@ class Simulation:
         )
         self.visibility = release.visibility_rates(scenario.release)
         self.region_open = np.array([r.open for r in scenario.population.regions.values()])
-        self.recorder = Recorder(bands=scenario.reporting.bands)
+        self.recorder = Recorder(bands=scenario.reporting.bands,
+                                 crosses=scenario.reporting.crosses)
         self.month_ends = [(add_months(scenario.start, m) - scenario.start).days
                            for m in range(1, self.months + 1)]
         self.horizon = self.month_ends[-1]

@@ -52,13 +52,20 @@ def band_labels(edges: list[float]) -> tuple[str, ...]:
     return (f"<{fmt(edges[0])}", *inner, f">={fmt(edges[-1])}")
 
 
-def segment_codes(pop: Population, bands: dict[str, list[float]]):
-    """(dimension, codes, labels) for every categorical attribute and every banded one."""
+def segment_codes(pop: Population, bands: dict[str, list[float]],
+                  crosses: list[tuple[str, str]] = ()):
+    """(dimension, codes, labels) for every categorical attribute, every banded one and every
+    crossed pair of categorical attributes (``"a x b"``, codes ``a * len(b) + b``)."""
     for dim in DIMENSIONS:
         yield dim, getattr(pop, dim), pop.labels[dim]
     yield "utility_payer", pop.utility_payer.view(np.int8), ("no", "yes")
     for name, edges in bands.items():
         yield name, band_codes(getattr(pop, name), edges), band_labels(edges)
+    for a, b in crosses:
+        k = len(pop.labels[b])
+        codes = getattr(pop, a).astype(np.int16) * k + getattr(pop, b)
+        labels = tuple(f"{x} x {y}" for x in pop.labels[a] for y in pop.labels[b])
+        yield f"{a} x {b}", codes, labels
 
 
 def band_codes(values: np.ndarray, edges: list[float]) -> np.ndarray:
@@ -74,6 +81,7 @@ class Recorder:
     """Collects one row per month and one row per segment per month."""
 
     bands: dict[str, list[float]] = field(default_factory=dict)
+    crosses: list[tuple[str, str]] = field(default_factory=list)
     monthly: list[dict] = field(default_factory=list)
     segments: list[dict] = field(default_factory=list)
     vintages: list[dict] = field(default_factory=list)
@@ -113,7 +121,7 @@ class Recorder:
         # one pass per dimension: bincount over (segment code, status bits) pairs
         status = (pop.eligible.view(np.int8) | (pop.invited.view(np.int8) << 1)
                   | (visible.view(np.int8) << 2))
-        for dim, codes, labels in segment_codes(pop, self.bands):
+        for dim, codes, labels in segment_codes(pop, self.bands, self.crosses):
             k = len(labels)
             table = np.bincount(codes.astype(np.intp) * 8 + status, minlength=8 * k).reshape(k, 8)
             counts = {

@@ -13,6 +13,7 @@ import platform
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +90,13 @@ def check_destination(dest: Path, force: bool) -> None:
 
 
 def write_run(result: Result, dest: Path, *, force: bool = False,
-              argv: list[str] | None = None) -> Path:
-    """Write a run's tables, summary and manifest to ``dest`` atomically; returns ``dest``."""
+              argv: list[str] | None = None,
+              finish: Callable[[Path], object] | None = None) -> Path:
+    """Write a run's tables, summary and manifest to ``dest`` atomically; returns ``dest``.
+
+    ``finish(folder)`` runs on the complete temporary folder before it is renamed into place
+    (the report writer uses it, so charts and report appear with the run or not at all).
+    """
     dest = Path(dest)
     check_destination(dest, force)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +107,8 @@ def write_run(result: Result, dest: Path, *, force: bool = False,
             write_table(table, tmp / f"{stem}.parquet")
         write_json(result.summary, tmp / "summary.json")
         write_json(manifest(result, argv), tmp / MANIFEST)
+        if finish is not None:
+            finish(tmp)
         _replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -120,8 +128,10 @@ def _replace(tmp: Path, dest: Path) -> None:
 
 
 def write_folder(dest: Path, *, tables: dict[str, pd.DataFrame] | None = None,
-                 jsons: dict[str, object] | None = None, force: bool = True) -> Path:
-    """Write Parquet tables and JSON documents as one folder that appears all at once."""
+                 jsons: dict[str, object] | None = None, force: bool = True,
+                 finish=None) -> Path:
+    """Write Parquet tables and JSON documents as one folder that appears all at once;
+    ``finish(folder)`` may add files (charts, a report) before it appears."""
     dest = Path(dest)
     if not force:
         check_destination(dest, force)
@@ -133,6 +143,8 @@ def write_folder(dest: Path, *, tables: dict[str, pd.DataFrame] | None = None,
             write_table(table, tmp / f"{stem}.parquet")
         for stem, doc in (jsons or {}).items():
             write_json(doc, tmp / f"{stem}.json")
+        if finish is not None:
+            finish(tmp)
         _replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -344,6 +344,25 @@ class Reporting(_Model):
                 raise ValueError(f"band edges of '{name}' must be a rising, non-empty list")
         return v
 
+    #: Pairs of categorical dimensions cross-tabulated in the segment table (dimension
+    #: ``"a x b"``, value ``"<a value> x <b value>"``), drawn as access-rate heat maps.
+    crosses: list[tuple[str, str]] = [("archetype", "region"), ("version", "device_grade")]
+    #: The planner's coverage target (share of the population invited), marked on the charts.
+    target_coverage: float | None = Field(default=None, gt=0, le=1)
+
+    @field_validator("crosses")
+    @classmethod
+    def _crosses(cls, v):
+        from .population import DIMENSIONS
+
+        for pair in v:
+            for name in pair:
+                if name not in DIMENSIONS:
+                    raise ValueError(f"cannot cross '{name}'; allowed: {list(DIMENSIONS)}")
+            if pair[0] == pair[1]:
+                raise ValueError(f"cannot cross '{pair[0]}' with itself")
+        return v
+
 
 class Reevaluation(_Model):
     every_months: PositiveInt = 3
