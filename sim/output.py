@@ -97,23 +97,10 @@ def write_run(result: Result, dest: Path, *, force: bool = False,
     ``finish(folder)`` runs on the complete temporary folder before it is renamed into place
     (the report writer uses it, so charts and report appear with the run or not at all).
     """
-    dest = Path(dest)
-    check_destination(dest, force)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        for stem, table in result.tables().items():
-            write_table(table, tmp / f"{stem}.parquet")
-        write_json(result.summary, tmp / "summary.json")
-        write_json(manifest(result, argv), tmp / MANIFEST)
-        if finish is not None:
-            finish(tmp)
-        _replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
+    check_destination(Path(dest), force)
+    return write_folder(dest, tables=result.tables(),
+                        jsons={"summary": result.summary, "manifest": manifest(result, argv)},
+                        finish=finish)
 
 
 def _replace(tmp: Path, dest: Path) -> None:
