@@ -204,7 +204,10 @@ def ab_summary(arm: np.ndarray, names: tuple[str, ...], pop: Population, book: B
                 "p_value": p, "alpha": ab.srm_alpha, "mismatch": bool(p < ab.srm_alpha)},
         "arms": {},
     }
-    base_rate = n_def[0] / n_ever[0] if n_ever[0] else float("nan")
+    # the base rate of the detectable difference: the control's, or the pooled one when the
+    # control has no default yet (a base rate of 0 would claim any difference is detectable)
+    base_rate = n_def[0] / n_ever[0] if n_def[0] else (
+        n_def.sum() / n_ever.sum() if n_def.sum() else float("nan"))
     for i, name in enumerate(names):
         entry = {
             "users": int(users[i]), "accounts": float(users[i] * w),
@@ -221,10 +224,11 @@ def ab_summary(arm: np.ndarray, names: tuple[str, ...], pop: Population, book: B
                     n_def[0], n_ever[0], n_def[i], n_ever[i], level)),
                 "loss_per_invited": _interval(mean_difference_interval(
                     loss[ever & (codes == 0)], loss[ever & (codes == i)], level)),
-                "mde_default_rate": minimum_detectable_difference(
-                    base_rate, n_ever[0] * w, n_ever[i] * w),
-                "mde_default_rate_simulated": minimum_detectable_difference(
-                    base_rate, n_ever[0], n_ever[i]),
+                "mde_base_rate": _num(base_rate),
+                "mde_default_rate": _num(minimum_detectable_difference(
+                    base_rate, n_ever[0] * w, n_ever[i] * w)),
+                "mde_default_rate_simulated": _num(minimum_detectable_difference(
+                    base_rate, n_ever[0], n_ever[i])),
             }
         out["arms"][name] = entry
     return out
@@ -250,9 +254,9 @@ def small_arm_warnings(arms: pd.DataFrame, users: dict[str, int],
         n = min(row.ever_invited, sim_users)
         if n < min_accounts:
             unit = "simulated users" if sim_users < row.ever_invited else "accounts"
-            out.append(f"arm '{row.arm}' has {n:,.0f} invited {unit}, under the "
-                       f"{min_accounts:,.0f} needed to measure it (ab.min_arm_accounts); "
-                       f"its default rate is noise")
+            out.append(f"arm '{row.arm}' is too small to measure: {n:,.0f} invited {unit}, "
+                       f"under the {min_accounts:,.0f} of ab.min_arm_accounts; its default "
+                       f"rate and differences are mostly noise")
     return out
 
 
