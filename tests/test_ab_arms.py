@@ -7,14 +7,13 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from credit_helpers import ROOT
 from typer.testing import CliRunner
 
 import sim
 from sim import abtest, scoring
 from sim.cli import app
 from sim.engine import Simulation
-
-from credit_helpers import ROOT
 
 AB = ROOT / "scenarios" / "ab-version-vs-tier.yaml"
 
