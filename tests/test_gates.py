@@ -140,3 +140,21 @@ def test_capital_gate_needs_a_capital_limit():
     data["rollout"]["gates"] = [{"name": "c", "metric": "capital_use", "threshold": 0.9}]
     with pytest.raises(ScenarioError, match="rollout.gates.0.metric"):
         validate(data, "x.yaml")
+
+
+LIBRARY = ("version-first", "tier-first", "holiday-push", "aggressive", "conservative",
+           "adaptive", "ab-version-vs-tier")
+
+
+def test_strategy_library_extends_the_baseline_with_distinct_names():
+    names = set()
+    for stem in LIBRARY:
+        path = BASELINE.parent / f"{stem}.yaml"
+        assert path.read_text().count("extends: baseline.yaml") == 1
+        names.add(sim.load(path).rollout.name)
+    assert len(names) == len(LIBRARY)
+    adaptive = sim.load(BASELINE.parent / "adaptive.yaml").rollout.gates
+    assert any(g.grow_factor > 1 and g.on_fail == "halt" for g in adaptive)
+    ab = sim.load(BASELINE.parent / "ab-version-vs-tier.yaml").strategies()
+    assert [r.name for r in ab.values()] == ["tier-first", "version-first-holiday"]
+    assert ab["control"].phases == sim.load(BASELINE).rollout.phases  # merged over the base
