@@ -159,6 +159,8 @@ def run_command(
     for table in summary_tables(result):
         out.print(table)
     out.print(headline(result))
+    for warning in result.summary.get("warnings", []):
+        out.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     out.print(f"wrote {dest}" + ("" if no_report else f" (report: {dest / 'report.html'})"))
 
 

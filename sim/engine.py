@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from . import credit, fraud, invites, release, scoring
+from . import abtest, credit, fraud, gates, invites, release, scoring
 from .metrics import Recorder, quarterly, vintage_rows
 from .population import Population, assign_latent_risk, synthesize, weighted_auc
 from .scenario import Scenario, add_months
@@ -87,6 +87,11 @@ class Result:
     wall_seconds: float
     book: credit.Book | None = None  # the credit lines at the end of the run
     fraud: fraud.FraudBook | None = None  # risk levels at the end of the run
+    arm: np.ndarray | None = None  # A/B arm code of every user (into ``arm_names``)
+    arm_names: tuple[str, ...] = ("all",)
+    holdout: np.ndarray | None = None  # invited below the cut-off by a holdout
+    arms: pd.DataFrame | None = None  # per-arm figures at the horizon
+    gates: pd.DataFrame | None = None  # every gate decision
 
     @property
     def quarterly(self) -> pd.DataFrame:
@@ -95,7 +100,7 @@ class Result:
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables a run writes, by file stem (``metrics`` is the monthly table)."""
         return {"metrics": self.monthly, "segments": self.segments, "batches": self.batches,
-                "vintages": self.vintages}
+                "vintages": self.vintages, "arms": self.arms, "gates": self.gates}
 
 
 class Simulation:
@@ -132,6 +137,14 @@ class Simulation:
         self.fraud = fraud.new_fraud_book(self.pop.n, scenario.fraud, self.rng["fraud"],
                                           scenario.start.year)
         self.max_outstanding = scenario.capital.max_outstanding
+        self.plans = scenario.strategies()  # A/B arm name -> its strategy
+        self.arm_names = tuple(self.plans)
+        self.arm = (np.zeros(self.pop.n, dtype=np.int8) if scenario.ab is None else
+                    invites.assign_arms(self.pop.n, scenario.ab.salt,
+                                        [a.share for a in scenario.ab.arms.values()]))
+        self.holdout = np.zeros(self.pop.n, dtype=bool)
+        self.gate_rows: list[dict] = []
+        self.arm_rows: list[dict] = []  # the "arm" segment rows of every month
 
     # ------------------------------------------------------------------ helpers
     def date(self, day: float) -> dt.date:
@@ -193,32 +206,96 @@ class Simulation:
             yield self.at(day, "calendar")
             action()
 
-    def rollout(self):
-        """Send batches on each phase's cadence, outside freeze windows."""
+    def _within(self, arm: int) -> np.ndarray | None:
+        """The users of A/B arm ``arm`` (None: everyone, when there are no arms)."""
+        return None if self.scenario.ab is None else self.arm == arm
+
+    def rollout(self, arm: int = 0):
+        """Send one arm's batches on each phase's cadence, outside freeze windows, as its gates
+        allow (without an ``ab`` section the one arm is the whole population)."""
         sc = self.scenario
-        for phase in sc.rollout.phases:
+        plan = self.plans[self.arm_names[arm]]
+        within = self._within(arm)
+        state = gates.GateState()
+        for phase in plan.phases:
             start = (phase.start - sc.start).days
-            end = min((invites.phase_end(sc.rollout, phase, sc.end) - sc.start).days,
-                      self.horizon)
-            bucket = invites.sticky_bucket(self.pop.n, invites.salt_of(sc.rollout, phase))
+            end = min((invites.phase_end(plan, phase, sc.end) - sc.start).days, self.horizon)
+            bucket = invites.sticky_bucket(self.pop.n, invites.salt_of(plan, phase))
             for day in range(start, end, phase.cadence_days):
                 yield self.at(day, "rollout")
                 date = self.date(day)
-                if any(w.contains(date) for w in sc.rollout.freeze):
+                if any(w.contains(date) for w in plan.freeze):
                     continue
                 if self.capital_binds():
                     continue
-                users = invites.next_batch(self.pop, sc, phase, date, self.state.holiday, bucket)
+                verdict = self._gate(arm, plan, phase, date, day, state)
+                if verdict == "halt":
+                    return
+                if verdict == "halt_phase":
+                    break
+                if verdict == "pause":
+                    continue
+                users = invites.next_batch(self.pop, sc, phase, date, self.state.holiday, bucket,
+                                           within, state.factor)
                 if users.size:
-                    self._record_batch(users, date, phase.name, "batch")
+                    self._record_batch(users, date, phase.name, "batch", arm)
+                if plan.holdout is not None:
+                    self._send_holdout(arm, plan, phase, date, within)
 
-    def _record_batch(self, users: np.ndarray, date: dt.date, phase: str, kind: str) -> None:
+    def _gate(self, arm: int, plan, phase, date: dt.date, day: int,
+              state: gates.GateState) -> str:
+        """Judge the strategy's and the phase's gates before a batch; record each decision."""
+        specs = [(g, "rollout") for g in plan.gates] + [(g, "phase") for g in phase.gates]
+        if not specs:
+            return "go"
+        name = self.arm_names[arm]
+        mine = [b["vintage"] for b in self.state.batches
+                if b["arm"] == name and b["kind"] == "batch"]
+        sent = sum(self.state.batches[v]["accounts"] for v in mine)
+        done = bisect.bisect_right(self.month_ends, day)  # month-end snapshots so far
+        ids = np.array(mine, dtype=np.int64)
+        ages = done - np.array(self.state.batch_months, dtype=np.int64)[ids] if mine else ids
+        dpd30 = (self.book.state >= credit.D31_60) & (self.book.state <= credit.DEFAULT)
+        verdicts, rows = [], []
+        for gate, scope in specs:
+            if gate.metric == "capital_use":
+                reading = gates.capital_reading(self.outstanding(), self.max_outstanding)
+            else:
+                reading = gates.vintage_reading(self.pop.vintage, dpd30, ids, ages,
+                                                gate.months_on_book, gate.min_accounts,
+                                                self.pop.weight)
+            decision = gates.judge(gate, reading, sent)
+            act = gates.action(gate, decision)
+            verdicts.append((gate, scope, act))
+            rows.append((gate, scope, reading, decision, act))
+        verdict = gates.combine(state, verdicts)
+        self.gate_rows += [gates.row(date, name, phase.name, g, scope, reading, decision, act,
+                                     state.factor)
+                           for g, scope, reading, decision, act in rows]
+        return verdict
+
+    def _send_holdout(self, arm: int, plan, phase, date: dt.date,
+                      within: np.ndarray | None) -> None:
+        """Invite the strategy's holdout below the cut-off in the phase's reach, flagged."""
+        h = plan.holdout
+        bucket = invites.sticky_bucket(self.pop.n, h.salt or f"{plan.name}:holdout")
+        pool = invites.holdout_pool(self.pop, self.scenario, phase, self.state.cutoff, h.margin,
+                                    bucket, h.share)
+        if within is not None:
+            pool &= within
+        users = np.flatnonzero(pool)
+        if users.size:
+            self.holdout[users] = True
+            self._record_batch(users, date, phase.name, "holdout", arm)
+
+    def _record_batch(self, users: np.ndarray, date: dt.date, phase: str, kind: str,
+                      arm: int = 0) -> None:
         vintage = len(self.state.batches)
         invites.invite(self.pop, users, vintage)
         self.state.batches.append({
             "vintage": vintage, "date": date, "phase": phase, "kind": kind,
             "users": int(users.size), "accounts": users.size * self.pop.weight,
-            "holiday": self.state.holiday,
+            "holiday": self.state.holiday, "arm": self.arm_names[arm],
         })
         self.state.batch_months.append(
             bisect.bisect_right(self.month_ends, (date - self.scenario.start).days) + 1)
@@ -255,26 +332,39 @@ class Simulation:
                                  * rng.standard_normal(pop.n, dtype=np.float32))
         was_eligible = pop.eligible
         scoring.apply(pop, scoring.evaluate(pop, sc, self.state.cutoff))
-        lost = pop.invited & ~pop.eligible
+        lost = pop.invited & ~pop.eligible & ~self.holdout  # a holdout keeps its invitation
         regained = ~pop.invited & (pop.vintage >= 0) & pop.eligible & ~pop.closed
         pop.invited[lost] = False
         pop.invited[regained] = True
         admitted = 0
-        phase = invites.active_phase(sc.rollout, date)
-        if sc.reevaluation.admit_new and phase is not None and not self.capital_binds():
-            reach = invites.in_phase_reach(pop, sc, phase) & pop.eligible
-            covered = np.count_nonzero(reach & pop.invited)
-            coverage = covered / max(np.count_nonzero(reach), 1)
-            bucket = invites.sticky_bucket(pop.n, f"{sc.rollout.name}:reevaluation")
-            new = np.flatnonzero(reach & ~was_eligible & (pop.vintage < 0) & ~pop.closed
-                                 & invites.in_rollout(bucket, 100.0 * coverage))
-            if new.size:
-                self._record_batch(new, date, phase.name, "reevaluation")
-                self.state.count("new_invites", -new.size)  # counted as gained, not invites
-                self.state.count("batches", -1)
-            admitted = new.size
+        phases = [invites.active_phase(plan, date) for plan in self.plans.values()]
+        if (sc.reevaluation.admit_new and any(p is not None for p in phases)
+                and not self.capital_binds()):
+            for arm, phase in enumerate(phases):
+                if phase is not None:
+                    admitted += self._admit(arm, phase, date, was_eligible)
         self.state.count("lost_access", int(lost.sum()))
         self.state.count("gained_access", int(regained.sum()) + admitted)
+
+    def _admit(self, arm: int, phase, date: dt.date, was_eligible: np.ndarray) -> int:
+        """Admit newly eligible users of an arm in the phase's reach at the coverage the arm's
+        rollout has reached there; returns how many."""
+        pop, sc = self.pop, self.scenario
+        plan = self.plans[self.arm_names[arm]]
+        reach = invites.in_phase_reach(pop, sc, phase) & pop.eligible
+        within = self._within(arm)
+        if within is not None:
+            reach &= within
+        covered = np.count_nonzero(reach & pop.invited)
+        coverage = covered / max(np.count_nonzero(reach), 1)
+        bucket = invites.sticky_bucket(pop.n, f"{plan.name}:reevaluation")
+        new = np.flatnonzero(reach & ~was_eligible & (pop.vintage < 0) & ~pop.closed
+                             & invites.in_rollout(bucket, 100.0 * coverage))
+        if new.size:
+            self._record_batch(new, date, phase.name, "reevaluation", arm)
+            self.state.count("new_invites", -new.size)  # counted as gained, not invites
+            self.state.count("batches", -1)
+        return int(new.size)
 
     def fraud_process(self):
         """Month-end risk signals, R1 expiry and R2 reviews."""
@@ -317,11 +407,17 @@ class Simulation:
             yield self.at(day - 1, "recorder")
             date = self.date(day - 1)
             ever_default = book.default_month >= 0
+            visible = self.visible()
+            per_user = {"borrowers": credit.borrowers(book), "defaults": ever_default,
+                        "loss": book.cum_loss.astype(np.float64)}
             self.recorder.snapshot(
-                self.pop, self.visible(), date=date, month=month, flows=self.state.flows,
-                credit=self._credit_snapshot(),
-                per_user={"borrowers": credit.borrowers(book), "defaults": ever_default,
-                          "loss": book.cum_loss.astype(np.float64)})
+                self.pop, visible, date=date, month=month, flows=self.state.flows,
+                credit=self._credit_snapshot(), per_user=per_user)
+            rows = abtest.arm_segment_rows(self.arm, self.arm_names, self.pop, visible,
+                                           per_user, date=date, month=month)
+            self.arm_rows += rows
+            if self.scenario.ab is not None:  # "arm" as one more segment dimension
+                self.recorder.segments.extend(rows)
             dpd30 = (book.state >= credit.D31_60) & (book.state <= credit.DEFAULT)
             self.recorder.record_vintages(vintage_rows(
                 self.pop.vintage, self.state.batches, self.state.batch_months, date=date,
@@ -337,20 +433,37 @@ class Simulation:
     # ------------------------------------------------------------------ run
     def run(self) -> Result:
         started = time.perf_counter()
-        for proc in (self.calendar, self.rollout, self.monthly, self.fraud_process,
+        rollouts = [lambda a=a: self.rollout(a) for a in range(len(self.arm_names))]
+        for proc in (self.calendar, *rollouts, self.monthly, self.fraud_process,
                      self.credit_process, self.reevaluation, self.recorder_process):
             self.env.process(proc())
         self.env.run(until=self.horizon + 1)
         monthly = self.recorder.monthly_frame()
         batches = pd.DataFrame(
             self.state.batches,
-            columns=["vintage", "date", "phase", "kind", "users", "accounts", "holiday"],
+            columns=["vintage", "date", "phase", "kind", "users", "accounts", "holiday", "arm"],
         )
         batches["date"] = pd.to_datetime(batches["date"])
+        vintages = self.recorder.vintage_frame()
+        vintages.insert(1, "arm", batches["arm"].to_numpy()[vintages["vintage"].to_numpy()]
+                        if len(vintages) else pd.Series(dtype=object))
+        gate_table = pd.DataFrame(self.gate_rows, columns=list(gates.GATE_COLUMNS))
+        gate_table["date"] = pd.to_datetime(gate_table["date"])
         summary = summarize(self, monthly)
-        return Result(self.scenario, self.seed, monthly, self.recorder.segment_frame(), batches,
-                      self.recorder.vintage_frame(), summary, self.pop,
-                      time.perf_counter() - started, self.book, self.fraud)
+        segments = self.recorder.segment_frame()
+        ab = self.scenario.ab
+        shares = [1.0] if ab is None else [a.share for a in ab.arms.values()]
+        arms = abtest.arm_table(self.arm, self.arm_names, shares, self.pop, self.book,
+                                self.holdout, pd.DataFrame(self.arm_rows))
+        summary["warnings"] = []
+        if ab is not None:
+            summary["ab"] = abtest.ab_summary(self.arm, self.arm_names, self.pop, self.book, ab)
+            sizes = {n: a["ever_invited_users"] for n, a in summary["ab"]["arms"].items()}
+            summary["warnings"] = abtest.small_arm_warnings(arms, sizes, ab.min_arm_accounts)
+        return Result(self.scenario, self.seed, monthly, segments, batches,
+                      vintages, summary, self.pop,
+                      time.perf_counter() - started, self.book, self.fraud, self.arm,
+                      self.arm_names, self.holdout, arms, gate_table)
 
 
 def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from .population import Population
 from .release import version_code
 from .scenario import Phase, Rollout, Scenario
+from .scoring import REASONS
 
 BUCKETS = 10_000
 
@@ -45,6 +46,16 @@ def sticky_bucket(n: int, salt: str) -> np.ndarray:
     return (sticky_hash(np.arange(n, dtype=np.uint64), salt) % np.uint64(BUCKETS)).astype(
         np.uint16
     )
+
+
+def assign_arms(n: int, salt: str, shares: list[float]) -> np.ndarray:
+    """A/B arm code of users ``0..n-1``: the hash of id and ``salt`` as a uniform in [0, 1)
+    (its top 53 bits) cut at the cumulative ``shares``. Stable: a user keeps the arm whatever
+    the population size and the other scenario keys."""
+    u = (sticky_hash(np.arange(n, dtype=np.uint64), salt) >> np.uint64(11)).astype(
+        np.float64) * 2.0**-53
+    edges = np.cumsum(shares)[:-1]
+    return np.searchsorted(edges, u, side="right").astype(np.int8)
 
 
 def in_rollout(bucket: np.ndarray, percent: float) -> np.ndarray:
@@ -100,15 +111,18 @@ def salt_of(rollout: Rollout, phase: Phase) -> str:
     return phase.salt if phase.salt is not None else f"{rollout.name}:{phase.name}"
 
 
-def batch_size(phase: Phase, pool: int, weight: float, holiday: bool) -> int:
+def batch_size(phase: Phase, pool: int, weight: float, holiday: bool,
+               factor: float = 1.0) -> int:
     """Simulated users in one batch: ``count`` real users or ``share`` of the pool, scaled by
-    the holiday multiplier inside holiday windows (time grey)."""
+    the holiday multiplier inside holiday windows (time grey) and by the gates' ``factor``."""
     if phase.batch.count is not None:
         size = phase.batch.count / weight
     else:
         size = phase.batch.share * pool
     if holiday:
         size *= phase.holiday_multiplier
+    if factor != 1.0:
+        size *= factor
     return int(min(pool, round(size)))
 
 
@@ -138,13 +152,26 @@ def choose(pool: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
 
 
 def next_batch(pop: Population, scenario: Scenario, phase: Phase, day: dt.date,
-               holiday: bool, bucket: np.ndarray) -> np.ndarray:
-    """Indices of the users the phase invites on ``day``."""
+               holiday: bool, bucket: np.ndarray, within: np.ndarray | None = None,
+               factor: float = 1.0) -> np.ndarray:
+    """Indices of the users the phase invites on ``day``, only among ``within`` (an A/B
+    arm's users) when given; ``factor`` scales a batch (not a ramp)."""
     pool = candidates(pop, scenario, phase)
+    if within is not None:
+        pool &= within
     if phase.ramp is not None:
         return np.flatnonzero(pool & in_rollout(bucket, ramp_percent(phase, day)))
-    k = batch_size(phase, int(pool.sum()), pop.weight, holiday)
+    k = batch_size(phase, int(pool.sum()), pop.weight, holiday, factor)
     return choose(pool, order_key(pop, phase.ordering, bucket), k)
+
+
+def holdout_pool(pop: Population, scenario: Scenario, phase: Phase, cutoff: float,
+                 margin: float, bucket: np.ndarray, share: float) -> np.ndarray:
+    """Never-invited users in the phase's reach whose only failing is a score less than
+    ``margin`` under ``cutoff``, and whose sticky bucket is inside ``share``."""
+    only_score = pop.reasons == REASONS["score_below_cutoff"]
+    return (only_score & (pop.score >= cutoff - margin) & ~pop.closed & (pop.vintage < 0)
+            & in_phase_reach(pop, scenario, phase) & in_rollout(bucket, 100.0 * share))
 
 
 def invite(pop: Population, users: np.ndarray, vintage: int) -> None:

@@ -390,6 +390,47 @@ class RampStep(_Model):
     days: PositiveInt
 
 
+class Gate(_Model):
+    """A canary check made before every batch: pass (go on, times ``grow_factor``), fail
+    (``on_fail``: halt, shrink by ``shrink_factor`` or pause) or inconclusive (pause).
+
+    ``vintage_dpd30`` judges the newest batch vintage with at least ``months_on_book`` months
+    on book (pooled with older seasoned ones up to ``min_accounts`` real accounts) by its share
+    of accounts 30+ days past due: inconclusive while the seasoned vintages are too young or
+    too small; batches go out unjudged (the canary) until they hold ``min_accounts``.
+    ``capital_use`` judges outstanding over the capital limit (``capital``). A ``dry_run`` gate
+    records what it would have decided without acting.
+    """
+
+    name: str
+    metric: Literal["vintage_dpd30", "capital_use"]
+    threshold: NonNegFloat
+    months_on_book: PositiveInt = 3
+    min_accounts: NonNegFloat = 0.0
+    on_fail: Literal["halt", "shrink", "pause"] = "halt"
+    shrink_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    grow_factor: Annotated[float, Field(ge=1.0)] = 1.0
+    max_factor: Annotated[float, Field(ge=1.0)] = 4.0
+    dry_run: bool = False
+
+
+def _unique_gates(gates: list[Gate]) -> list[Gate]:
+    names = [g.name for g in gates]
+    if len(set(names)) != len(names):
+        raise ValueError(f"gate names must be unique, got {names}")
+    return gates
+
+
+class Holdout(_Model):
+    """A random ``share`` of the users whose only failing is a score less than ``margin``
+    points under the cut-off, invited anyway with each batch and flagged, so that the default
+    rate below the cut-off is observed."""
+
+    share: Annotated[float, Field(gt=0.0, le=1.0)]
+    margin: PositiveFloat
+    salt: str | None = None
+
+
 class Phase(_Model):
     name: str
     start: dt.date
@@ -402,6 +443,12 @@ class Phase(_Model):
     holiday_multiplier: NonNegFloat = 1.0
     min_score: float | None = None
     salt: str | None = None
+    gates: list[Gate] = []
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v):
+        return _unique_gates(v)
 
     @model_validator(mode="after")
     def _one_kind(self):
@@ -419,6 +466,13 @@ class Rollout(_Model):
     phases: list[Phase]
     freeze: list[Window] = []
     value_weights: dict[str, Probability] = {"spending_capacity": 0.6, "assets": 0.4}
+    gates: list[Gate] = []
+    holdout: Holdout | None = None
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v):
+        return _unique_gates(v)
 
     @field_validator("phases")
     @classmethod
@@ -436,6 +490,29 @@ class Rollout(_Model):
             raise ValueError(f"unknown score module {sorted(unknown)}; allowed: {list(MODULES)}")
         return v
 
+
+class Arm(_Shared):
+    """An A/B arm: its ``share`` of the users and the strategy it runs (the scenario's
+    ``rollout`` with the arm's keys merged over it, as ``extends`` merges)."""
+
+    rollout: Rollout
+
+
+class AB(_Model):
+    """Arms inside one population: users split by a stable hash of user id and ``salt``."""
+
+    salt: str
+    arms: dict[str, Arm]
+    min_arm_accounts: NonNegFloat = Field(
+        2500, description="an arm with fewer invited accounts is flagged as too small to measure")
+    srm_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v):
+        if len(v) < 2:
+            raise ValueError("an A/B test needs at least two arms")
+        return _shared(v, "arm")
 
 
 # --------------------------------------------------------------------------- credit
@@ -617,6 +694,7 @@ class Scenario(_Model):
     capital: Capital = Capital()
     fraud: Fraud
     reporting: Reporting = Reporting()
+    ab: AB | None = None
 
     @field_validator("start")
     @classmethod
@@ -685,7 +763,56 @@ class Scenario(_Model):
             if not (self.start <= change.date < end):
                 raise _Located(f"calendar.policy_changes.{i}.date",
                                f"{change.date} is outside the horizon {self.start} to {end}")
+        self._check_strategies()
         return self
+
+    def strategies(self) -> dict[str, Rollout]:
+        """The strategy of each arm, by arm name; one arm ``all`` without an ``ab`` section."""
+        if self.ab is None:
+            return {"all": self.rollout}
+        return {name: arm.rollout for name, arm in self.ab.arms.items()}
+
+    def _check_strategies(self) -> None:
+        """Cross-checks of the A/B arms' strategies and of every gate."""
+        arms = self.ab.arms.items() if self.ab is not None else ()
+        for name, arm in arms:
+            where = f"ab.arms.{name}.rollout"
+            if arm.rollout.value_weights != self.rollout.value_weights:
+                raise _Located(f"{where}.value_weights",
+                               "the value score is the bank's, shared by every arm; set "
+                               "rollout.value_weights instead")
+            self._check_phases(arm.rollout, where)
+        plans = [("rollout", self.rollout), *((f"ab.arms.{n}.rollout", a.rollout)
+                                              for n, a in arms)]
+        for where, plan in plans:
+            gates = [(f"{where}.gates.{i}", g) for i, g in enumerate(plan.gates)]
+            gates += [(f"{where}.phases.{i}.gates.{j}", g) for i, p in enumerate(plan.phases)
+                      for j, g in enumerate(p.gates)]
+            for path, gate in gates:
+                if gate.metric == "capital_use" and self.capital.max_outstanding is None:
+                    raise _Located(f"{path}.metric", "a capital_use gate needs a capital "
+                                   "limit (capital.equity and capital.max_leverage)")
+
+    def _check_phases(self, plan: Rollout, where: str) -> None:
+        """Phase checks of an arm's strategy (the scenario's own are checked above)."""
+        end = self.end
+        names = [v.name for v in self.release.versions]
+        for i, phase in enumerate(plan.phases):
+            here = f"{where}.phases.{i}"
+            if not (self.start <= phase.start < end):
+                raise _Located(f"{here}.start", f"phase starts {phase.start}, outside the "
+                               f"horizon {self.start} to {end}")
+            if phase.min_version is not None and phase.min_version not in names:
+                raise _Located(f"{here}.min_version",
+                               f"unknown version '{phase.min_version}'; allowed: {names}")
+            for r in phase.regions or []:
+                if r not in self.population.regions:
+                    raise _Located(f"{here}.regions", f"unknown region '{r}'; allowed: "
+                                   f"{list(self.population.regions)}")
+            real = self.population.users * self.population.weight
+            if phase.batch and phase.batch.count is not None and phase.batch.count > real:
+                raise _Located(f"{here}.batch.count", f"batch of {phase.batch.count:g} real "
+                               f"users is larger than the population ({real:g})")
 
     def digest(self) -> str:
         """SHA-256 of the resolved scenario, independent of key order in the files."""
@@ -745,13 +872,26 @@ def validate(raw: Any, source: str = "<scenario>") -> Scenario:
     """Validate an already-parsed mapping, converting every failure into a ScenarioError."""
     if not isinstance(raw, dict):
         raise ScenarioError(source, "", f"a scenario is a mapping of keys, got {_kind(raw)}")
-    raw = {k: v for k, v in raw.items() if k != "extends"}
+    raw = _merge_arms({k: v for k, v in raw.items() if k != "extends"})
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
         raise _from_validation(exc, source) from None
     except _Located as exc:
         raise ScenarioError(source, exc.path, exc.problem) from None
+
+
+def _merge_arms(raw: dict) -> dict:
+    """Give every A/B arm the scenario's ``rollout`` with the arm's own keys merged over it."""
+    arms = raw.get("ab", {}).get("arms") if isinstance(raw.get("ab"), dict) else None
+    base = raw.get("rollout")
+    if not isinstance(arms, dict) or not isinstance(base, dict):
+        return raw
+    raw = copy.deepcopy(raw)
+    for arm in raw["ab"]["arms"].values():
+        if isinstance(arm, dict) and isinstance(arm.get("rollout", {}), dict):
+            arm["rollout"] = _merge(base, arm.get("rollout", {}))
+    return raw
 
 
 def _resolve(path: Path, chain: tuple[Path, ...]) -> dict:
