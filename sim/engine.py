@@ -100,7 +100,7 @@ class Simulation:
                             key="scoring")
         assign_latent_risk(self.pop, scenario, first.score, self.rng["risk"])
         guards.check_probability(self.pop.hazard, name="monthly default hazard", process="risk",
-                                 month=0, key="risk.dispersion")
+                                 month=0, key=("risk.monthly_hazard", "risk.dispersion"))
         scoring.apply(self.pop, first)
         self.state = State(
             scenario=scenario,

@@ -50,11 +50,16 @@ class NumericError(ArithmeticError):
     key: str | None = None
 
 
-def numeric_error(process: str, month: int, name: str, problem: str, key: str) -> NumericError:
-    """The error for ``name`` going wrong in ``process`` during ``month`` (0: at the start)."""
+def numeric_error(process: str, month: int, name: str, problem: str,
+                  key: str | tuple[str, ...]) -> NumericError:
+    """The error for ``name`` going wrong in ``process`` during ``month`` (0: at the start);
+    ``key`` is the scenario key (or keys) that drive the value."""
     when = "at the start" if month == 0 else f"in month {month}"
+    keys = (key,) if isinstance(key, str) else key
+    which = "key" if len(keys) == 1 else "keys"
     exc = NumericError(f"numeric trouble {when}, process '{process}': {name} {problem}; "
-                       f"values are not clipped, check key '{key}'")
+                       f"values are not clipped, check {which} "
+                       + " and ".join(f"'{k}'" for k in keys))
     exc.process, exc.month, exc.key = process, month, key
     return exc
 
@@ -172,8 +177,8 @@ def _count(mask: np.ndarray) -> str:
     return f"{int(np.count_nonzero(mask)):,} of {mask.size:,} users"
 
 
-def check_finite(values: np.ndarray, *, name: str, process: str, month: int, key: str,
-                 limit: float | None = None) -> np.ndarray:
+def check_finite(values: np.ndarray, *, name: str, process: str, month: int,
+                 key: str | tuple[str, ...], limit: float | None = None) -> np.ndarray:
     """Stop when ``values`` (a balance, an amount) is not finite or beyond ``limit``."""
     bad = ~np.isfinite(values)
     if bad.any():
@@ -189,7 +194,7 @@ def check_finite(values: np.ndarray, *, name: str, process: str, month: int, key
 
 
 def check_probability(values: np.ndarray, *, name: str, process: str, month: int,
-                      key: str) -> np.ndarray:
+                      key: str | tuple[str, ...]) -> np.ndarray:
     """Stop when a probability is not finite or has left [0, 1] (after a shock, say)."""
     check_finite(values, name=name, process=process, month=month, key=key)
     out = (values < 0) | (values > 1)
