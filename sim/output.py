@@ -168,6 +168,8 @@ def staged_folder(dest: Path, *, force: bool = False, unique: bool = False) -> I
     another run took it meanwhile (``Staged.dest`` then tells the final path).
     """
     dest = Path(dest)
+    while unique and dest.exists():
+        dest = dest.parent / new_run_id()
     check_destination(dest, force)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
