@@ -215,6 +215,8 @@ def validate_command(scenario: ScenarioArg, set_: SetOpt = None) -> None:
         sc = _load(scenario, set_ or [])
     except ScenarioError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
     real = sc.population.users * sc.population.weight
     out.print(f"{scenario}: valid. '{sc.name}', {sc.quarters} quarters from {sc.start} to "
               f"{sc.end}, {sc.population.users:,} users standing for {real:,.0f}, "
