@@ -178,9 +178,11 @@ def coverage(monthly: pd.DataFrame, *, target: float | None = None, holidays=(),
     by = _series(monthly)
     fig, (ax,) = _figure()
     dates = pd.to_datetime(monthly["date"])
+    first, last = dates.min(), dates.max()
     for start, end in _holiday_windows(holidays):
-        if end >= dates.min() and start <= dates.max():
-            ax.axvspan(start, end, color=HOLIDAY_COLOUR, alpha=0.35, lw=0, zorder=0)
+        if end >= first and start <= last:  # clipped: a window may reach far outside
+            ax.axvspan(max(start, first), min(end, last), color=HOLIDAY_COLOUR, alpha=0.35,
+                       lw=0, zorder=0)
     styles = ("-", "--", ":", "-.")
     for i, name in enumerate(_names(monthly, by)):
         sub = monthly if by is None else monthly[monthly[by] == name]

@@ -7,9 +7,12 @@ prints one clear paragraph and exits with code 2; Ctrl-C exits with 130. No trac
 from __future__ import annotations
 
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,7 +20,8 @@ from rich.table import Table
 
 from . import __version__
 from .engine import Result, run
-from .output import OutputError, default_destination, write_run
+from .guards import NumericError, ResourceError, check_memory
+from .output import OutputError, write_run
 from .scenario import Scenario, ScenarioError, load
 
 app = typer.Typer(
@@ -124,7 +128,8 @@ def headline(result: Result) -> str:
 
 @app.command("run")
 def run_command(
-    scenario: ScenarioArg,
+    scenario: Annotated[Path | None, typer.Argument(
+        help="Scenario YAML file.", show_default=False)] = None,
     users: Annotated[int | None, typer.Option(help="Simulated users (overrides the file).",
                                               min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides the file).",
@@ -138,8 +143,22 @@ def run_command(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     no_report: Annotated[bool, typer.Option(
         "--no-report", help="Skip the charts and report.html.")] = False,
+    check: Annotated[Path | None, typer.Option(
+        "--check", help="Re-run the run recorded in RUN_DIR and report whether every table "
+        "reproduces byte for byte (exit 0: yes, 1: no).", metavar="RUN_DIR")] = None,
 ) -> None:
     """Simulate a scenario and write its tables, summary, manifest, charts and report."""
+    if check is not None:
+        given = [o for o, v in (("SCENARIO", scenario), ("--users", users), ("--seed", seed),
+                                ("--quarters", quarters), ("--set", set_), ("--out", out_dir))
+                 if v]
+        if given:
+            _fail(f"--check re-runs a recorded run as it was; it takes no {', '.join(given)}")
+        _check_command(check, quiet)
+        return
+    if scenario is None:
+        _fail("give a SCENARIO file to run, or --check RUN_DIR to re-run a recorded run")
+    dest = None
     try:
         sc = _load(scenario, set_ or [], users, seed)
         if quarters is not None and quarters > sc.quarters:
@@ -149,13 +168,17 @@ def run_command(
             from .output import check_destination
 
             check_destination(out_dir, force)
-        result = _simulate(sc, quarters, quiet)
-        dest = write_run(result, out_dir or default_destination(result), force=force,
+        with _no_numpy_warnings():
+            check_memory(sc, quarters)
+            result = _simulate(sc, quarters, quiet)
+        dest = write_run(result, out_dir, force=force,
                          finish=None if no_report else _write_report)
-    except (ScenarioError, UserError, OutputError) as exc:
+    except (ScenarioError, UserError, OutputError, ResourceError, NumericError) as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; nothing was written", 130)
+    except KeyboardInterrupt as exc:
+        done = getattr(exc, "dest", None)
+        _fail(f"interrupted after writing {done}" if done else
+              "interrupted; no run folder was written", 130)
     for table in summary_tables(result):
         out.print(table)
     out.print(headline(result))
@@ -168,6 +191,43 @@ def _write_report(folder: Path) -> None:
     from .report import write_report
 
     write_report(folder)
+
+
+def _check_command(run_dir: Path, quiet: bool) -> None:
+    from .reproduce import check_run
+
+    try:
+        if quiet:
+            rep = check_run(run_dir)
+        else:
+            with err.status(f"re-running {run_dir}"):
+                rep = check_run(run_dir)
+    except (ScenarioError, OutputError, ResourceError, NumericError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was checked", 130)
+    for name, same in rep.files.items():
+        note = "reproduces" if same else "DIFFERS"
+        if name in rep.same_values:
+            note += " (same values, different bytes)" if rep.same_values[name] else ""
+        out.print(f"{name}: {note}", highlight=False)
+    versions = ("" if rep.recorded_version == rep.current_version else
+                f" (recorded with greysim {rep.recorded_version}, checked with "
+                f"{rep.current_version})")
+    if rep.ok:
+        out.print(f"{run_dir}: reproduces byte for byte{versions}", highlight=False)
+        return
+    out.print(f"{run_dir}: does NOT reproduce: {', '.join(rep.differing)} differ{versions}",
+              highlight=False)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _no_numpy_warnings():
+    """Overflow is reported by sim.guards with its month and process, not as NumPy warnings."""
+    with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _simulate(sc: Scenario, quarters: int | None, quiet: bool) -> Result:
@@ -188,6 +248,8 @@ def validate_command(scenario: ScenarioArg, set_: SetOpt = None) -> None:
         sc = _load(scenario, set_ or [])
     except ScenarioError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
     real = sc.population.users * sc.population.weight
     out.print(f"{scenario}: valid. '{sc.name}', {sc.quarters} quarters from {sc.start} to "
               f"{sc.end}, {sc.population.users:,} users standing for {real:,.0f}, "

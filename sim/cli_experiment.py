@@ -136,7 +136,7 @@ def compare_command(
             if bar is not None:
                 bar.stop()
             executor.close()
-        write_folder(dest, force=True, tables={
+        write_folder(dest, force=force, tables={
             "runs": per_run, "comparison": summary,
             "metrics": experiment.concat(outputs, "metrics"),
             **({"vintages": experiment.concat(outputs, "vintages")}
@@ -231,7 +231,8 @@ def sweep_command(
                 bar.stop()
             executor.close()
         table = sweep.sensitivity(results, design)
-        write_folder(root / "summary", tables={"results": results, "sensitivity": table},
+        write_folder(root / "summary", force=True,
+                     tables={"results": results, "sensitivity": table},
                      jsons={"summary": {"points": len(design.points), "reps": reps,
                                         "design": design.kind, "keys": design.keys}})
     except (ScenarioError, UserError, OutputError) as exc:

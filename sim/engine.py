@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from . import abtest, credit, fraud, gates, invites, release, scoring
+from . import abtest, credit, fraud, gates, guards, invites, release, scoring
 from .metrics import Recorder, quarterly, vintage_rows
 from .population import Population, assign_latent_risk, synthesize, weighted_auc
 from .scenario import Scenario, add_months
@@ -118,7 +118,11 @@ class Simulation:
         self.env = simpy.Environment()
         self.pop = synthesize(scenario, self.rng["population"])
         first = scoring.evaluate(self.pop, scenario)
+        guards.check_finite(first.score, name="score", process="scoring", month=0,
+                            key="scoring")
         assign_latent_risk(self.pop, scenario, first.score, self.rng["risk"])
+        guards.check_probability(self.pop.hazard, name="monthly default hazard", process="risk",
+                                 month=0, key=("risk.monthly_hazard", "risk.dispersion"))
         scoring.apply(self.pop, first)
         self.state = State(
             scenario=scenario,
@@ -305,11 +309,14 @@ class Simulation:
     def monthly(self):
         """Month-end ageing of behaviour and client versions."""
         previous = 0
-        for day in self.month_ends:
+        for month, day in enumerate(self.month_ends, start=1):
             yield self.at(day - 1, "monthly")
             days = day - previous
             previous = day
-            age_behaviour(self.pop, self.scenario, self.rng["behaviour"])
+            with np.errstate(over="ignore"):  # overflow is reported by the guard below
+                age_behaviour(self.pop, self.scenario, self.rng["behaviour"])
+            guards.check_population(self.pop, process="behaviour", month=month,
+                                    key="behaviour.drift_sd")
             release.adopt(self.pop, self.scenario.release, self.state.newest_version, days,
                           self.rng["release"])
 
@@ -321,6 +328,8 @@ class Simulation:
                 continue
             yield self.at(day - 1, "reevaluation")
             self._reevaluate(self.date(day - 1))
+            guards.check_finite(self.pop.score, name="score", process="reevaluation",
+                                month=month, key="scoring")
 
     def _reevaluate(self, date: dt.date) -> None:
         pop, sc = self.pop, self.scenario

@@ -1,19 +1,30 @@
 """Writing run results: every folder appears complete or not at all.
 
-A run is written into a hidden temporary folder beside its destination and renamed into place
-when every file is there, so an interrupted run leaves no half-written results.
+A run is written into a hidden, locked temporary folder beside its destination
+(``.<name>.partial-<random>``) and renamed into place when every file is there, so a run that
+is interrupted or killed leaves either a complete folder or none. Temporary folders left by a
+killed run are recognised (no process holds their lock) and removed by the next write into
+the same parent folder. :func:`staged_folder` and :func:`new_run_id` are the building blocks
+for any command that writes a result folder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import io
 import json
 import os
 import platform
 import shutil
+import signal
 import sys
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +32,62 @@ import pandas as pd
 
 from .engine import Result
 
+try:
+    import fcntl
+except ImportError:  # Windows: stale folders are recognised by age instead of by lock
+    fcntl = None
+
 MANIFEST = "manifest.json"
+PARTIAL = ".partial-"
+OLD = ".old-"
+#: Without file locks, a temporary folder this old is taken to be left over.
+STALE_SECONDS = 24 * 3600
 
 
 class OutputError(RuntimeError):
     """A destination that cannot be written; ``str()`` is the message users see."""
 
 
+class InterruptedAfterWrite(KeyboardInterrupt):
+    """Ctrl-C arrived while the finished folder was being renamed into place: it is there."""
+
+    def __init__(self, dest: Path):
+        super().__init__(str(dest))
+        self.dest = dest
+
+
 def new_run_id(now: dt.datetime | None = None) -> str:
-    """A sortable, collision-free run id: UTC time to the second plus a random suffix."""
+    """A sortable run id: UTC time to the second plus a random suffix.
+
+    Ids are unique in practice; :func:`staged_folder` with ``unique=True`` makes them unique
+    for certain by drawing a new id when the rename finds the folder taken.
+    """
     now = now or dt.datetime.now(dt.UTC)
     return f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def default_destination(result: Result, root: Path = Path("outputs")) -> Path:
-    return root / result.scenario.name / new_run_id()
+    """``outputs/<scenario>/<run-id>``."""
+    return Path(root) / result.scenario.name / new_run_id()
+
+
+def table_bytes(df: pd.DataFrame) -> bytes:
+    """A table as Parquet with fixed settings, so equal tables give equal bytes."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
+    return buf.getvalue()
+
+
+def json_text(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n"
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
-    """Parquet with fixed settings, so equal tables give equal bytes."""
-    df.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+    Path(path).write_bytes(table_bytes(df))
 
 
 def write_json(obj, path: Path) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n",
-                    encoding="utf-8")
+    Path(path).write_text(json_text(obj), encoding="utf-8")
 
 
 def _jsonable(value):
@@ -80,6 +122,7 @@ def manifest(result: Result, argv: list[str] | None = None) -> dict:
 
 def check_destination(dest: Path, force: bool) -> None:
     """Refuse to replace a folder that already holds files, unless ``force``."""
+    dest = Path(dest)
     if dest.exists() and not dest.is_dir():
         raise OutputError(f"{dest} exists and is not a folder; choose another --out")
     if dest.is_dir() and any(dest.iterdir()) and not force:
@@ -89,51 +132,221 @@ def check_destination(dest: Path, force: bool) -> None:
         )
 
 
-def write_run(result: Result, dest: Path, *, force: bool = False,
-              argv: list[str] | None = None,
+def write_run(result: Result, dest: Path | None = None, *, force: bool = False,
+              argv: list[str] | None = None, root: Path = Path("outputs"),
               finish: Callable[[Path], object] | None = None) -> Path:
-    """Write a run's tables, summary and manifest to ``dest`` atomically; returns ``dest``.
+    """Write a run's tables, summary and manifest atomically; returns the folder written.
 
-    ``finish(folder)`` runs on the complete temporary folder before it is renamed into place
-    (the report writer uses it, so charts and report appear with the run or not at all).
+    Without ``dest`` the folder is ``root/<scenario>/<run-id>`` and never collides with
+    another run's, even one started in the same second. ``finish(folder)`` runs on the
+    complete temporary folder before it is renamed into place (the report writer uses it, so
+    charts and report appear with the run or not at all).
     """
-    check_destination(Path(dest), force)
+    unique = dest is None
+    dest = default_destination(result, root) if unique else Path(dest)
     return write_folder(dest, tables=result.tables(),
                         jsons={"summary": result.summary, "manifest": manifest(result, argv)},
-                        finish=finish)
-
-
-def _replace(tmp: Path, dest: Path) -> None:
-    """Move the finished folder into place; an old folder is moved aside first, then removed."""
-    old = None
-    if dest.exists():
-        old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+                        force=force, unique=unique, finish=finish)
 
 
 def write_folder(dest: Path, *, tables: dict[str, pd.DataFrame] | None = None,
-                 jsons: dict[str, object] | None = None, force: bool = True,
-                 finish=None) -> Path:
-    """Write Parquet tables and JSON documents as one folder that appears all at once;
-    ``finish(folder)`` may add files (charts, a report) before it appears."""
-    dest = Path(dest)
-    if not force:
-        check_destination(dest, force)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+                 jsons: dict[str, object] | None = None, force: bool = False,
+                 unique: bool = False, finish: Callable[[Path], object] | None = None) -> Path:
+    """Write Parquet tables and JSON documents as one folder that appears all at once
+    (see :func:`staged_folder`); ``finish(folder)`` may add files before it appears."""
+    with staged_folder(Path(dest), force=force, unique=unique) as staged:
         for stem, table in (tables or {}).items():
-            write_table(table, tmp / f"{stem}.parquet")
+            write_table(table, staged.tmp / f"{stem}.parquet")
         for stem, doc in (jsons or {}).items():
-            write_json(doc, tmp / f"{stem}.json")
+            write_json(doc, staged.tmp / f"{stem}.json")
         if finish is not None:
-            finish(tmp)
-        _replace(tmp, dest)
+            finish(staged.tmp)
+    return staged.dest
+
+
+@dataclass
+class Staged:
+    """A folder being written: files go into ``tmp``; ``dest`` is where it ends up."""
+
+    tmp: Path
+    dest: Path
+
+
+@contextmanager
+def staged_folder(dest: Path, *, force: bool = False, unique: bool = False) -> Iterator[Staged]:
+    """Write a folder atomically: yield a hidden locked temporary folder beside ``dest``,
+    then, if the block succeeds, flush it to disk and rename it to ``dest``.
+
+    On any error, Ctrl-C included, the temporary folder is removed and nothing appears.
+    ``force`` replaces a ``dest`` that holds files (the old folder is removed only once the
+    new one is in place); ``unique`` means ``dest`` ends in a run id that may be redrawn if
+    another run took it meanwhile (``Staged.dest`` then tells the final path).
+    """
+    dest = Path(dest)
+    while unique and dest.exists():
+        dest = dest.parent / new_run_id()
+    check_destination(dest, force)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder {dest.parent}: {exc.strerror}") from None
+    clean_stale(dest.parent)
+    tmp, lock = _new_partial(dest)
+    staged = Staged(tmp, dest)
+    placed = False
+    try:
+        yield staged
+        _flush(tmp)
+        with defer_interrupts():
+            staged.dest = _place(tmp, dest, force=force, unique=unique)
+            placed = True
+    except InterruptedAfterWrite:
+        raise
+    except KeyboardInterrupt:
+        if placed:
+            raise InterruptedAfterWrite(staged.dest) from None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dest
+    finally:
+        _unlock(lock)
+
+
+def _new_partial(dest: Path) -> tuple[Path, int | None]:
+    """Create and lock ``.<name>.partial-<random>`` beside ``dest``."""
+    while True:
+        tmp = dest.parent / f".{dest.name}{PARTIAL}{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise OutputError(f"cannot write in {dest.parent}: {exc.strerror}") from None
+        lock = _lock(tmp, wait=False)
+        if lock is None or os.fstat(lock).st_nlink > 0:
+            return tmp, lock
+        _unlock(lock)  # a cleaner removed it before we could lock it: draw another name
+
+
+def _place(tmp: Path, dest: Path, *, force: bool, unique: bool) -> Path:
+    """Rename ``tmp`` to ``dest``; never onto another run's files unless ``force``."""
+    while True:
+        old = lock = None
+        if force and dest.exists():
+            lock = _lock(dest, wait=True)
+            old = dest.parent / f".{dest.name}{OLD}{uuid.uuid4().hex[:8]}"
+            os.replace(dest, old)
+        try:
+            os.rename(tmp, dest)  # refuses a folder that holds files
+        except OSError as exc:
+            if old is not None:
+                os.replace(old, dest)
+            _unlock(lock)
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise OutputError(f"cannot write {dest}: {exc.strerror}") from None
+            if not unique:
+                raise OutputError(f"{dest} was written by another run meanwhile; choose "
+                                  "another --out, or pass --force to replace it") from None
+            dest = dest.parent / new_run_id()
+            continue
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        _unlock(lock)
+        return dest
+
+
+def _flush(folder: Path) -> None:
+    """Make the files durable before the rename publishes them (power loss, not just kill)."""
+    for path in folder.iterdir():
+        if path.is_dir():
+            _flush(path)  # charts/ and any other sub-folder
+            continue
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a folder
+    finally:
+        os.close(fd)
+
+
+def _lock(folder: Path, *, wait: bool) -> int | None:
+    """An exclusive lock on a folder, held until :func:`_unlock` or the process dies.
+
+    Returns the descriptor, or None without lock support; raises BlockingIOError when
+    ``wait`` is false and another process holds it.
+    """
+    if fcntl is None:
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def clean_stale(parent: Path) -> list[Path]:
+    """Remove temporary folders that killed runs left in ``parent``; returns what was removed.
+
+    A temporary folder is stale when no process holds its lock. An old folder set aside by a
+    killed ``--force`` write is put back if its replacement never arrived.
+    """
+    removed = []
+    try:
+        entries = [p for p in Path(parent).iterdir()
+                   if p.name.startswith(".") and (PARTIAL in p.name or OLD in p.name)]
+    except OSError:
+        return removed
+    for path in entries:
+        try:
+            lock = _lock(path, wait=False)
+        except (BlockingIOError, OSError):
+            continue  # in use by a running write (or already gone)
+        try:
+            if lock is None and time.time() - path.stat().st_mtime < STALE_SECONDS:
+                continue
+            if OLD in path.name:
+                original = path.parent / path.name[1:].rsplit(OLD, 1)[0]
+                if not original.exists():
+                    os.replace(path, original)
+                    continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        finally:
+            _unlock(lock)
+    return removed
+
+
+@contextmanager
+def defer_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, so a pair of renames is never cut in half.
+
+    Only the main thread can change signal handlers; elsewhere the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)

@@ -10,11 +10,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .scenario import PopulationSpec, Release, Scenario
-
-#: Categorical dimensions reported in the segment table, in a stable order.
-DIMENSIONS = ("archetype", "region", "account_class", "device_grade", "os", "data_sharing",
-              "version")
+from .scenario import DIMENSIONS, PopulationSpec, Release, Scenario  # noqa: F401 (re-exported)
 
 
 @dataclass(eq=False)
@@ -227,7 +223,7 @@ def assign_latent_risk(pop: Population, scenario: Scenario, score: np.ndarray,
     rel = np.exp(spec.dispersion * (risk - risk.mean()))
     hazard = spec.monthly_hazard * rel / rel.mean()
     pop.risk = risk.astype(np.float32)
-    pop.hazard = np.clip(hazard, 0.0, 1.0).astype(np.float32)
+    pop.hazard = hazard.astype(np.float32)  # checked by the engine, never clipped
 
 
 def weighted_auc(score: np.ndarray, bad_prob: np.ndarray) -> float:

@@ -153,9 +153,11 @@ def draw(folder: Folder) -> list[Chart]:
         chart = Chart(name, title, caption=CAPTIONS.get(name, ""))
         try:
             chart.figure = fn(folder.tables.get(table), **kw)
+            chart._png = png(chart.figure)  # render now: some failures show only when drawn
         except charts.MissingData as exc:
-            chart.note = str(exc)
+            chart.figure, chart.note = None, str(exc)
         except Exception as exc:  # noqa: BLE001 - a chart bug must not cost the run
+            chart.figure = None
             chart.note = f"could not be drawn ({type(exc).__name__}: {exc}); please report this"
         out.append(chart)
     return out

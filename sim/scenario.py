@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,17 +39,40 @@ MODULES = (
 
 
 class ScenarioError(ValueError):
-    """A scenario that cannot be loaded; ``str()`` is the one-paragraph message users see."""
+    """A scenario that cannot be loaded; ``str()`` is the one-paragraph message users see.
 
-    def __init__(self, source: str, path: str, problem: str, line: int | None = None):
+    ``source`` is the file the user loaded; ``file`` and ``line`` say where the offending key
+    was written (another file when it came through ``extends``), ``via`` the command-line
+    override that set it, if any.
+    """
+
+    def __init__(self, source: str, path: str, problem: str, line: int | None = None, *,
+                 file: str | None = None, via: str | None = None):
         self.source, self.path, self.problem, self.line = source, path, problem, line
-        where = f"{source}:{line}" if line else source
+        self.file, self.via = file or source, via
+        where = f"{self.file}:{line}" if line else self.file
+        if self.file != source:
+            where += f" (extended by {source})"
         key = f" at key '{path}'" if path else ""
-        super().__init__(f"{where}{key}: {problem}")
+        how = f" (set on the command line: {via})" if via else ""
+        super().__init__(f"{where}{key}{how}: {problem}")
+
+
+#: Categorical dimensions of a user, reported in the segment table in this order.
+DIMENSIONS = ("archetype", "region", "account_class", "device_grade", "os", "data_sharing",
+              "version")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True,
+                              allow_inf_nan=False, validate_default=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _sorted_keys(cls, v):
+        """Mappings in key order: segments are coded in mapping order, so listing regions or
+        archetypes in another order must not draw another population from the same seed."""
+        return dict(sorted(v.items(), key=lambda kv: str(kv[0]))) if isinstance(v, dict) else v
 
 
 def _check_shares(shares: Mapping[str, float], what: str) -> None:
@@ -168,7 +192,7 @@ class Behaviour(_Model):
     drift_sd: NonNegFloat
     dormancy_rate: Probability
     wake_rate: Probability
-    awakened_months: PositiveInt
+    awakened_months: Annotated[int, Field(gt=0, le=127)]  # stored as int8
     awakened_payment_boost: PositiveFloat
     id_expiry_rate: Probability
     id_renewal_rate: Probability
@@ -353,8 +377,6 @@ class Reporting(_Model):
     @field_validator("crosses")
     @classmethod
     def _crosses(cls, v):
-        from .population import DIMENSIONS
-
         for pair in v:
             for name in pair:
                 if name not in DIMENSIONS:
@@ -714,7 +736,11 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self):
-        end = self.end
+        try:
+            end = self.end
+        except (ValueError, OverflowError):
+            raise _Located("quarters", f"{self.quarters} quarters from {self.start} end after "
+                           "the year 9999; allowed: a horizon that ends by 9999") from None
         versions = self.release.versions
         names = [v.name for v in versions]
         live = [v for v in versions if v.released <= self.start]
@@ -739,6 +765,7 @@ class Scenario(_Model):
             if phase.min_version is not None and phase.min_version not in names:
                 raise _Located(f"{where}.min_version",
                                f"unknown version '{phase.min_version}'; allowed: {names}")
+            _check_release_reach(self, i, end)
             for r in phase.regions or []:
                 if r not in regions:
                     raise _Located(f"{where}.regions",
@@ -764,6 +791,7 @@ class Scenario(_Model):
                 raise _Located(f"calendar.policy_changes.{i}.date",
                                f"{change.date} is outside the horizon {self.start} to {end}")
         self._check_strategies()
+        _check_batch_capacity(self, end)
         return self
 
     def strategies(self) -> dict[str, Rollout]:
@@ -820,6 +848,38 @@ class Scenario(_Model):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: Batches are numbered in an int16 array (``Population.vintage``).
+MAX_BATCHES = 32767
+
+
+def _check_release_reach(sc: Scenario, i: int, end: dt.date) -> None:
+    """A phase that needs a client version released only after the phase is over reaches no
+    one: the release and the phase are out of order."""
+    phases = sc.rollout.phases
+    phase = phases[i]
+    if phase.min_version is None:
+        return
+    version = next(v for v in sc.release.versions if v.name == phase.min_version)
+    later = [p.start for p in phases[i + 1:] if p.start > phase.start]
+    over = min(later) if later else end
+    if version.released >= over:
+        raise _Located(
+            f"rollout.phases.{i}.min_version",
+            f"phase '{phase.name}' runs {phase.start} to {over} but needs client "
+            f"'{version.name}', released only on {version.released}, so it reaches no one; "
+            f"allowed: a version released before {over}",
+        )
+
+
+def _check_batch_capacity(sc: Scenario, end: dt.date) -> None:
+    days = (end - sc.start).days
+    sends = sum(days // p.cadence_days + 1 for p in sc.rollout.phases) + sc.months
+    if sends > MAX_BATCHES:
+        raise _Located("quarters", f"{sc.quarters} quarters with these cadences give up to "
+                       f"{sends:,} batches; allowed: at most {MAX_BATCHES:,} (shorten the horizon "
+                       "or lengthen rollout.phases.*.cadence_days)")
+
+
 class _Located(ValueError):
     """A cross-field error that knows its key path (pydantic only knows the model's)."""
 
@@ -859,26 +919,46 @@ def parse_yaml(text: str):
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
+Key = tuple[str, ...]
+
+#: A scenario has a few hundred values; a file expanding to far more is an alias bomb.
+MAX_VALUES = 100_000
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a key's value was written: a file and line, or a command-line override."""
+
+    file: str
+    line: int | None = None
+    via: str | None = None
+
+
 def load(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
     """Load, resolve ``extends``, apply ``--set`` overrides and validate a scenario file."""
     path = Path(path)
-    raw = _resolve(path, ())
+    raw, origins = _resolve(path, ())
     for item in overrides:
-        _apply_override(raw, item, str(path))
-    return validate(raw, str(path))
+        _apply_override(raw, item, str(path), origins)
+    return validate(raw, str(path), origins)
 
 
-def validate(raw: Any, source: str = "<scenario>") -> Scenario:
-    """Validate an already-parsed mapping, converting every failure into a ScenarioError."""
+def validate(raw: Any, source: str = "<scenario>",
+             origins: Mapping[Key, Origin] | None = None) -> Scenario:
+    """Validate an already-parsed mapping, converting every failure into a ScenarioError.
+
+    ``origins`` maps key paths to where they were written, so an error can name the line.
+    """
     if not isinstance(raw, dict):
         raise ScenarioError(source, "", f"a scenario is a mapping of keys, got {_kind(raw)}")
     raw = _merge_arms({k: v for k, v in raw.items() if k != "extends"})
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise _from_validation(exc, source) from None
+        path, problem = _from_validation(exc)
     except _Located as exc:
-        raise ScenarioError(source, exc.path, exc.problem) from None
+        path, problem = exc.path, exc.problem
+    raise _placed(source, path, problem, origins or {}) from None
 
 
 def _merge_arms(raw: dict) -> dict:
@@ -894,35 +974,142 @@ def _merge_arms(raw: dict) -> dict:
     return raw
 
 
-def _resolve(path: Path, chain: tuple[Path, ...]) -> dict:
-    resolved = path.resolve()
-    if resolved in chain:
-        loop = " -> ".join(str(p) for p in (*chain, resolved))
-        raise ScenarioError(str(path), "extends", f"'extends' loops: {loop}")
-    if not path.is_file():
-        source = str(chain[-1]) if chain else str(path)
-        key = "extends" if chain else ""
-        raise ScenarioError(source, key, f"scenario file '{path}' does not exist")
+def _placed(source: str, path: str, problem: str, origins: Mapping[Key, Origin]
+            ) -> ScenarioError:
+    """The error for ``path``, placed at the line that wrote it (or its nearest parent)."""
+    parts = tuple(path.split(".")) if path else ()
+    below = [o.via for k, o in origins.items() if o.via and k[: len(parts)] == parts]
+    for n in range(len(parts), 0, -1):
+        origin = origins.get(parts[:n])
+        if origin is not None:
+            return ScenarioError(source, path, problem, origin.line, file=origin.file,
+                                 via=origin.via or (below[0] if below else None))
+    return ScenarioError(source, path, problem, via=below[0] if below else None)
+
+
+def _read(path: Path) -> tuple[Any, dict[Key, Origin]]:
+    """Parse one file safely; compose its node tree once to learn the line of every key."""
     try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(str(path), "", "not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ScenarioError(str(path), "", f"cannot read the file: {exc.strerror}") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        origins: dict[Key, Origin] = {}
+        _walk(node, (), str(path), origins)
+        return loader.construct_document(node), origins
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(str(path), "", f"not valid YAML: {problem}", line) from None
-    except UnicodeDecodeError:
-        raise ScenarioError(str(path), "", "not a UTF-8 text file") from None
+        context = getattr(exc, "context", None)
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        extra = f" ({context})" if context else ""
+        raise ScenarioError(str(path), "", f"not valid YAML{where}: {problem}{extra}; "
+                            "allowed: plain YAML mappings, lists and values, no tags",
+                            line) from None
+    except RecursionError:
+        raise ScenarioError(str(path), "", "the YAML nests too deeply",
+                            loader.get_mark().line + 1) from None
+    finally:
+        loader.dispose()
+
+
+def _walk(node: yaml.Node, key: Key, file: str, out: dict[Key, Origin],
+          inside: frozenset[int] = frozenset()) -> None:
+    """Record the line of every key path under ``node``; refuse duplicate keys, aliases that
+    contain themselves and alias bombs."""
+    line = node.start_mark.line + 1
+    if id(node) in inside:
+        raise ScenarioError(file, ".".join(key), "this YAML alias refers to a node that "
+                            "contains it (an endless structure)", line)
+    if len(out) > MAX_VALUES:
+        raise ScenarioError(file, ".".join(key), f"the file expands to more than "
+                            f"{MAX_VALUES:,} values (through YAML aliases); a scenario is far "
+                            "smaller", line)
+    inside = inside | {id(node)}
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[(*key, str(i))] = Origin(file, item.start_mark.line + 1)
+            _walk(item, (*key, str(i)), file, out, inside)
+    elif isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for k, v in node.value:
+            if k.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges into this mapping
+                for merged in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+                    _walk(merged, key, file, out, inside)
+                continue
+            if not isinstance(k, yaml.ScalarNode):
+                continue  # the constructor reports unhashable keys with their line
+            line = k.start_mark.line + 1
+            path = (*key, str(k.value))
+            if k.value in seen:
+                raise ScenarioError(
+                    file, ".".join(path), f"this key appears twice (lines {seen[k.value]} and "
+                    f"{line}); YAML would silently keep only the last, so remove one", line)
+            seen[k.value] = line
+            out[path] = Origin(file, line)
+            _walk(v, path, file, out, inside)
+
+
+def _resolve(path: Path, chain: tuple[Path, ...]) -> tuple[dict, dict[Key, Origin]]:
+    """The file's mapping with its ``extends`` chain merged in, and where each key came from."""
+    if not chain and not path.is_file():
+        raise ScenarioError(str(path), "", f"scenario file '{path}' does not exist")
+    resolved = path.resolve()
+    raw, origins = _read(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ScenarioError(str(path), "", f"a scenario is a mapping of keys, got {_kind(raw)}")
+        raise ScenarioError(str(path), "", f"a scenario is a mapping of keys, got {_kind(raw)}",
+                            1)
     parent = raw.pop("extends", None)
     if parent is None:
-        return raw
-    if not isinstance(parent, str):
-        raise ScenarioError(str(path), "extends", "'extends' names one scenario file")
-    base = _resolve(path.parent / parent, (*chain, resolved))
-    return _merge(base, raw)
+        return raw, origins
+    line = origins.get(("extends",), Origin(str(path))).line
+    if not isinstance(parent, str) or not parent:
+        raise ScenarioError(str(path), "extends", "'extends' names one scenario file (got "
+                            f"{json.dumps(parent, default=str)[:80]})", line)
+    target = path.parent / parent
+    if not target.is_file():
+        raise ScenarioError(str(path), "extends", f"the extended file '{parent}' does not exist "
+                            f"(looked for {target})", line)
+    if target.resolve() in (*chain, resolved):
+        loop = " -> ".join(str(p) for p in (*chain, resolved, target.resolve()))
+        raise ScenarioError(str(path), "extends", f"'extends' loops: {loop}; allowed: a chain "
+                            "of files that ends in one without 'extends'", line)
+    base, base_origins = _resolve(target, (*chain, resolved))
+    return _merge(base, raw), _merge_origins(base_origins, base, origins, raw)
+
+
+def _merge_origins(base_origins: dict[Key, Origin], base: dict,
+                   over_origins: dict[Key, Origin], over: dict) -> dict[Key, Origin]:
+    """Origins after ``_merge(base, over)``: the override's keys win, and a list or scalar in
+    the override replaces the base's whole subtree (only mappings merge)."""
+    out = dict(base_origins)
+
+    def drop_under(prefix: Key) -> None:
+        n = len(prefix)
+        for key in [k for k in out if len(k) > n and k[:n] == prefix]:
+            del out[key]
+
+    def visit(b: Any, o: dict, prefix: Key) -> None:
+        for key, value in o.items():
+            here = (*prefix, str(key))
+            below = b.get(key) if isinstance(b, dict) else None
+            if isinstance(value, dict) and isinstance(below, dict):
+                visit(below, value, here)
+            else:
+                drop_under(here)
+
+    visit(base, over, ())
+    out.update(over_origins)
+    return out
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -936,7 +1123,9 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _apply_override(raw: dict, item: str, source: str) -> None:
+def _apply_override(raw: dict, item: str, source: str,
+                    origins: dict[Key, Origin] | None = None) -> None:
+    """Set one existing key from ``key.path=value``; record it in ``origins``."""
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -958,6 +1147,7 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
             index = int(part)
             if last:
                 node[index] = value
+                _overridden(origins, parts, source, item)
                 return
             node, model = node[index], _item_model(model)
             continue
@@ -971,6 +1161,7 @@ def _apply_override(raw: dict, item: str, source: str) -> None:
             raise ScenarioError(source, here, f"--set: this key does not exist{extra}")
         if last:
             node[part] = value
+            _overridden(origins, parts, source, item)
             return
         if part not in node:
             node[part] = _default_of(fields, part)
@@ -985,6 +1176,16 @@ def _default_of(fields: dict | None, name: str) -> Any:
     if isinstance(default, dict | list):
         return copy.deepcopy(default)
     return {}
+
+
+def _overridden(origins: dict[Key, Origin] | None, parts: list[str], source: str,
+                item: str) -> None:
+    if origins is None:
+        return
+    key = tuple(parts)
+    for k in [k for k in origins if k[: len(key)] == key]:
+        del origins[k]
+    origins[key] = Origin(source, None, item.strip())
 
 
 def _fields(model: Any) -> dict | None:
@@ -1017,14 +1218,20 @@ def _kind(value: Any) -> str:
     )
 
 
-def _from_validation(exc: ValidationError, source: str) -> ScenarioError:
+#: pydantic's wording for a section given as something else than a mapping.
+_MAPPING_TYPES = ("model_type", "model_attributes_type", "dict_type")
+
+
+def _from_validation(exc: ValidationError) -> tuple[str, str]:
+    """The key path and problem of the first validation error, in the user's terms."""
     err = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal["))]
+    loc = [str(p) for p in err["loc"]
+           if not str(p).startswith(("function-", "literal[")) and str(p) != "[key]"]
     path = ".".join(loc)
     kind = err["type"]
     located = err.get("ctx", {}).get("error")
     if isinstance(located, _Located):
-        return ScenarioError(source, located.path, located.problem)
+        return located.path, located.problem
     if kind == "extra_forbidden":
         model = Scenario
         for part in loc[:-1]:
@@ -1036,12 +1243,13 @@ def _from_validation(exc: ValidationError, source: str) -> ScenarioError:
             problem += f"; did you mean '{hint[0]}'?"
         if allowed:
             problem += f" Allowed here: {', '.join(allowed)}."
-        return ScenarioError(source, path, problem)
+        return path, problem
     if kind == "missing":
-        return ScenarioError(source, path, "this key is required but missing")
+        return path, "this key is required but missing"
     value = err.get("input")
     msg = err["msg"].removeprefix("Value error, ")
+    if kind in _MAPPING_TYPES:
+        msg = "Input should be a mapping of keys"
     if isinstance(value, dict | list):
-        return ScenarioError(source, path, msg)
-    return ScenarioError(source, path, f"{msg} (got {json.dumps(value, default=str)[:80]})")
-
+        return path, msg
+    return path, f"{msg} (got {json.dumps(value, default=str)[:80]})"

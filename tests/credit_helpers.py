@@ -15,7 +15,7 @@ BASELINE = ROOT / "scenarios" / "baseline.yaml"
 
 def raw(path: Path = BASELINE) -> dict:
     """The resolved mapping of a scenario file (``extends`` applied)."""
-    return copy.deepcopy(_resolve(path, ()))
+    return copy.deepcopy(_resolve(path, ())[0])
 
 
 def put(mapping: dict, dotted: str, value) -> None:

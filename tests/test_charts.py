@@ -7,6 +7,7 @@ model and the comparison command fill them in real runs).
 
 from __future__ import annotations
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 import sim
-from sim import charts
+from sim import charts, report
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +230,11 @@ def test_crosses_must_name_categorical_dimensions(baseline_path, tmp_path):
     bad.write_text(f"extends: {baseline_path}\nreporting:\n  crosses: [[archetype, income]]\n")
     with pytest.raises(sim.ScenarioError, match=r"reporting\.crosses.*income"):
         sim.load(bad)
+
+
+def test_holiday_windows_reaching_outside_the_horizon_are_clipped(small_run):
+    # found by the scenario fuzzer: a window starting in year 1 broke the date axis
+    fig = charts.coverage(small_run.monthly, holidays=[("0001-01-01", "2025-02-04")])
+    assert report.png(fig)[:4] == b"\x89PNG"
+    span = fig.axes[0].patches[0].get_x()
+    assert span >= mpl.dates.date2num(small_run.monthly.date.min())

@@ -90,7 +90,8 @@ def test_balance_is_conserved_to_the_cent_every_month():
                        m["interest_revenue"] - m["charge_off_loss"] - m["funding_cost"])
     assert np.allclose(m["charge_off_loss"], m["charge_offs"] - m["recoveries"])
     lgd = res.scenario.credit.loss.lgd
-    assert m["charge_off_loss"].sum() == pytest.approx(lgd * m["charge_offs"].sum(), rel=1e-6)
+    # each account's loss is rounded to the fen, so the sums agree to rounding, not exactly
+    assert m["charge_off_loss"].sum() == pytest.approx(lgd * m["charge_offs"].sum(), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- invariants
@@ -162,7 +163,13 @@ def test_first_limits_in_range_and_county_halved():
 
 
 def test_raising_the_cutoff_lowers_default_rate_and_coverage():
-    base = {"population.users": 40_000, "risk.monthly_hazard": 0.012}
+    # One phase that invites every eligible user at once, so both books season alike: with
+    # staged batches a smaller pool is invited earlier, and an older book shows more of its
+    # defaults in the same calendar window (the seasoning effect the vintage table exists for).
+    everyone = [{"name": "all", "start": "2025-01-01", "cadence_days": 30,
+                 "batch": {"share": 1.0}}]
+    base = {"population.users": 40_000, "risk.monthly_hazard": 0.012,
+            "rollout.phases": everyone}
     low = run(scenario({**base, "scoring.cutoff": 20}), seed=21, quarters=8)
     high = run(scenario({**base, "scoring.cutoff": 45}), seed=21, quarters=8)
     d_low = low.summary["credit"]["annualised_default_rate"]
@@ -277,7 +284,7 @@ def test_score_adjustment_moves_the_score_point_for_point():
 
 
 def test_overdue_episodes_cost_score_points():
-    changes = {**single_vintage(users=20_000), "risk.monthly_hazard": 0.03,
+    changes = {**single_vintage(users=20_000), "risk.monthly_hazard": 0.03, "risk.dispersion": 0.5,
                "credit.repayment.full": 0.25}
     res = run(scenario(changes), seed=4, quarters=2)
     book, pop = res.book, res.population

@@ -1,0 +1,302 @@
+"""Interrupted, killed and concurrent runs never leave half-written results or lose a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import sim
+from sim import output
+from sim.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "scenarios" / "baseline.yaml"
+SMALL = ["--users", "2000", "--quarters", "1", "--quiet", "--no-report"]
+FILES = {"metrics.parquet", "segments.parquet", "batches.parquet", "vintages.parquet",
+         "arms.parquet", "gates.parquet", "summary.json", "manifest.json"}
+linux_only = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+
+
+def _greysim() -> list[str]:
+    script = Path(sys.executable).with_name("greysim")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sim.cli"]
+
+
+def _complete_or_absent(folder: Path) -> None:
+    """The run folder is either complete or not there, and nothing half-written is visible."""
+    if folder.exists():
+        assert {p.name for p in folder.iterdir()} == FILES
+        json.loads((folder / "manifest.json").read_text())
+    visible = [p for p in folder.parent.iterdir() if not p.name.startswith(".")]
+    assert visible in ([], [folder]), visible
+
+
+def _hidden(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def _rss_kb(pid: int) -> int:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) if match else 0
+
+
+def _start_big_run(out: Path) -> subprocess.Popen:
+    """A real run of the console script, long enough (a million users, 12 quarters, ~20 s)
+    to be caught mid-run: returns once it is drawing or simulating the population."""
+    proc = subprocess.Popen([*_greysim(), "run", str(BASELINE), "--users", "1000000",
+                             "--quiet", "--no-report", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while _rss_kb(proc.pid) < 250_000:  # past start-up: the arrays are being allocated
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be interrupted: {proc.stderr.read()}")
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    return proc
+
+
+def _rerun(out: Path, *extra: str):
+    res = CliRunner().invoke(app, ["run", str(BASELINE), *SMALL, "--out", str(out), *extra])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == FILES
+    return res
+
+
+@linux_only
+def test_ctrl_c_mid_run_stops_with_one_line_and_exit_130(tmp_path):
+    out = tmp_path / "runs" / "big"
+    proc = _start_big_run(out)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines() == ["error: interrupted; no run folder was written"]
+    assert "Traceback" not in stdout + stderr
+    assert not out.exists() and not (tmp_path / "runs").exists()
+    _rerun(out)
+    _complete_or_absent(out)
+    assert _hidden(out.parent) == []
+
+
+@linux_only
+def test_kill_mid_run_leaves_no_folder_and_a_rerun_succeeds(tmp_path):
+    out = tmp_path / "runs" / "big"
+    proc = _start_big_run(out)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()
+    _rerun(out)
+    _complete_or_absent(out)
+    assert _hidden(out.parent) == []
+
+
+KILL_WHILE_WRITING = """
+import os, signal, sys
+import sim
+from sim import output
+real = output.write_json
+def dying(obj, path):
+    if path.name == "manifest.json":  # the tables are written, the manifest is not
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(obj, path)
+output.write_json = dying
+result = sim.run(sim.load(sys.argv[1], ["population.users=2000"]), quarters=1)
+output.write_run(result, sys.argv[2])
+"""
+
+
+def test_kill_while_writing_leaves_no_run_folder_and_the_rerun_sweeps_up(tmp_path):
+    out = tmp_path / "runs" / "r1"
+    proc = subprocess.run([sys.executable, "-c", KILL_WHILE_WRITING, str(BASELINE), str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not out.exists()
+    left = _hidden(out.parent)
+    assert len(left) == 1 and left[0].startswith(".r1.partial-")  # hidden, not a run folder
+    _rerun(out)
+    _complete_or_absent(out)
+    assert _hidden(out.parent) == []  # the killed run's temporary folder was swept
+
+
+KILL_WHILE_REPLACING = """
+import os, signal, sys, types
+import sim
+from sim import output
+def dying(src, dst):
+    os.kill(os.getpid(), signal.SIGKILL)  # the old run is set aside, the new one not in place
+output.os = types.SimpleNamespace(**{**vars(os), "rename": dying})
+result = sim.run(sim.load(sys.argv[1], ["population.users=2000"]), quarters=1)
+output.write_run(result, sys.argv[2], force=True)
+"""
+
+
+def test_kill_while_replacing_with_force_keeps_the_old_run(tmp_path):
+    out = tmp_path / "runs" / "r1"
+    _rerun(out)
+    before = (out / "manifest.json").read_text()
+    proc = subprocess.run([sys.executable, "-c", KILL_WHILE_REPLACING, str(BASELINE), str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not out.exists()  # killed between the two renames
+    output.clean_stale(out.parent)
+    assert (out / "manifest.json").read_text() == before  # the planner's run is back
+    assert _hidden(out.parent) == []
+
+
+def test_ctrl_c_while_writing_removes_the_temporary_folder(tmp_path, monkeypatch):
+    def interrupted(obj, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output, "write_json", interrupted)
+    out = tmp_path / "runs" / "r1"
+    res = CliRunner().invoke(app, ["run", str(BASELINE), *SMALL, "--out", str(out)])
+    assert res.exit_code == 130
+    assert res.output.strip() == "error: interrupted; no run folder was written"
+    assert not out.exists() and _hidden(out.parent) == []
+
+
+def test_ctrl_c_is_held_until_the_folder_is_in_place(tmp_path, monkeypatch):
+    """A Ctrl-C during the final renames lets them finish, then stops, naming the folder."""
+    real = os.rename
+
+    def rename_then_ctrl_c(src, dst):
+        os.kill(os.getpid(), signal.SIGINT)
+        real(src, dst)
+
+    monkeypatch.setattr(output.os, "rename", rename_then_ctrl_c)
+    out = tmp_path / "runs" / "r1"
+    res = CliRunner().invoke(app, ["run", str(BASELINE), *SMALL, "--out", str(out)])
+    assert res.exit_code == 130
+    assert res.output.strip() == f"error: interrupted after writing {out}"
+    _complete_or_absent(out)
+    assert out.exists()
+
+
+@pytest.fixture(scope="module")
+def small_result() -> sim.Result:
+    return sim.run(sim.load(BASELINE, ["population.users=2000"]), quarters=1)
+
+
+def test_two_runs_started_in_the_same_second_both_survive(tmp_path, monkeypatch, small_result):
+    ids = iter(["20250101-120000-aaaaaa", "20250101-120000-aaaaaa", "20250101-120000-bbbbbb"])
+    monkeypatch.setattr(output, "new_run_id", lambda now=None: next(ids))
+    first = output.write_run(small_result, root=tmp_path)
+    second = output.write_run(small_result, root=tmp_path)  # drew the same id: redrawn
+    assert first != second and first.parent == second.parent
+    for folder in (first, second):
+        assert {p.name for p in folder.iterdir()} == FILES
+
+
+def test_a_run_id_taken_while_writing_is_redrawn(tmp_path):
+    taken = tmp_path / "20250101-120000-aaaaaa"
+    with output.staged_folder(taken, unique=True) as staged:
+        (staged.tmp / "mine.txt").write_text("mine")
+        taken.mkdir()  # another run, started in the same second, finished first
+        (taken / "theirs.txt").write_text("theirs")
+    assert staged.dest != taken
+    assert [p.name for p in taken.iterdir()] == ["theirs.txt"]
+    assert [p.name for p in staged.dest.iterdir()] == ["mine.txt"]
+
+
+def test_concurrent_console_runs_get_distinct_folders(tmp_path):
+    procs = [subprocess.Popen([*_greysim(), "run", str(BASELINE), *SMALL], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    runs = sorted((tmp_path / "outputs" / "baseline").iterdir())
+    assert len(runs) == 2 and all({p.name for p in r.iterdir()} == FILES for r in runs)
+
+
+def test_out_must_not_be_taken_meanwhile(tmp_path, small_result):
+    out = tmp_path / "r"
+    with pytest.raises(output.OutputError, match="written by another run meanwhile"), \
+            output.staged_folder(out) as staged:
+        (staged.tmp / "a.txt").write_text("mine")
+        out.mkdir()
+        (out / "theirs.txt").write_text("theirs")
+    assert [p.name for p in out.iterdir()] == ["theirs.txt"] and _hidden(tmp_path) == []
+
+
+def test_stale_temporary_folders_are_swept_but_live_ones_kept(tmp_path, small_result):
+    stale = tmp_path / ".old-run.partial-deadbeef"
+    stale.mkdir()
+    (stale / "metrics.parquet").write_bytes(b"half")
+    live = tmp_path / ".other.partial-cafef00d"
+    live.mkdir()
+    lock = output._lock(live, wait=False)  # a write in progress in another process
+    try:
+        dest = output.write_run(small_result, tmp_path / "new")
+    finally:
+        output._unlock(lock)
+    assert not stale.exists() and live.exists()
+    assert {p.name for p in dest.iterdir()} == FILES
+
+
+def test_check_reports_a_run_that_reproduces_and_one_that_does_not(tmp_path):
+    out = tmp_path / "r"
+    _rerun(out)
+    ok = CliRunner().invoke(app, ["run", "--check", str(out), "--quiet"])
+    assert ok.exit_code == 0, ok.output
+    assert "reproduces byte for byte" in ok.output
+    # another seed's table in place of this run's
+    other = sim.run(sim.load(BASELINE, ["population.users=2000"]), seed=1, quarters=1)
+    output.write_table(other.monthly, out / "metrics.parquet")
+    bad = CliRunner().invoke(app, ["run", "--check", str(out), "--quiet"])
+    assert bad.exit_code == 1, bad.output
+    assert "metrics.parquet: DIFFERS" in bad.output
+    assert "segments.parquet: reproduces" in bad.output
+    assert "does NOT reproduce: metrics.parquet differ" in bad.output
+
+
+def test_check_refuses_a_tampered_manifest_and_extra_options(tmp_path):
+    out = tmp_path / "r"
+    _rerun(out)
+    res = CliRunner().invoke(app, ["run", "--check", str(out), "--seed", "3"])
+    assert res.exit_code == 2 and "takes no --seed" in res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["scenario"]["scoring"]["cutoff"] = 99
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    res = CliRunner().invoke(app, ["run", "--check", str(out), "--quiet"])
+    assert res.exit_code == 2 and "does not match its recorded digest" in res.output
+
+
+def test_key_order_in_the_yaml_does_not_change_the_tables(tmp_path):
+    """Listing regions, archetypes and sections in another order is the same scenario."""
+    raw = sim.scenario.parse_yaml(BASELINE.read_text())
+
+    def reverse(value):
+        if isinstance(value, dict):
+            return {k: reverse(value[k]) for k in reversed(list(value))}
+        return value
+
+    import yaml
+
+    shuffled = tmp_path / "shuffled.yaml"
+    shuffled.write_text(yaml.safe_dump(reverse(raw), sort_keys=False))
+    assert list(sim.scenario.parse_yaml(shuffled.read_text())["population"]["regions"])[0] \
+        == "closed_province"
+    runs = [sim.run(sim.load(path, ["population.users=3000"]), quarters=2)
+            for path in (BASELINE, shuffled)]
+    for stem in ("metrics", "segments", "batches"):
+        a, b = (output.table_bytes(r.tables()[stem]) for r in runs)
+        assert a == b, stem
+
+
+def test_rerun_writes_byte_identical_tables(tmp_path):
+    for name in ("a", "b"):
+        _rerun(tmp_path / name)
+    for stem in ("metrics", "segments", "batches"):
+        a, b = ((tmp_path / n / f"{stem}.parquet").read_bytes() for n in "ab")
+        assert a == b, stem
+
