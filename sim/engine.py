@@ -34,6 +34,12 @@ STREAMS = ("population", "risk", "behaviour", "release", "rollout", "reevaluatio
 
 Progress = Callable[[int, int], None]
 
+#: Where a run's time goes (:attr:`Result.timings`): building the population, each calendar
+#: process (by the name of its slot in :data:`AT`; ``monthly`` is the behaviour ageing) and
+#: making the tables at the end.
+TIMED = ("setup", "calendar", "rollout", "monthly", "fraud", "credit", "reevaluation",
+         "recorder", "tables")
+
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
     """One independent generator per process, all spawned from the scenario seed."""
@@ -87,6 +93,7 @@ class Result:
     wall_seconds: float
     book: credit.Book | None = None  # the credit lines at the end of the run
     fraud: fraud.FraudBook | None = None  # risk levels at the end of the run
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per process (TIMED)
 
     @property
     def quarterly(self) -> pd.DataFrame:
@@ -109,6 +116,8 @@ class Simulation:
         self.months = 3 * (quarters or scenario.quarters)
         self.seed = scenario.seed if seed is None else int(seed)
         self.progress = progress
+        self.timings = dict.fromkeys(TIMED, 0.0)
+        started = time.perf_counter()
         self.rng = streams(self.seed)
         self.env = simpy.Environment()
         self.pop = synthesize(scenario, self.rng["population"])
@@ -131,6 +140,7 @@ class Simulation:
         self.fraud = fraud.new_fraud_book(self.pop.n, scenario.fraud, self.rng["fraud"],
                                           scenario.start.year)
         self.max_outstanding = scenario.capital.max_outstanding
+        self.timings["setup"] = time.perf_counter() - started
 
     # ------------------------------------------------------------------ helpers
     def date(self, day: float) -> dt.date:
@@ -320,7 +330,7 @@ class Simulation:
                 self.pop, self.visible(), date=date, month=month, flows=self.state.flows,
                 credit=self._credit_snapshot(),
                 per_user={"borrowers": credit.borrowers(book), "defaults": ever_default,
-                          "loss": book.cum_loss.astype(np.float64)})
+                          "loss": book.cum_loss})
             dpd30 = (book.state >= credit.D31_60) & (book.state <= credit.DEFAULT)
             self.recorder.record_vintages(vintage_rows(
                 self.pop.vintage, self.state.batches, self.state.batch_months, date=date,
@@ -334,12 +344,29 @@ class Simulation:
                 self.progress(month, self.months)
 
     # ------------------------------------------------------------------ run
+    def _timed(self, name: str, process):
+        """Run the generator ``process`` for SimPy, adding the time of each of its steps to
+        ``timings[name]`` (two clock reads per step: a few hundred per run)."""
+        timings, value = self.timings, None
+        while True:
+            started = time.perf_counter()
+            try:
+                event = process.send(value)
+            except StopIteration:
+                timings[name] += time.perf_counter() - started
+                return
+            timings[name] += time.perf_counter() - started
+            value = yield event
+
     def run(self) -> Result:
         started = time.perf_counter()
-        for proc in (self.calendar, self.rollout, self.monthly, self.fraud_process,
-                     self.credit_process, self.reevaluation, self.recorder_process):
-            self.env.process(proc())
+        for name, proc in (("calendar", self.calendar), ("rollout", self.rollout),
+                           ("monthly", self.monthly), ("fraud", self.fraud_process),
+                           ("credit", self.credit_process), ("reevaluation", self.reevaluation),
+                           ("recorder", self.recorder_process)):
+            self.env.process(self._timed(name, proc()))
         self.env.run(until=self.horizon + 1)
+        tables_started = time.perf_counter()
         monthly = self.recorder.monthly_frame()
         batches = pd.DataFrame(
             self.state.batches,
@@ -347,9 +374,11 @@ class Simulation:
         )
         batches["date"] = pd.to_datetime(batches["date"])
         summary = summarize(self, monthly)
-        return Result(self.scenario, self.seed, monthly, self.recorder.segment_frame(), batches,
-                      self.recorder.vintage_frame(), summary, self.pop,
-                      time.perf_counter() - started, self.book, self.fraud)
+        segments, vintages = self.recorder.segment_frame(), self.recorder.vintage_frame()
+        self.timings["tables"] = time.perf_counter() - tables_started
+        return Result(self.scenario, self.seed, monthly, segments, batches, vintages, summary,
+                      self.pop, time.perf_counter() - started, self.book, self.fraud,
+                      timings=dict(self.timings))
 
 
 def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator) -> None:
