@@ -83,19 +83,49 @@ def status_bits(masks: list[np.ndarray]) -> np.ndarray:
     return status
 
 
-def segment_counts(codes: np.ndarray, k: int, status: np.ndarray, bits: int,
-                   key: np.ndarray | None = None) -> list[np.ndarray]:
-    """Users per segment code (``0..k-1``), then per code those with each status bit set.
+#: Most (segment combination x status) bins of one joint bincount: small enough to stay in
+#: cache, large enough to count several dimensions in one pass over the population.
+JOINT_BINS = 8192
 
-    One ``np.bincount`` over ``code << bits | status``; ``key`` is an optional intp buffer
-    of the population's size, reused across dimensions to save an allocation.
+
+def joint_groups(dims: list[tuple[str, np.ndarray, tuple]], bits: int) -> list[list[int]]:
+    """Consecutive dimensions grouped so each group's joint table has at most JOINT_BINS."""
+    groups: list[list[int]] = []
+    size = 0
+    for i, (_, _, labels) in enumerate(dims):
+        k = len(labels)
+        if groups and size * k << bits <= JOINT_BINS:
+            groups[-1].append(i)
+            size *= k
+        else:
+            groups.append([i])
+            size = k
+    return groups
+
+
+def segment_counts(codes: list[np.ndarray], ks: list[int], status: np.ndarray, bits: int,
+                   key: np.ndarray | None = None) -> list[list[np.ndarray]]:
+    """For each dimension ``i`` (codes ``0..ks[i]-1``): users per code, then per code those
+    with each status bit set.
+
+    One ``np.bincount`` over the joint code of all the dimensions and the status bits, then
+    integer marginal sums (exact); ``key`` is an optional intp buffer of the population's
+    size, reused across calls to save an allocation.
     """
-    key = np.multiply(codes, 1 << bits, out=key, dtype=np.intp)
+    key = np.multiply(codes[0], 1, out=key, dtype=np.intp)
+    for c, k in zip(codes[1:], ks[1:], strict=True):
+        key *= k
+        key += c
+    key <<= bits
     key += status
-    table = np.bincount(key, minlength=k << bits).reshape(k, 1 << bits)
+    table = np.bincount(key, minlength=int(np.prod(ks)) << bits).reshape(*ks, 1 << bits)
     cols = np.arange(1 << bits)
-    return [table.sum(axis=1)] + [table[:, (cols >> b) & 1 == 1].sum(axis=1)
-                                  for b in range(bits)]
+    out = []
+    for i in range(len(ks)):
+        margin = table.sum(axis=tuple(j for j in range(len(ks)) if j != i))
+        out.append([margin.sum(axis=1)] + [margin[:, (cols >> b) & 1 == 1].sum(axis=1)
+                                           for b in range(bits)])
+    return out
 
 
 @dataclass
@@ -149,11 +179,14 @@ class Recorder:
             loss_w = per_user["loss"][loss_at].astype(np.float64)
         status = status_bits(masks)
         key = np.empty(pop.n, dtype=np.intp)
-        for dim, codes, labels in segment_codes(pop, self.bands):
+        dims = list(segment_codes(pop, self.bands))
+        tables: list[list[np.ndarray]] = []
+        for group in joint_groups(dims, len(masks)):
+            tables += segment_counts([dims[i][1] for i in group],
+                                     [len(dims[i][2]) for i in group], status, len(masks), key)
+        for (dim, codes, labels), table in zip(dims, tables, strict=True):
             k = len(labels)
-            counts = dict(zip(("population", *STATUS), segment_counts(codes, k, status,
-                                                                      len(masks), key),
-                              strict=False))
+            counts = dict(zip(("population", *STATUS), table, strict=False))
             extra = {}
             if per_user is not None:
                 extra = {
