@@ -143,6 +143,7 @@ def run_command(
         if quarters is not None and quarters > sc.quarters:
             raise UserError(f"--quarters {quarters} is longer than the scenario's horizon of "
                             f"{sc.quarters} quarters (key 'quarters' in {scenario})")
+        _check_size(sc, quarters, scenario)
         if out_dir is not None:
             from .output import check_destination
 
@@ -157,6 +158,24 @@ def run_command(
         out.print(table)
     out.print(headline(result))
     out.print(f"wrote {dest}")
+
+
+def _check_size(sc: Scenario, quarters: int | None, path: Path) -> None:
+    """Warn before a large run with its estimated memory and time; refuse one whose memory
+    estimate exceeds what the machine has available."""
+    from .resources import WARN_BYTES, available_memory, estimate
+
+    users = sc.population.users
+    need = estimate(users, 3 * (quarters or sc.quarters))
+    have = available_memory()
+    text = (f"{users:,} simulated users need about {need['bytes'] / 1e9:.1f} GB of memory and "
+            f"{need['seconds']:.0f} s (estimate)")
+    if have is not None and need["bytes"] > have:
+        raise UserError(f"{text}, more than the {have / 1e9:.1f} GB available on this machine; "
+                        f"lower population.users in {path} (or --users), e.g. to "
+                        f"{max(int(users * have / need['bytes'] * 0.8), 1):,}")
+    if need["bytes"] > WARN_BYTES:
+        err.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
 
 def _simulate(sc: Scenario, quarters: int | None, quiet: bool) -> Result:
