@@ -94,11 +94,13 @@ def targets(runs: list[dict], pool: dict | None) -> dict:
     out: dict = {}
     if big is not None:
         out["wall_seconds_1m"] = big["wall_seconds"]
+        out["cpu_seconds_1m"] = big["cpu_seconds"]
         out["user_months_per_second_1m"] = big["user_months_per_second"]
         out["bytes_per_user_1m"] = big["peak_rss_bytes_per_user"]
         out["run_bytes_per_user_1m"] = big["run_rss_bytes_per_user"]
     if big is not None and small is not None:
         out["linearity_1m_over_100k"] = big["wall_seconds"] / small["wall_seconds"]
+        out["cpu_linearity_1m_over_100k"] = big["cpu_seconds"] / small["cpu_seconds"]
     if 10_000_000 in by:
         out["peak_bytes_10m"] = by[10_000_000]["peak_rss_bytes"]
     if pool is not None:
@@ -108,10 +110,12 @@ def targets(runs: list[dict], pool: dict | None) -> dict:
 
 def report(runs: list[dict], pool: dict | None) -> None:
     if runs:
-        head = f"{'users':>11} {'months':>6} {'wall s':>8} {'user-months/s':>14} {'B/user':>7}"
+        head = (f"{'users':>11} {'months':>6} {'wall s':>8} {'cpu s':>8} {'user-months/s':>14} "
+                f"{'B/user':>7}")
         print(head + "".join(f" {name:>13}" for name in PROCESSES))
     for r in runs:
         print(f"{r['users']:>11,} {r['months']:>6} {r['wall_seconds']:>8.2f} "
+              f"{r['cpu_seconds']:>8.2f} "
               f"{r['user_months_per_second']:>14,.0f} {r['peak_rss_bytes_per_user']:>7.0f}"
               + "".join(f" {100 * r['shares'][name]:>12.1f}%" for name in PROCESSES))
     if pool is not None:

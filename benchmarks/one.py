@@ -23,9 +23,10 @@ def measure(scenario: str, users: int, quarters: int) -> dict:
     """Run the scenario at ``users`` for ``quarters`` and return its figures."""
     base = peak_rss()  # the interpreter with everything imported
     sc = sim.load(scenario, [f"population.users={users}"])
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = sim.run(sc, quarters=quarters)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started  # below wall when other work shares the cores
     peak = peak_rss()
     months = 3 * quarters
     return {
@@ -34,6 +35,8 @@ def measure(scenario: str, users: int, quarters: int) -> dict:
         "months": months,
         "wall_seconds": wall,
         "user_months_per_second": users * months / wall,
+        "cpu_seconds": cpu,
+        "user_months_per_cpu_second": users * months / cpu,
         "peak_rss_bytes": peak,
         "peak_rss_bytes_per_user": peak / users,
         "import_rss_bytes": base,
