@@ -170,6 +170,7 @@ def run_command(
             check_destination(out_dir, force)
         with _no_numpy_warnings():
             check_memory(sc, quarters)
+            _warn_large(sc, quarters)
             result = _simulate(sc, quarters, quiet)
         dest = write_run(result, out_dir, force=force,
                          finish=None if no_report else _write_report)
@@ -228,6 +229,19 @@ def _no_numpy_warnings():
     with np.errstate(over="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
+
+
+def _warn_large(sc: Scenario, quarters: int | None) -> None:
+    """Before a large run, say what it will cost (``check_memory`` refuses one that cannot
+    fit)."""
+    from .resources import WARN_BYTES, estimate
+
+    users = sc.population.users
+    need = estimate(users, 3 * (quarters or sc.quarters))
+    if need["bytes"] > WARN_BYTES:
+        err.print(f"[yellow]warning:[/] {users:,} simulated users need about "
+                  f"{need['bytes'] / 1e9:.1f} GB of memory and {need['seconds']:.0f} s "
+                  "(estimate)", highlight=False, soft_wrap=True)
 
 
 def _simulate(sc: Scenario, quarters: int | None, quiet: bool) -> Result:

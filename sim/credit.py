@@ -211,16 +211,12 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     # delinquency: decide every transition from the state at the start of the step
     state0 = book.state.copy()
     u = rng.random(n)
-    charge_offs = np.zeros(n, dtype=np.int64)
-    recoveries = np.zeros(n, dtype=np.int64)
 
     in_default = np.flatnonzero(state0 == DEFAULT)
     book.missed[in_default] += 1
     due = in_default[book.missed[in_default].astype(np.int32) * 30 > cfg.loss.charge_off_dpd]
     gross = book.balance[due]
     recovered = np.round(gross * (1.0 - cfg.loss.lgd)).astype(np.int64)
-    charge_offs[due] = gross
-    recoveries[due] = recovered
     book.cum_loss[due] += gross - recovered
     book.balance[due] = 0
     book.state[due] = CHARGED_OFF
@@ -258,31 +254,34 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     pop.score_adjust[missing] = np.maximum(pop.score_adjust[missing] - eff.overdue_points,
                                            eff.floor)
 
-    # repayments: current borrowers with a bill, and the cured paying their arrears
+    # repayments: current borrowers with a bill, and the cured paying their arrears (four
+    # disjoint groups, so amounts are computed and paid on their indices only)
     payers = np.setdiff1d(billed, missing, assume_unique=True)
-    repay = np.zeros(n, dtype=np.int64)
     term = cfg.repayment.instalment_months
     v = rng.random(payers.size)
     full = payers[v < cfg.repayment.full]
     minimum = payers[(v >= cfg.repayment.full)
                      & (v < cfg.repayment.full + cfg.repayment.minimum_only)]
     instal = payers[v >= cfg.repayment.full + cfg.repayment.minimum_only]
-    repay[full] = book.balance[full]
-    repay[minimum] = interest[minimum] + np.ceil(
-        opening[minimum] * cfg.repayment.minimum_share).astype(np.int64)
-    repay[instal] = interest[instal] + -(-opening[instal] // term)
-    repay[cured] = interest[cured] + -(-opening[cured] * (arrears + 1) // term)
-    np.minimum(repay, book.balance, out=repay)
-    book.balance -= repay
+    paying = np.concatenate([full, minimum, instal, cured])
+    repay = np.concatenate([
+        book.balance[full],
+        interest[minimum] + np.ceil(opening[minimum] * cfg.repayment.minimum_share).astype(
+            np.int64),
+        interest[instal] + -(-opening[instal] // term),
+        interest[cured] + -(-opening[cured] * (arrears + 1) // term),
+    ])
+    np.minimum(repay, book.balance[paying], out=repay)
+    book.balance[paying] -= repay
     book.minimum_streak[minimum] = np.minimum(book.minimum_streak[minimum], 100) + 1
     book.minimum_streak[full] = 0
     book.minimum_streak[instal] = 0
     pop.score_adjust[full] = np.minimum(pop.score_adjust[full] + eff.early_repayment_points,
                                         eff.ceiling)
     flows["repayments"] = int(repay.sum())
-    flows["charge_offs"] = int(charge_offs.sum())
-    flows["recoveries"] = int(recoveries.sum())
-    flows["charge_off_loss"] = int((charge_offs - recoveries).sum())
+    flows["charge_offs"] = int(gross.sum())
+    flows["recoveries"] = int(recovered.sum())
+    flows["charge_off_loss"] = int((gross - recovered).sum())
     flows["charge_off_accounts"] = int(due.size)
     flows["new_defaults"] = int(defaulted.size)
     flows["default_balance"] = int(book.default_balance[defaulted].sum())

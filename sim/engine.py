@@ -34,6 +34,12 @@ STREAMS = ("population", "risk", "behaviour", "release", "rollout", "reevaluatio
 
 Progress = Callable[[int, int], None]
 
+#: Where a run's time goes (:attr:`Result.timings`): building the population, each calendar
+#: process (by the name of its slot in :data:`AT`; ``monthly`` is the behaviour ageing) and
+#: making the tables at the end.
+TIMED = ("setup", "calendar", "rollout", "monthly", "fraud", "credit", "reevaluation",
+         "recorder", "tables")
+
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
     """One independent generator per process, all spawned from the scenario seed."""
@@ -92,6 +98,7 @@ class Result:
     holdout: np.ndarray | None = None  # invited below the cut-off by a holdout
     arms: pd.DataFrame | None = None  # per-arm figures at the horizon
     gates: pd.DataFrame | None = None  # every gate decision
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per process (TIMED)
 
     @property
     def quarterly(self) -> pd.DataFrame:
@@ -114,6 +121,8 @@ class Simulation:
         self.months = 3 * (quarters or scenario.quarters)
         self.seed = scenario.seed if seed is None else int(seed)
         self.progress = progress
+        self.timings = dict.fromkeys(TIMED, 0.0)
+        started = time.perf_counter()
         self.rng = streams(self.seed)
         self.env = simpy.Environment()
         self.pop = synthesize(scenario, self.rng["population"])
@@ -149,6 +158,7 @@ class Simulation:
         self.holdout = np.zeros(self.pop.n, dtype=bool)
         self.gate_rows: list[dict] = []
         self.arm_rows: list[dict] = []  # the "arm" segment rows of every month
+        self.timings["setup"] = time.perf_counter() - started
 
     # ------------------------------------------------------------------ helpers
     def date(self, day: float) -> dt.date:
@@ -418,7 +428,7 @@ class Simulation:
             ever_default = book.default_month >= 0
             visible = self.visible()
             per_user = {"borrowers": credit.borrowers(book), "defaults": ever_default,
-                        "loss": book.cum_loss.astype(np.float64)}
+                        "loss": book.cum_loss}
             self.recorder.snapshot(
                 self.pop, visible, date=date, month=month, flows=self.state.flows,
                 credit=self._credit_snapshot(), per_user=per_user)
@@ -440,13 +450,30 @@ class Simulation:
                 self.progress(month, self.months)
 
     # ------------------------------------------------------------------ run
+    def _timed(self, name: str, process):
+        """Run the generator ``process`` for SimPy, adding the time of each of its steps to
+        ``timings[name]`` (two clock reads per step: a few hundred per run)."""
+        timings, value = self.timings, None
+        while True:
+            started = time.perf_counter()
+            try:
+                event = process.send(value)
+            except StopIteration:
+                timings[name] += time.perf_counter() - started
+                return
+            timings[name] += time.perf_counter() - started
+            value = yield event
+
     def run(self) -> Result:
         started = time.perf_counter()
-        rollouts = [lambda a=a: self.rollout(a) for a in range(len(self.arm_names))]
-        for proc in (self.calendar, *rollouts, self.monthly, self.fraud_process,
-                     self.credit_process, self.reevaluation, self.recorder_process):
-            self.env.process(proc())
+        rollouts = [("rollout", lambda a=a: self.rollout(a)) for a in range(len(self.arm_names))]
+        for name, proc in (("calendar", self.calendar), *rollouts, ("monthly", self.monthly),
+                           ("fraud", self.fraud_process), ("credit", self.credit_process),
+                           ("reevaluation", self.reevaluation),
+                           ("recorder", self.recorder_process)):
+            self.env.process(self._timed(name, proc()))
         self.env.run(until=self.horizon + 1)
+        tables_started = time.perf_counter()
         monthly = self.recorder.monthly_frame()
         batches = pd.DataFrame(
             self.state.batches,
@@ -469,10 +496,12 @@ class Simulation:
             summary["ab"] = abtest.ab_summary(self.arm, self.arm_names, self.pop, self.book, ab)
             sizes = {n: a["ever_invited_users"] for n, a in summary["ab"]["arms"].items()}
             summary["warnings"] = abtest.small_arm_warnings(arms, sizes, ab.min_arm_accounts)
+        self.timings["tables"] = time.perf_counter() - tables_started
         return Result(self.scenario, self.seed, monthly, segments, batches,
                       vintages, summary, self.pop,
                       time.perf_counter() - started, self.book, self.fraud, self.arm,
-                      self.arm_names, self.holdout, arms, gate_table)
+                      self.arm_names, self.holdout, arms, gate_table,
+                      timings=dict(self.timings))
 
 
 def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator) -> None:
@@ -481,26 +510,29 @@ def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator)
     n = pop.n
     pop.account_age_months += 1
     pop.credit_history_years += np.float32(1 / 12)
+    step = np.empty(n, dtype=np.float32)  # one buffer for every drift step, updated in place
     for name in ("payments_per_month", "monthly_spend", "wealth_balance", "wealth_days"):
-        arr = getattr(pop, name)
-        arr *= np.exp(b.drift_sd * rng.standard_normal(n, dtype=np.float32))
+        rng.standard_normal(n, dtype=np.float32, out=step)
+        step *= b.drift_sd
+        np.exp(step, out=step)
+        getattr(pop, name).__imul__(step)
     np.minimum(pop.wealth_days, 365, out=pop.wealth_days)  # days held in the past year
     np.maximum(pop.awakened_months - 1, 0, out=pop.awakened_months, casting="unsafe")
-    u = rng.random(n, dtype=np.float32)
+    u = rng.random(n, dtype=np.float32, out=step)
     waking = pop.dormant & (u < b.wake_rate)
     sleeping = ~pop.dormant & (u < b.dormancy_rate)
-    pop.dormant[waking] = False
-    pop.dormant[sleeping] = True
-    pop.awakened_months[waking] = b.awakened_months
-    pop.payments_per_month[waking] *= np.float32(b.awakened_payment_boost)
+    pop.dormant ^= waking | sleeping  # the waking were dormant, the sleeping were not
+    np.copyto(pop.awakened_months, b.awakened_months, where=waking, casting="unsafe")
+    np.multiply(pop.payments_per_month, np.float32(b.awakened_payment_boost),
+                out=pop.payments_per_month, where=waking)
     pop.device_switches[:] = rng.poisson(b.device_switch_rate, n).clip(0, 127)
-    u = rng.random(n, dtype=np.float32)
+    u = rng.random(n, dtype=np.float32, out=step)
     expired = pop.id_expired_months >= 0
     renewed = expired & (u < b.id_renewal_rate)
     expiring = ~expired & (u < b.id_expiry_rate)
-    pop.id_expired_months[expired] += 1
-    pop.id_expired_months[renewed] = -1
-    pop.id_expired_months[expiring] = 0
+    pop.id_expired_months += expired
+    np.copyto(pop.id_expired_months, -1, where=renewed)
+    np.copyto(pop.id_expired_months, 0, where=expiring)
 
 
 def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:

@@ -82,24 +82,29 @@ def month_end(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: in
     restored = asking[(v[asking] < spec.review_success) & ~fb.fraudster[asking]]
     fb.level[restored] = NONE
 
-    # new signals for users without a risk level and still open
+    # new signals for users without a risk level and still open; the draws cover everyone,
+    # the arithmetic only the few hit (genuine users and fraudsters have one rate each)
     w = rng.random(n)
-    quiet = (fb.level == NONE) & ~pop.closed
-    mult = np.where(fb.fraudster, spec.fraudster_rate_multiplier, 1.0)
-    total = np.minimum((spec.r1_rate + spec.r2_rate + spec.r3_rate) * mult, 1.0)
-    hit = quiet & (w < total)
-    # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
     x = rng.random(n)
     base = spec.r1_rate + spec.r2_rate + spec.r3_rate
+    crooks = np.flatnonzero(fb.fraudster)
+    hit = w < min(base, 1.0)
+    hit[crooks] = w[crooks] < min(base * spec.fraudster_rate_multiplier, 1.0)
+    hit &= fb.level == NONE
+    hit &= ~pop.closed
+    hit = np.flatnonzero(hit)
+    # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
     g3 = spec.r3_rate / base if base > 0 else 0.0
     g2 = spec.r2_rate / base if base > 0 else 0.0
-    p3 = np.where(fb.fraudster, spec.fraudster_r3, g3)
     r12 = spec.r1_rate + spec.r2_rate
     f2 = (1.0 - spec.fraudster_r3) * (spec.r2_rate / r12 if r12 > 0 else 0.0)
-    p2 = np.where(fb.fraudster, f2, g2)
-    to3 = hit & (x < p3)
-    to2 = hit & ~to3 & (x < p3 + p2)
-    to1 = hit & ~to3 & ~to2
+    crook = fb.fraudster[hit]
+    p3 = np.where(crook, spec.fraudster_r3, g3)
+    p2 = np.where(crook, f2, g2)
+    xh = x[hit]
+    is3 = xh < p3
+    is2 = ~is3 & (xh < p3 + p2)
+    to3, to2, to1 = hit[is3], hit[is2], hit[~is3 & ~is2]
     fb.level[to1] = R1
     fb.hidden_until[to1] = day + spec.r1_hidden_days
     fb.level[to2] = R2
@@ -108,18 +113,17 @@ def month_end(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: in
     pop.invited[to3] = False
     fb.blocks[hit] += 1
     fb.last_blocked_day[hit] = day
-    pop.hidden[:] = (fb.level == R1) | (fb.level == R2)
+    np.logical_or(fb.level == R1, fb.level == R2, out=pop.hidden)
 
-    ever_invited = pop.vintage >= 0
-    wrong = hit & ~fb.fraudster & ever_invited
+    wrong = ~crook & (pop.vintage[hit] >= 0)
     return {
-        "r1_signals": int(np.count_nonzero(to1)),
-        "r2_signals": int(np.count_nonzero(to2)),
-        "r3_signals": int(np.count_nonzero(to3)),
+        "r1_signals": int(to1.size),
+        "r2_signals": int(to2.size),
+        "r3_signals": int(to3.size),
         "reviews": int(asking.size),
         "reviews_passed": int(restored.size),
-        "wrongly_blocked": int(np.count_nonzero(wrong & ~to3)),
-        "wrongly_closed": int(np.count_nonzero(wrong & to3)),
+        "wrongly_blocked": int(np.count_nonzero(wrong & ~is3)),
+        "wrongly_closed": int(np.count_nonzero(wrong & is3)),
     }
 
 

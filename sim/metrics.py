@@ -76,6 +76,65 @@ def band_codes(values: np.ndarray, edges: list[float]) -> np.ndarray:
     return codes
 
 
+#: The per-user flags a snapshot counts in every segment, as bits of the status code.
+STATUS = ("eligible", "invited", "visible", "borrowers", "defaults")
+
+
+def status_bits(masks: list[np.ndarray]) -> np.ndarray:
+    """Pack boolean masks into one uint8 code per user: bit ``i`` is ``masks[i]``."""
+    status = np.zeros(masks[0].shape, dtype=np.uint8)
+    bit = np.empty_like(status)
+    for i, mask in enumerate(masks):
+        np.left_shift(mask.view(np.uint8), i, out=bit)
+        status |= bit
+    return status
+
+
+#: Most (segment combination x status) bins of one joint bincount: small enough to stay in
+#: cache, large enough to count several dimensions in one pass over the population.
+JOINT_BINS = 8192
+
+
+def joint_groups(dims: list[tuple[str, np.ndarray, tuple]], bits: int) -> list[list[int]]:
+    """Consecutive dimensions grouped so each group's joint table has at most JOINT_BINS."""
+    groups: list[list[int]] = []
+    size = 0
+    for i, (_, _, labels) in enumerate(dims):
+        k = len(labels)
+        if groups and size * k << bits <= JOINT_BINS:
+            groups[-1].append(i)
+            size *= k
+        else:
+            groups.append([i])
+            size = k
+    return groups
+
+
+def segment_counts(codes: list[np.ndarray], ks: list[int], status: np.ndarray, bits: int,
+                   key: np.ndarray | None = None) -> list[list[np.ndarray]]:
+    """For each dimension ``i`` (codes ``0..ks[i]-1``): users per code, then per code those
+    with each status bit set.
+
+    One ``np.bincount`` over the joint code of all the dimensions and the status bits, then
+    integer marginal sums (exact); ``key`` is an optional intp buffer of the population's
+    size, reused across calls to save an allocation.
+    """
+    key = np.multiply(codes[0], 1, out=key, dtype=np.intp)
+    for c, k in zip(codes[1:], ks[1:], strict=True):
+        key *= k
+        key += c
+    key <<= bits
+    key += status
+    table = np.bincount(key, minlength=int(np.prod(ks)) << bits).reshape(*ks, 1 << bits)
+    cols = np.arange(1 << bits)
+    out = []
+    for i in range(len(ks)):
+        margin = table.sum(axis=tuple(j for j in range(len(ks)) if j != i))
+        out.append([margin.sum(axis=1)] + [margin[:, (cols >> b) & 1 == 1].sum(axis=1)
+                                           for b in range(bits)])
+    return out
+
+
 @dataclass
 class Recorder:
     """Collects one row per month and one row per segment per month."""
@@ -118,27 +177,30 @@ class Recorder:
         })
         if credit is not None:
             self.monthly[-1].update(self._credit_row(credit, w))
-        # one pass per dimension: bincount over (segment code, status bits) pairs
-        status = (pop.eligible.view(np.int8) | (pop.invited.view(np.int8) << 1)
-                  | (visible.view(np.int8) << 2))
-        for dim, codes, labels in segment_codes(pop, self.bands, self.crosses):
+        # one bincount per dimension over (segment code, status bits) pairs; the loss sums
+        # only the few users with a loss (skipping zeros leaves every float sum unchanged)
+        masks = [pop.eligible, pop.invited, visible]
+        loss_at = loss_w = None
+        if per_user is not None:
+            masks += [per_user["borrowers"], per_user["defaults"]]
+            loss_at = np.flatnonzero(per_user["loss"])
+            loss_w = per_user["loss"][loss_at].astype(np.float64)
+        status = status_bits(masks)
+        key = np.empty(pop.n, dtype=np.intp)
+        dims = list(segment_codes(pop, self.bands, self.crosses))
+        tables: list[list[np.ndarray]] = []
+        for group in joint_groups(dims, len(masks)):
+            tables += segment_counts([dims[i][1] for i in group],
+                                     [len(dims[i][2]) for i in group], status, len(masks), key)
+        for (dim, codes, labels), table in zip(dims, tables, strict=True):
             k = len(labels)
-            table = np.bincount(codes.astype(np.intp) * 8 + status, minlength=8 * k).reshape(k, 8)
-            counts = {
-                "population": table.sum(axis=1),
-                "eligible": table[:, 1::2].sum(axis=1),
-                "invited": table[:, [2, 3, 6, 7]].sum(axis=1),
-                "visible": table[:, 4:].sum(axis=1),
-            }
+            counts = dict(zip(("population", *STATUS), table, strict=False))
             extra = {}
             if per_user is not None:
-                codes_i = codes.astype(np.intp)
                 extra = {
-                    "borrowers": np.bincount(codes_i, weights=per_user["borrowers"],
-                                             minlength=k) * w,
-                    "defaults": np.bincount(codes_i, weights=per_user["defaults"],
-                                            minlength=k) * w,
-                    "loss": np.bincount(codes_i, weights=per_user["loss"], minlength=k)
+                    "borrowers": counts["borrowers"] * w,
+                    "defaults": counts["defaults"] * w,
+                    "loss": np.bincount(codes[loss_at], weights=loss_w, minlength=k)
                     * (w / 100.0),
                 }
             for code, label in enumerate(labels):
@@ -229,12 +291,14 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     if k == 0:
         return []
     has = vintage >= 0
-    v = vintage[has].astype(np.int64)
 
-    def count(mask):
-        return np.bincount(v, weights=mask[has].astype(np.float64), minlength=k)[:k]
+    def count(values):
+        # only users of a vintage with a non-zero value: every float sum stays the same
+        at = np.flatnonzero(has & (values != 0))
+        weights = values[at].astype(np.float64) if values.dtype != bool else None
+        return np.bincount(vintage[at], weights=weights, minlength=k)[:k].astype(np.float64)
 
-    accounts = np.bincount(v, minlength=k)[:k].astype(np.float64)
+    accounts = count(has)
     opened = count(arrays["opened"])
     dpd30 = count(arrays["dpd30"])
     ever = count(arrays["ever_default"])

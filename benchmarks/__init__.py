@@ -1,0 +1,1 @@
+"""greysim's benchmark: ``python -m benchmarks`` from the repository root (see README.md)."""

@@ -1,0 +1,166 @@
+"""``python -m benchmarks``: time the baseline at several sizes and the process pool.
+
+Each size runs in a fresh subprocess (peaks don't mix). Prints wall time, users x months per
+second, peak resident bytes per user and each process's share of the time, then the
+replication speed-up of a 2-worker process pool over one worker, and writes everything to
+``benchmarks/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.one import warm
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+#: Report names of the processes whose share of the time is printed, from Result.timings.
+PROCESSES = {"ageing": "monthly", "re-evaluation": "reevaluation", "rollout": "rollout",
+             "credit": "credit", "fraud": "fraud", "recorder": "recorder", "setup": "setup",
+             "tables": "tables"}
+#: The issue's targets on the 2-core machine, baseline, 12 quarters.
+TARGETS = {"wall_seconds_1m": 10.0, "user_months_per_second": 5e6, "linearity_max": 12.0,
+           "bytes_per_user_1m": 250.0, "bytes_10m": 4e9, "pool_speedup_min": 1.7}
+
+
+def machine() -> dict:
+    """What the figures were taken on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from sim.guards import available_memory
+
+    memory = available_memory()
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "available_memory_bytes": memory[0] if memory else None,
+            "python": platform.python_version(), "numpy": np.__version__,
+            "platform": platform.platform(), "load_average": list(os.getloadavg())}
+
+
+def run_size(users: int, quarters: int, scenario: str) -> dict:
+    """One size, measured in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.one", "--users", str(users), "--quarters",
+         str(quarters), "--scenario", scenario],
+        cwd=ROOT, check=True, capture_output=True, text=True)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    timed = row["seconds"]
+    row["other_seconds"] = max(row["wall_seconds"] - sum(timed.values()), 0.0)
+    row["shares"] = {name: timed.get(key, 0.0) / row["wall_seconds"]
+                     for name, key in PROCESSES.items()}
+    return row
+
+
+def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: int) -> dict:
+    """Wall time of ``reps`` replications with one worker and with ``workers`` (started and
+    warmed first: the start-up of a pool is paid once per study, not per run)."""
+    import sim
+    from sim.experiment import InProcess, ProcessPool, replications
+
+    sc = sim.load(scenario, [f"population.users={users}"])
+    started = time.perf_counter()
+    replications(sc, reps, quarters, InProcess())
+    serial = time.perf_counter() - started
+    pool = ProcessPool(workers)
+    try:
+        list(pool.map(warm, range(workers)))
+        started = time.perf_counter()
+        replications(sc, reps, quarters, pool)
+        parallel = time.perf_counter() - started
+    finally:
+        pool.close()
+    return {"users": users, "replications": reps, "quarters": quarters, "workers": workers,
+            "one_worker_seconds": serial, "pool_seconds": parallel,
+            "speedup": serial / parallel}
+
+
+def targets(runs: list[dict], pool: dict | None) -> dict:
+    """Where each target stands (None when the sizes it needs were not run)."""
+    by = {r["users"]: r for r in runs}
+    big, small = by.get(1_000_000), by.get(100_000)
+    out: dict = {}
+    if big is not None:
+        out["wall_seconds_1m"] = big["wall_seconds"]
+        out["cpu_seconds_1m"] = big["cpu_seconds"]
+        out["user_months_per_second_1m"] = big["user_months_per_second"]
+        out["bytes_per_user_1m"] = big["peak_rss_bytes_per_user"]
+        out["run_bytes_per_user_1m"] = big["run_rss_bytes_per_user"]
+    if big is not None and small is not None:
+        out["linearity_1m_over_100k"] = big["wall_seconds"] / small["wall_seconds"]
+        out["cpu_linearity_1m_over_100k"] = big["cpu_seconds"] / small["cpu_seconds"]
+    if 10_000_000 in by:
+        out["peak_bytes_10m"] = by[10_000_000]["peak_rss_bytes"]
+    if pool is not None:
+        out["pool_speedup"] = pool["speedup"]
+    return out
+
+
+def report(runs: list[dict], pool: dict | None) -> None:
+    if runs:
+        head = (f"{'users':>11} {'months':>6} {'wall s':>8} {'cpu s':>8} {'user-months/s':>14} "
+                f"{'B/user':>7}")
+        print(head + "".join(f" {name:>13}" for name in PROCESSES))
+    for r in runs:
+        print(f"{r['users']:>11,} {r['months']:>6} {r['wall_seconds']:>8.2f} "
+              f"{r['cpu_seconds']:>8.2f} "
+              f"{r['user_months_per_second']:>14,.0f} {r['peak_rss_bytes_per_user']:>7.0f}"
+              + "".join(f" {100 * r['shares'][name]:>12.1f}%" for name in PROCESSES))
+    if pool is not None:
+        print(f"pool: {pool['replications']} replications of {pool['users']:,} users, "
+              f"1 worker {pool['one_worker_seconds']:.2f} s, {pool['workers']} workers "
+              f"{pool['pool_seconds']:.2f} s: speed-up {pool['speedup']:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000,1000000",
+                        help="comma-separated simulated users (default 100000,1000000)")
+    parser.add_argument("--large", action="store_true", help="also run 10,000,000 users")
+    parser.add_argument("--quarters", type=int, default=12)
+    parser.add_argument("--scenario", default=str(ROOT / "scenarios" / "baseline.yaml"))
+    parser.add_argument("--pool-users", type=int, default=200_000)
+    parser.add_argument("--pool-reps", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-pool", action="store_true", help="skip the pool scaling")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.large:
+        sizes.append(10_000_000)
+    runs = []
+    for users in sizes:
+        runs.append(run_size(users, args.quarters, args.scenario))
+        report(runs[-1:], None)
+    pool = None
+    if not args.no_pool:
+        pool = pool_scaling(args.pool_users, args.pool_reps, args.quarters, args.scenario,
+                            args.workers)
+        report([], pool)
+    results = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+               "scenario": args.scenario, "runs": runs, "pool": pool,
+               "targets": TARGETS, "standing": targets(runs, pool)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

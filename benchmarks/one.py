@@ -1,0 +1,64 @@
+"""One timed run in a fresh process, so its peak memory is its own: prints a JSON line.
+
+``python -m benchmarks.one --users N --quarters Q --scenario PATH``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+
+import sim
+
+
+def peak_rss() -> int:
+    """Peak resident bytes of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure(scenario: str, users: int, quarters: int) -> dict:
+    """Run the scenario at ``users`` for ``quarters`` and return its figures."""
+    base = peak_rss()  # the interpreter with everything imported
+    sc = sim.load(scenario, [f"population.users={users}"])
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = sim.run(sc, quarters=quarters)
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started  # below wall when other work shares the cores
+    peak = peak_rss()
+    months = 3 * quarters
+    return {
+        "users": users,
+        "quarters": quarters,
+        "months": months,
+        "wall_seconds": wall,
+        "user_months_per_second": users * months / wall,
+        "cpu_seconds": cpu,
+        "user_months_per_cpu_second": users * months / cpu,
+        "peak_rss_bytes": peak,
+        "peak_rss_bytes_per_user": peak / users,
+        "import_rss_bytes": base,
+        "run_rss_bytes_per_user": (peak - base) / users,
+        "seconds": result.timings,
+    }
+
+
+def warm(_: int) -> int:
+    """Pool warm-up task: greysim is imported; hold briefly so every worker gets one."""
+    time.sleep(0.5)
+    return os.getpid()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--quarters", type=int, required=True)
+    parser.add_argument("--scenario", required=True)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.scenario, args.users, args.quarters)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Performance work (issue 6): fast paths agree with straightforward references, the run
+reports where its time goes, the benchmark writes every field, and large runs are guarded.
+No timed assertions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import sim
+from sim import engine, fraud, metrics, resources
+from sim.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- recorder
+
+
+def _reference_counts(codes, k, masks):
+    """Per-dimension counts the plain way: one boolean mask per code."""
+    out = [np.array([np.count_nonzero(codes == c) for c in range(k)])]
+    for m in masks:
+        out.append(np.array([np.count_nonzero((codes == c) & m) for c in range(k)]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_joint_segment_counts_equal_per_code_counts(seed):
+    rng = np.random.default_rng(seed)
+    n = 5000
+    ks = list(rng.integers(1, 9, size=rng.integers(1, 5)))
+    codes = [rng.integers(0, k, n).astype(np.int8) for k in ks]
+    masks = [rng.random(n) < p for p in rng.random(5)]
+    status = metrics.status_bits(masks)
+    got = metrics.segment_counts(codes, ks, status, len(masks))
+    for c, k, counts in zip(codes, ks, got, strict=True):
+        for a, b in zip(counts, _reference_counts(c, k, masks), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_joint_groups_respect_the_bin_limit_and_keep_order():
+    dims = [(str(i), None, tuple(range(k))) for i, k in enumerate([5, 7, 2, 3, 4, 9, 2, 300])]
+    groups = metrics.joint_groups(dims, 5)
+    assert [i for g in groups for i in g] == list(range(len(dims)))
+    for g in groups:
+        assert len(g) == 1 or int(np.prod([len(dims[i][2]) for i in g])) << 5 \
+            <= metrics.JOINT_BINS
+
+
+def test_vintage_sums_skip_zeros_without_changing_them():
+    rng = np.random.default_rng(3)
+    n, k = 4000, 6
+    vintage = np.where(rng.random(n) < 0.6, rng.integers(0, k, n), -1).astype(np.int16)
+    money = np.where(rng.random(n) < 0.3, rng.integers(1, 10**9, n), 0).astype(np.int64)
+    flag = rng.random(n) < 0.4
+    batches = [{"vintage": i, "date": None} for i in range(k)]
+    rows = metrics.vintage_rows(vintage, batches, [1] * k, date=None, month=5, weight=1.0,
+                                maturity=3, arrays={"opened": flag, "dpd30": flag,
+                                                    "ever_default": flag, "balance": money,
+                                                    "cum_draw": money, "cum_loss": money})
+    has = vintage >= 0
+    for i, row in enumerate(rows):
+        mine = has & (vintage == i)
+        assert row["accounts"] == np.count_nonzero(mine)
+        assert row["opened"] == np.count_nonzero(mine & flag)
+        # the plain float sum over every member of the vintage, zeros included
+        full = np.bincount(vintage[has], weights=money[has].astype(np.float64), minlength=k)
+        assert row["outstanding"] == full[i] / 100.0
+
+
+# --------------------------------------------------------------------------- fraud
+
+
+def _reference_signals(fb, closed, spec, w, x):
+    """The signal step with a per-user rate array (the original formulation)."""
+    quiet = (fb.level == fraud.NONE) & ~closed
+    mult = np.where(fb.fraudster, spec.fraudster_rate_multiplier, 1.0)
+    hit = quiet & (w < np.minimum((spec.r1_rate + spec.r2_rate + spec.r3_rate) * mult, 1.0))
+    base = spec.r1_rate + spec.r2_rate + spec.r3_rate
+    r12 = spec.r1_rate + spec.r2_rate
+    p3 = np.where(fb.fraudster, spec.fraudster_r3, spec.r3_rate / base)
+    p2 = np.where(fb.fraudster, (1.0 - spec.fraudster_r3) * spec.r2_rate / r12,
+                  spec.r2_rate / base)
+    to3 = hit & (x < p3)
+    to2 = hit & ~to3 & (x < p3 + p2)
+    return hit, to2, to3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
+    spec = baseline.fraud.model_copy(update={"r1_rate": 0.05, "r2_rate": 0.04,
+                                             "r3_rate": 0.01, "fraudsters": 0.05})
+    n = 20_000
+    rng = np.random.default_rng(seed)
+    fb = fraud.new_fraud_book(n, spec, rng, 2025)
+    fb.level[:] = rng.choice(4, n, p=[0.85, 0.05, 0.05, 0.05])
+    pop = sim.engine.Simulation(sim.load(ROOT / "scenarios" / "baseline.yaml",
+                                         [f"population.users={n}"])).pop
+    pop.closed[:] = rng.random(n) < 0.05
+    level0, closed0, hidden0 = fb.level.copy(), pop.closed.copy(), fb.hidden_until.copy()
+    draws = np.random.default_rng(seed + 100)
+    u, v, w, x = (draws.random(n) for _ in range(4))
+    fraud.month_end(fb, pop, spec, day=10, year=2025, rng=np.random.default_rng(seed + 100))
+    ref = fraud.FraudBook(fb.fraudster, level0.copy(), fb.hidden_until, fb.reviews_year,
+                          fb.reviews_total, fb.blocks, fb.last_blocked_day, 2025)
+    # reviews first (unchanged code path), then the signals on the reviewed levels
+    asking = (level0 == fraud.R2) & (u < spec.appeal_rate)
+    restored = asking & (v < spec.review_success) & ~fb.fraudster
+    ref.level[(level0 == fraud.R1) & (hidden0 <= 10)] = fraud.NONE
+    ref.level[restored] = fraud.NONE
+    hit, to2, to3 = _reference_signals(ref, closed0, spec, w, x)
+    np.testing.assert_array_equal(fb.level[to3], fraud.R3)
+    np.testing.assert_array_equal(fb.level[to2], fraud.R2)
+    np.testing.assert_array_equal(fb.level[hit & ~to2 & ~to3], fraud.R1)
+    np.testing.assert_array_equal(fb.last_blocked_day == 10, hit)
+    assert pop.closed[to3].all()
+
+
+# --------------------------------------------------------------------------- timings
+
+
+def test_a_run_reports_the_time_of_every_process(baseline):
+    result = sim.run(sim.load(ROOT / "scenarios" / "baseline.yaml",
+                              ["population.users=5000"]), quarters=1)
+    assert set(result.timings) == set(engine.TIMED)
+    assert all(t >= 0 for t in result.timings.values())
+    inside = sum(t for k, t in result.timings.items() if k != "setup")
+    assert inside <= result.wall_seconds
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def test_benchmark_command_writes_every_field(tmp_path):
+    out = tmp_path / "results.json"
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--sizes", "20000", "--quarters", "2",
+         "--pool-users", "5000", "--pool-reps", "2", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert {"date", "machine", "scenario", "runs", "pool", "targets", "standing"} <= set(data)
+    assert {"cpu", "cores", "python", "numpy"} <= set(data["machine"])
+    (run,) = data["runs"]
+    assert run["users"] == 20000 and run["months"] == 6
+    for key in ("wall_seconds", "user_months_per_second", "cpu_seconds", "peak_rss_bytes",
+                "peak_rss_bytes_per_user", "run_rss_bytes_per_user", "other_seconds"):
+        assert run[key] > 0 or key == "other_seconds", key
+    assert set(run["shares"]) == {"ageing", "re-evaluation", "rollout", "credit", "fraud",
+                                  "recorder", "setup", "tables"}
+    assert 0 < sum(run["shares"].values()) <= 1.0 + 1e-9
+    pool = data["pool"]
+    assert pool["workers"] == 2 and pool["replications"] == 2
+    assert pool["speedup"] == pytest.approx(pool["one_worker_seconds"] / pool["pool_seconds"])
+    assert "pool_speedup" in data["standing"]
+
+
+# --------------------------------------------------------------------------- size guard
+
+
+def test_estimate_is_linear_in_users_and_months():
+    a, b = resources.estimate(1_000_000, 36), resources.estimate(2_000_000, 36)
+    assert b["bytes"] - a["bytes"] == pytest.approx(a["bytes"] - resources.FIXED_BYTES)
+    c = resources.estimate(1_000_000, 72)
+    assert c["seconds"] - resources.FIXED_SECONDS == pytest.approx(
+        2 * (a["seconds"] - resources.FIXED_SECONDS))
+
+
+def test_run_warns_before_a_large_population(monkeypatch, baseline_path, tmp_path):
+    monkeypatch.setattr(resources, "WARN_BYTES", 0)
+    res = CliRunner().invoke(app, ["run", str(baseline_path), "--users", "5000",
+                                   "--quarters", "1", "--quiet", "--out",
+                                   str(tmp_path / "x")])
+    assert res.exit_code == 0, res.output
+    assert "warning" in res.output and "estimate" in res.output
