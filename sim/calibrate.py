@@ -68,6 +68,7 @@ class Target(_Model):
     tolerance: Annotated[float, Field(gt=0.0)]
     weight: Annotated[float, Field(ge=0.0)] = 1.0
     source: str = ""
+    unmet: str = Field("", description="why the model cannot reach this target (a known gap)")
 
     @field_validator("month")
     @classmethod
@@ -305,7 +306,7 @@ def report(targets: list[Target], tables: Mapping[str, pd.DataFrame]) -> pd.Data
         rows.append({"target": t.name, "observed": t.value, "simulated": value,
                      "error": value - t.value, "tolerance": t.tolerance,
                      "within": bool(abs(value - t.value) <= t.tolerance),
-                     "standard_error": se, "source": t.source})
+                     "standard_error": se, "source": t.source, "unmet": t.unmet})
     return pd.DataFrame(rows)
 
 
