@@ -201,7 +201,8 @@ def fit_table(report, title: str) -> Table:
         table.add_column(name, justify="left" if name == "target" else "right")
     for r in report.itertuples():
         table.add_row(r.target, f"{r.observed:.4g}", f"{r.simulated:.4g}", f"{r.error:+.3g}",
-                      f"{r.tolerance:.3g}", "ok" if r.within else "[red]off[/]")
+                      f"{r.tolerance:.3g}",
+                      "ok" if r.within else ("known gap" if r.unmet else "[red]off[/]"))
     return table
 
 
@@ -252,7 +253,9 @@ def calibrate_command(
         if check:
             report = evaluate(sc, goals)
             out.print(fit_table(report, f"{scenario} against {len(goals)} targets"))
-            raise typer.Exit(0 if report.within.all() else 1)
+            for r in report[~report.within & (report.unmet != "")].itertuples():
+                out.print(f"known gap, {r.target}: {r.unmet}", highlight=False)
+            raise typer.Exit(0 if (report.within | (report.unmet != "")).all() else 1)
         if dest.exists() and not force:
             raise OutputError(f"{dest} already exists; choose another --out, or pass --force")
         budget = budget_evals if budget_evals is not None else (None if budget_minutes else 200)
