@@ -350,3 +350,22 @@ def defer_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if caught and callable(previous):
         previous(signal.SIGINT, None)
+
+
+def write_text_atomic(path: Path, text: str, *, force: bool = False) -> Path:
+    """Write a text file through a temporary file renamed into place; refuse to replace an
+    existing file unless ``force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; --out names the calibrated scenario file")
+    if path.exists() and not force:
+        raise OutputError(f"{path} already exists; choose another --out, or pass --force")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

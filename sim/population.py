@@ -91,6 +91,34 @@ def _pick(rng: np.random.Generator, shares, n: int) -> np.ndarray:
     return rng.choice(len(p), size=n, p=p / p.sum()).astype(np.int8)
 
 
+def tilted_shares(arch_shares, shares, odds, iterations: int = 200) -> np.ndarray:
+    """Per-archetype category shares with the given odds whose mixture keeps ``shares``.
+
+    ``odds[a, k]`` says how much more likely archetype ``a`` is to fall in category ``k``
+    than the population as a whole; iterative proportional fitting (Sinkhorn scaling) finds
+    the per-category factors that make ``sum_a arch_shares[a] * p[a, k] == shares[k]``.
+    """
+    pi = np.asarray(arch_shares, dtype=float)
+    s = np.asarray(shares, dtype=float)
+    odds = np.asarray(odds, dtype=float)
+    c = s.copy()
+    for _ in range(iterations):
+        p = odds * c
+        p /= p.sum(axis=1, keepdims=True)
+        mix = pi @ p
+        c *= np.divide(s, mix, out=np.zeros_like(s), where=mix > 0)
+    p = odds * c
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _pick_by(rng: np.random.Generator, group: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Categorical codes drawn row by row from ``table[group]`` (int8)."""
+    cdf = np.cumsum(table, axis=1)
+    cdf[:, -1] = 1.0
+    u = rng.random(group.shape[0])
+    return (u[:, None] >= cdf[group]).sum(axis=1).astype(np.int8)
+
+
 def _lognormal(rng, median: np.ndarray, sigma: float, n: int) -> np.ndarray:
     return (median * np.exp(sigma * rng.standard_normal(n))).astype(np.float32)
 
@@ -123,6 +151,15 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
     def bern(p) -> np.ndarray:
         return rng.random(n) < p
 
+    def pick(dim: str) -> np.ndarray:
+        """A categorical attribute, tilted by archetype where the scenario says so."""
+        cats = getattr(spec, dim)
+        shares = [c.share for c in cats.values()]
+        if not any(a.tilts.get(dim) for a in arch):
+            return _pick(rng, shares, n)
+        odds = [[a.tilts.get(dim, {}).get(k, 1.0) for k in cats] for a in arch]
+        return _pick_by(rng, archetype, tilted_shares([a.share for a in arch], shares, odds))
+
     spread = spec.log_spread
     class_iii = bern(per_arch("class_iii"))
     classes = spec.account_classes
@@ -130,7 +167,7 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
                 for k in ("bound_cards", "biometric", "credit_transactions")}
     wealth_holder = bern(per_arch("wealth_holder"))
     os_specs = list(spec.os.values())
-    os_code = _pick(rng, [o.share for o in os_specs], n)
+    os_code = pick("os")
     unknown = np.array([o.unknown_sources for o in os_specs])[os_code]
 
     pop = Population(
@@ -145,11 +182,11 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         },
         weight=float(spec.weight),
         archetype=archetype,
-        region=_pick(rng, [r.share for r in spec.regions.values()], n),
+        region=pick("regions"),
         account_class=class_iii.astype(np.int8),
-        device_grade=_pick(rng, [d.share for d in spec.device_grades.values()], n),
+        device_grade=pick("device_grades"),
         os=os_code,
-        data_sharing=_pick(rng, [d.share for d in spec.data_sharing.values()], n),
+        data_sharing=pick("data_sharing"),
         version=initial_versions(scenario.release, scenario.start, rng, n),
         real_name_card=class_iii | bern(spec.real_name_card),  # class III implies it
         past_default=bern(spec.past_default),

@@ -116,6 +116,12 @@ class Archetype(_Shared):
     spend_volatility: PositiveFloat
     risk_shift: float = 0.0
     score_offset: float = 0.0
+    tilts: dict[Literal["regions", "device_grades", "os", "data_sharing"],
+                dict[str, PositiveFloat]] = Field(
+        default_factory=dict,
+        description="odds of each category for this archetype relative to the others "
+                    "(1 = no tilt); the population's shares still hold overall",
+    )
 
 
 class Region(_Shared):
@@ -184,6 +190,17 @@ class PopulationSpec(_Model):
         if len(v) > 127:
             raise ValueError("at most 127 device grades")
         return v
+
+    @model_validator(mode="after")
+    def _tilts_known(self):
+        for name, arch in self.archetypes.items():
+            for dim, odds in arch.tilts.items():
+                allowed = list(getattr(self, dim))
+                unknown = [k for k in odds if k not in allowed]
+                if unknown:
+                    raise _Located(f"population.archetypes.{name}.tilts.{dim}",
+                                   f"unknown {dim} {unknown}; allowed: {allowed}")
+        return self
 
 
 class Behaviour(_Model):

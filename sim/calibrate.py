@@ -1,0 +1,472 @@
+"""Calibration: choose free scenario parameters so a run reproduces observed figures.
+
+A *target* is one observed figure, the statistic of a run it compares to (table, month,
+filter, column or ratio of summed columns) and a tolerance. :func:`calibrate` minimises
+``sum(weight * ((simulated - observed) / tolerance) ** 2)`` over the free parameters with
+``scipy.optimize.least_squares`` (trust-region reflective, box bounds), evaluating every
+candidate on the same seed and the same users (common random numbers), so the objective moves
+only because the parameters did. Nothing here reads or writes files.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from scipy.optimize import least_squares
+
+from .engine import Simulation
+from .metrics import MONTHLY_COLUMNS
+from .scenario import Scenario, ScenarioError, validate
+
+TABLES = ("metrics", "segments", "quarterly", "users")
+#: Continuous attributes summed per access group in the ``users`` table.
+USER_COLUMNS = ("payments_per_month", "monthly_spend", "wealth_days", "wealth_balance",
+                "credit_history_years", "account_age_months", "contacts", "income")
+#: Groups of the ``users`` table: by access (invited) and by eligibility.
+USER_GROUPS = ("with_access", "without_access", "eligible", "not_eligible")
+#: Monthly columns a CSV of observed figures may give: shares compared absolutely, counts
+#: relative to their size.
+OBSERVED_SHARES = ("eligible_share", "invited_share", "visible_share")
+OBSERVED_COUNTS = ("eligible", "invited", "visible", "gained_access", "lost_access",
+                   "new_invites")
+
+Progress = Callable[[int, int, float], None]
+
+
+class TargetError(ValueError):
+    """A targets file or parameter that cannot be used; ``str()`` is the user message."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(_Model):
+    """One observed figure and the run statistic it compares to.
+
+    ``statistic`` is a column (its mean over the selected rows) or ``"a / b"``: the sum of
+    column ``a`` over the rows selected by ``filter`` divided by the sum of ``b`` over the rows
+    selected by ``denominator_filter`` (default: the same rows). ``month`` is one month or a
+    list of months (1 = the first month-end); the ``quarterly`` table is keyed by the month
+    that ends each quarter.
+    """
+
+    name: str
+    table: Literal["metrics", "segments", "quarterly", "users"]
+    month: int | list[int]
+    filter: dict[str, str | list[str]] = {}
+    denominator_filter: dict[str, str | list[str]] | None = None
+    statistic: str
+    value: float
+    tolerance: Annotated[float, Field(gt=0.0)]
+    weight: Annotated[float, Field(ge=0.0)] = 1.0
+    source: str = ""
+    unmet: str = Field("", description="why the model cannot reach this target (a known gap)")
+
+    @field_validator("month")
+    @classmethod
+    def _months(cls, v):
+        months = v if isinstance(v, list) else [v]
+        if not months or any(m < 1 for m in months):
+            raise ValueError("months count from 1 (the first month-end)")
+        return v
+
+    @property
+    def months(self) -> list[int]:
+        return self.month if isinstance(self.month, list) else [self.month]
+
+    @property
+    def parts(self) -> tuple[str, str | None]:
+        num, _, den = self.statistic.partition("/")
+        return num.strip(), (den.strip() or None)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A free scenario key (dotted path, as for ``--set``) and its bounds."""
+
+    key: str
+    low: float
+    high: float
+
+    @classmethod
+    def parse(cls, text: str) -> Parameter:
+        """``key=lo:hi``, e.g. ``scoring.cutoff=10:40``."""
+        key, sep, bounds = text.partition("=")
+        lo, sep2, hi = bounds.partition(":")
+        try:
+            low, high = float(lo), float(hi)
+        except ValueError:
+            low = high = math.nan
+        if not sep or not sep2 or not key.strip() or not low < high:
+            raise TargetError(f"--params takes key=lo:hi with lo < hi, got '{text}'")
+        return cls(key.strip(), low, high)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What :func:`calibrate` found."""
+
+    params: dict[str, float]
+    changed: dict[str, float]  # every scenario key the fit changed (fitted keys and shares)
+    scenario: Scenario
+    report: pd.DataFrame  # one row per target: observed, fitted, error, tolerance, within
+    cost: float
+    evaluations: int
+    seconds: float
+    message: str
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def parse_targets(raw, source: str = "<targets>") -> tuple[list[Target], list[Parameter]]:
+    """Targets and default free parameters from a parsed targets file.
+
+    The file is a mapping with ``targets`` (a list of :class:`Target` fields) and optional
+    ``params`` (``key: [lo, hi]``), the free parameters used when none are given.
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("targets"), list):
+        raise TargetError(f"{source}: a targets file is a mapping with a 'targets' list")
+    unknown = set(raw) - {"targets", "params", "description"}
+    if unknown:
+        raise TargetError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: "
+                          "description, targets, params")
+    targets = []
+    for i, item in enumerate(raw["targets"]):
+        try:
+            targets.append(Target.model_validate(item))
+        except ValidationError as exc:
+            e = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in e["loc"])
+            name = item.get("name", i) if isinstance(item, dict) else i
+            raise TargetError(f"{source} at key 'targets.{i}.{where}' (target '{name}'): "
+                              f"{e['msg'].removeprefix('Value error, ')}") from None
+    params = []
+    for key, bounds in (raw.get("params") or {}).items():
+        if not (isinstance(bounds, list) and len(bounds) == 2):
+            raise TargetError(f"{source} at key 'params.{key}': give the bounds as [lo, hi]")
+        params.append(Parameter.parse(f"{key}={bounds[0]}:{bounds[1]}"))
+    return targets, params
+
+
+def targets_from_observed(observed: pd.DataFrame, *, share_tolerance: float = 0.02,
+                          count_tolerance: float = 0.05, source: str = "<observed>"
+                          ) -> list[Target]:
+    """Targets from a table of observed monthly figures with ``metrics.parquet``'s columns.
+
+    Every share column present (``invited_share`` ...) is compared within ``share_tolerance``
+    (absolute); every count column (``invited``, ``gained_access`` ...) within
+    ``count_tolerance`` of its own size. Missing figures (blank cells) are skipped.
+    """
+    if "month" not in observed.columns:
+        raise TargetError(f"{source}: the observed figures need a 'month' column "
+                          f"(1 = the first month-end), like metrics.parquet")
+    known = [c for c in (*OBSERVED_SHARES, *OBSERVED_COUNTS) if c in observed.columns]
+    extra = [c for c in observed.columns if c not in MONTHLY_COLUMNS]
+    if not known or extra:
+        raise TargetError(f"{source}: columns must be those of metrics.parquet; "
+                          f"usable figures are {list(OBSERVED_SHARES + OBSERVED_COUNTS)}"
+                          + (f"; unknown: {extra}" if extra else ""))
+    targets = []
+    for row in observed.itertuples(index=False):
+        month = int(row.month)
+        for col in known:
+            value = getattr(row, col)
+            if pd.isna(value):
+                continue
+            tol = (share_tolerance if col in OBSERVED_SHARES
+                   else max(count_tolerance * abs(float(value)), 1.0))
+            targets.append(Target(name=f"{col}@{month}", table="metrics", month=month,
+                                  statistic=col, value=float(value), tolerance=tol,
+                                  source=f"{source}, month {month}"))
+    return targets
+
+
+# --------------------------------------------------------------------------- run statistics
+
+
+def user_table(sim: Simulation, month: int) -> pd.DataFrame:
+    """Counts and sums (and sums of squares) of continuous attributes by access group."""
+    pop, w = sim.pop, sim.pop.weight
+    masks = {"with_access": pop.invited, "without_access": ~pop.invited,
+             "eligible": pop.eligible, "not_eligible": ~pop.eligible}
+    rows = []
+    for group, mask in masks.items():
+        row = {"month": month, "group": group, "users": float(np.count_nonzero(mask)) * w}
+        for col in USER_COLUMNS:
+            x = getattr(pop, col)[mask].astype(np.float64)
+            row[col] = float(x.sum()) * w
+            row[f"{col}_sq"] = float((x * x).sum()) * w
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None = None
+               ) -> dict[str, pd.DataFrame]:
+    """Simulate as many quarters as the targets need and return the tables they read."""
+    targets = list(targets)
+    last = max(m for t in targets for m in t.months)
+    quarters = min(scenario.quarters, -(-last // 3))
+    if last > 3 * quarters:
+        raise TargetError(f"a target reads month {last}, beyond the scenario's horizon of "
+                          f"{scenario.months} months")
+    want = {m for t in targets if t.table == "users" for m in t.months}
+    users: list[pd.DataFrame] = []
+    holder: dict[str, Simulation] = {}
+
+    def snapshot(month: int, _total: int) -> None:
+        if month in want:
+            users.append(user_table(holder["sim"], month))
+
+    sim = Simulation(scenario, seed, progress=snapshot, quarters=quarters)
+    holder["sim"] = sim
+    result = sim.run()
+    seg = result.segments.copy()
+    seg["without_access"] = seg["population"] - seg["invited"]
+    q = result.quarterly.copy()
+    q["month"] = 3 * q["quarter"]
+    q["changed"] = q["gained_access"] + q["lost_access"]
+    q["before"] = q["invited"] - q["gained_access"] + q["lost_access"]
+    return {
+        "metrics": result.monthly,
+        "segments": seg,
+        "quarterly": q,
+        "users": pd.concat(users, ignore_index=True) if users else pd.DataFrame(
+            columns=["month", "group", "users"]),
+        "_weight": pd.DataFrame({"weight": [result.population.weight]}),
+    }
+
+
+def _select(df: pd.DataFrame, months: list[int], flt: Mapping[str, str | list[str]]
+            ) -> pd.Series:
+    mask = df["month"].isin(months)
+    for col, want in flt.items():
+        if col not in df.columns:
+            raise TargetError(f"cannot filter on '{col}': not a column of this table "
+                              f"(columns: {', '.join(map(str, df.columns))})")
+        values = want if isinstance(want, list) else [want]
+        mask &= df[col].astype(str).isin([str(v) for v in values])
+    return mask
+
+
+def statistic(tables: Mapping[str, pd.DataFrame], target: Target) -> tuple[float, float]:
+    """The target's statistic in a run's tables, and its sampling standard error.
+
+    The standard error is binomial for a ratio of counts (a share) and ``sd / sqrt(n)`` for a
+    mean from the ``users`` table; NaN where neither applies.
+    """
+    df = tables[target.table]
+    weight = float(tables["_weight"]["weight"].iloc[0]) if "_weight" in tables else 1.0
+    num, den = target.parts
+    for col in (num, den):
+        if col is not None and col not in df.columns:
+            raise TargetError(f"target '{target.name}': '{col}' is not a column of the "
+                              f"{target.table} table")
+    rows = _select(df, target.months, target.filter)
+    if not rows.any():
+        raise TargetError(f"target '{target.name}': no rows of the {target.table} table match "
+                          f"month {target.month} and filter {target.filter}")
+    if den is None:
+        return float(df.loc[rows, num].mean()), math.nan
+    den_rows = rows if target.denominator_filter is None else _select(
+        df, target.months, target.denominator_filter)
+    a, b = float(df.loc[rows, num].sum()), float(df.loc[den_rows, den].sum())
+    if b == 0:
+        return math.nan, math.nan
+    value = a / b
+    n = b / weight
+    if target.table == "users" and den == "users" and f"{num}_sq" in df.columns:
+        var = float(df.loc[rows, f"{num}_sq"].sum()) / b - value * value
+        return value, math.sqrt(max(var, 0.0) / n)
+    if 0.0 <= value <= 1.0:
+        return value, math.sqrt(value * (1 - value) / n)
+    return value, math.nan
+
+
+def evaluate(scenario: Scenario, targets: Iterable[Target], seed: int | None = None
+             ) -> pd.DataFrame:
+    """One row per target: observed value, simulated value, error, tolerance, within it."""
+    targets = list(targets)
+    tables = run_tables(scenario, targets, seed)
+    return report(targets, tables)
+
+
+def report(targets: list[Target], tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for t in targets:
+        value, se = statistic(tables, t)
+        rows.append({"target": t.name, "observed": t.value, "simulated": value,
+                     "error": value - t.value, "tolerance": t.tolerance,
+                     "within": bool(abs(value - t.value) <= t.tolerance),
+                     "standard_error": se, "source": t.source, "unmet": t.unmet})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _lookup(raw, key: str):
+    node = raw
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(key)
+    return node
+
+
+def _set(raw, key: str, value: float) -> None:
+    """Set a dotted key, creating the mappings of share tilts not written in the scenario."""
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and (part in node or ".tilts" in key):
+            node = node.setdefault(part, {})
+        else:
+            raise TargetError(f"parameter '{key}' is not a key of the scenario "
+                              f"(give existing keys, as for --set)")
+    if isinstance(node, list) or not (parts[-1] in node or ".tilts." in key):
+        raise TargetError(f"parameter '{key}' is not a key of the scenario "
+                          f"(give existing keys, as for --set)")
+    node[parts[-1]] = float(value)
+
+
+def current_values(scenario: Scenario, params: Iterable[Parameter]) -> dict[str, float]:
+    """The scenario's own values of the free parameters (a tilt not written starts at 1)."""
+    raw = scenario.model_dump(mode="json")
+    out = {}
+    for p in params:
+        try:
+            value = _lookup(raw, p.key)
+        except KeyError:
+            if ".tilts." in p.key:
+                out[p.key] = 1.0
+                continue
+            raise TargetError(f"parameter '{p.key}' is not a key of the scenario "
+                              f"(give existing keys, as for --set)") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TargetError(f"parameter '{p.key}' is not a number (it holds {value!r})")
+        out[p.key] = float(value)
+    return out
+
+
+def with_values(scenario: Scenario, values: Mapping[str, float]) -> tuple[Scenario, dict]:
+    """The scenario with ``values`` set, and every key that changed.
+
+    Setting a category's ``share`` rescales the categories whose share is not set, so the
+    shares still sum to 1.
+    """
+    raw = scenario.model_dump(mode="json")
+    changed = dict(values)
+    for key, value in values.items():
+        _set(raw, key, value)
+    shares = [k for k in values if k.endswith(".share")]
+    groups = {k.rsplit(".", 2)[0] for k in shares}
+    for group in groups:
+        cats = _lookup(raw, group)
+        fixed = {c for c in cats if f"{group}.{c}.share" in values}
+        free = [c for c in cats if c not in fixed]
+        free_total = sum(cats[c]["share"] for c in free)
+        room = 1.0 - sum(cats[c]["share"] for c in fixed)
+        if not free or free_total <= 0 or room < 0:
+            raise TargetError(f"fitted shares of '{group}' leave no room for the others")
+        for c in free:
+            cats[c]["share"] = cats[c]["share"] * room / free_total
+            changed[f"{group}.{c}.share"] = cats[c]["share"]
+    try:
+        return validate(raw, "<calibration>"), changed
+    except ScenarioError as exc:
+        raise TargetError(f"the parameters make an invalid scenario: {exc}") from None
+
+
+def nested(values: Mapping[str, float]) -> dict:
+    """Dotted keys as nested mappings (list items by index become ``{index: ...}``)."""
+    out: dict = {}
+    for key, value in values.items():
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = round(float(value), 6)
+    return out
+
+
+# --------------------------------------------------------------------------- the fit
+
+
+class _Budget(Exception):
+    pass
+
+
+def calibrate(scenario: Scenario, targets: list[Target], params: list[Parameter], *,
+              seed: int | None = None, budget_evals: int | None = 200,
+              budget_seconds: float | None = None, progress: Progress | None = None,
+              diff_step: float = 0.01) -> Fit:
+    """Fit ``params`` so the scenario's run matches ``targets``; see the module docstring.
+
+    Every evaluation runs the same seed on the same population (common random numbers).
+    Parameters are searched on [0, 1] between their bounds; the start is the scenario's own
+    values (clipped into the bounds). The search stops at convergence, after
+    ``budget_evals`` runs or ``budget_seconds``, whichever comes first, and returns the best
+    point seen.
+    """
+    if not targets:
+        raise TargetError("no targets to fit")
+    if not params:
+        raise TargetError("no free parameters: give --params key=lo:hi or a 'params' section")
+    start = current_values(scenario, params)
+    low = np.array([p.low for p in params])
+    span = np.array([p.high - p.low for p in params])
+    x0 = np.clip((np.array([start[p.key] for p in params]) - low) / span, 0.0, 1.0)
+    sqrt_w = np.sqrt([t.weight for t in targets])
+    tol = np.array([t.tolerance for t in targets])
+    obs = np.array([t.value for t in targets])
+    began = time.perf_counter()
+    best: dict = {"cost": math.inf, "x": x0, "n": 0}
+    limit = budget_evals or 10**9
+
+    def values_at(x) -> dict[str, float]:
+        return {p.key: float(v) for p, v in zip(params, low + span * np.asarray(x), strict=True)}
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        if best["n"] >= limit or (budget_seconds is not None
+                                  and time.perf_counter() - began > budget_seconds):
+            raise _Budget
+        sc, _ = with_values(scenario, values_at(x))
+        tables = run_tables(sc, targets, seed)
+        sim = np.array([statistic(tables, t)[0] for t in targets])
+        r = sqrt_w * (sim - obs) / tol
+        r = np.where(np.isfinite(r), r, 10.0 * sqrt_w)
+        cost = float(r @ r)
+        best["n"] += 1
+        if cost < best["cost"]:
+            best.update(cost=cost, x=np.array(x, copy=True))
+        if progress is not None:
+            progress(best["n"], limit, best["cost"])
+        return r
+
+    message = "converged"
+    try:
+        out = least_squares(residuals, x0, bounds=(0.0, 1.0), method="trf",
+                            diff_step=diff_step, x_scale=1.0, xtol=1e-4, ftol=1e-4)
+        message = out.message
+    except _Budget:
+        message = "stopped at the budget"
+    fitted = values_at(best["x"])
+    sc, changed = with_values(scenario, fitted)
+    table = evaluate(sc, targets, seed)
+    return Fit(params=fitted, changed=changed, scenario=sc, report=table,
+               cost=best["cost"], evaluations=best["n"],
+               seconds=time.perf_counter() - began, message=message)
