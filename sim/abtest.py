@@ -286,23 +286,29 @@ def swap_set(champion: Result, challenger: Result) -> pd.DataFrame:
     numbers): users invited by both, by the champion only, by the challenger only, by neither,
     with each cell's accounts, the default rate observed in each run that invited it, and the
     latent 12-month default probability (what the bank would never see for ``neither``)."""
-    a, b = outcomes(champion), outcomes(challenger)
-    same = (len(a) == len(b) and champion.population.weight == challenger.population.weight
-            and np.array_equal(champion.population.hazard, challenger.population.hazard))
+    if champion.population.weight != challenger.population.weight:
+        raise ValueError("the swap set needs two runs on the same population: the same "
+                         "population keys and seed (common random numbers)")
+    return swap_set_of(outcomes(champion), outcomes(challenger), champion.population.weight)
+
+
+def swap_set_of(a: pd.DataFrame, b: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """:func:`swap_set` from two runs' :func:`outcomes` (what worker processes send back)."""
+    same = len(a) == len(b) and np.array_equal(a["latent_pd_12m"].to_numpy(),
+                                               b["latent_pd_12m"].to_numpy())
     if not same:
         raise ValueError("the swap set needs two runs on the same population: the same "
                          "population keys and seed (common random numbers)")
     ia, ib = a["ever_invited"].to_numpy(), b["ever_invited"].to_numpy()
     cells = {"both": ia & ib, "champion_only": ia & ~ib, "challenger_only": ~ia & ib,
              "neither": ~ia & ~ib}
-    w = champion.population.weight
     da, db = a["defaulted"].to_numpy(), b["defaulted"].to_numpy()
     pd12 = a["latent_pd_12m"].to_numpy()
     rows = []
     for cell, mask in cells.items():
         n = int(mask.sum())
         rows.append({
-            "cell": cell, "users": n, "accounts": n * w,
+            "cell": cell, "users": n, "accounts": n * weight,
             "default_rate_champion": (da[mask].mean() if n and cell in ("both", "champion_only")
                                       else np.nan),
             "default_rate_challenger": (db[mask].mean()

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import experiment, sweep
-from .cli import SetOpt, UserError, _cny, _fail, _load, _share, app, err, out
+from .cli import SetOpt, UserError, _cny, _fail, _load, _share, _users, app, err, out
 from .output import OutputError, check_destination, new_run_id, write_folder
 from .scenario import ScenarioError
 
@@ -67,6 +67,11 @@ def _fmt(metric: str, x: float) -> str:
     return FORMATS.get(metric, _share)(x)
 
 
+def _span(metric: str, low: float, high: float) -> str:
+    lo, hi = _fmt(metric, low), _fmt(metric, high)
+    return f"{lo} to {hi}" if lo and hi else ""
+
+
 def strategy_tables(summary: pd.DataFrame) -> list[Table]:
     """One table per strategy: each metric's mean, 95% interval and paired difference."""
     tables = []
@@ -83,10 +88,9 @@ def strategy_tables(summary: pd.DataFrame) -> list[Table]:
             table.add_column(header, justify="right" if header != "metric" else "left")
         for r in rows.itertuples():
             table.add_row(r.metric.replace("_", " "), _fmt(r.metric, r.mean),
-                          f"{_fmt(r.metric, r.ci_low)} to {_fmt(r.metric, r.ci_high)}",
+                          _span(r.metric, r.ci_low, r.ci_high),
                           "" if name == first else _fmt(r.metric, r.diff),
-                          "" if name == first else
-                          f"{_fmt(r.metric, r.diff_ci_low)} to {_fmt(r.metric, r.diff_ci_high)}")
+                          "" if name == first else _span(r.metric, r.diff_ci_low, r.diff_ci_high))
         tables.append(table)
     return tables
 
@@ -136,8 +140,9 @@ def compare_command(
             if bar is not None:
                 bar.stop()
             executor.close()
+        swaps = experiment.swap_sets(outputs)
         write_folder(dest, force=force, tables={
-            "runs": per_run, "comparison": summary,
+            "runs": per_run, "comparison": summary, "swap_set": swaps,
             "metrics": experiment.concat(outputs, "metrics"),
             **({"vintages": experiment.concat(outputs, "vintages")}
                if "vintages" in outputs[0].tables else {}),
@@ -154,8 +159,34 @@ def compare_command(
         _fail("interrupted; nothing was written", 130)
     for table in strategy_tables(summary):
         out.print(table)
+    for table in swap_tables(swaps, summary.strategy.iloc[0]):
+        out.print(table)
     out.print(f"[bold]verdict:[/] {verdict}")
     out.print(f"wrote {dest}")
+
+
+def swap_tables(swaps: pd.DataFrame, champion: str) -> list[Table]:
+    """The swap set of each challenger against the champion (mean over replications)."""
+    tables = []
+    if swaps.empty:
+        return tables
+    names = {"both": "invited by both", "champion_only": "champion only",
+             "challenger_only": "challenger only", "neither": "invited by neither"}
+    for name, rows in swaps.groupby("challenger", sort=False):
+        table = Table(title=f"swap set: '{champion}' (champion) vs '{name}' (challenger)",
+                      title_justify="left")
+        for header in ("users", "accounts", "default rate, champion's run",
+                       "default rate, challenger's run", "latent 12-month PD"):
+            table.add_column(header, justify="right")
+        table.columns[0].header = "cell"
+        table.columns[0].justify = "left"
+        for r in rows.itertuples():
+            table.add_row(names.get(r.cell, r.cell), _users(r.accounts),
+                          _fmt("default_rate_12m", r.default_rate_champion),
+                          _fmt("default_rate_12m", r.default_rate_challenger),
+                          _fmt("default_rate_12m", r.latent_pd_12m))
+        tables.append(table)
+    return tables
 
 
 def _write_report(folder: Path) -> None:

@@ -42,11 +42,14 @@ class RunSpec:
 
 @dataclass
 class RunOutput:
-    """What a run sends back: its tables (labelled) and its summary."""
+    """What a run sends back: its tables (labelled), its summary, and each user's outcome
+    (ever invited, defaulted, latent default probability) for swap-set tables."""
 
     labels: dict
     tables: dict[str, pd.DataFrame]
     summary: dict
+    outcomes: pd.DataFrame | None = None
+    weight: float = 1.0
 
 
 def execute_one(spec: RunSpec) -> RunOutput:
@@ -58,7 +61,10 @@ def execute_one(spec: RunSpec) -> RunOutput:
         for i, (key, value) in enumerate(spec.labels.items()):
             table.insert(i, key, value)
         tables[name] = table
-    return RunOutput(dict(spec.labels), tables, result.summary)
+    from .abtest import outcomes
+
+    users = outcomes(result)[["ever_invited", "defaulted", "latent_pd_12m"]]
+    return RunOutput(dict(spec.labels), tables, result.summary, users, result.population.weight)
 
 
 # --------------------------------------------------------------------------- executors
@@ -297,3 +303,27 @@ def compare(scenarios: Sequence[Scenario], reps: int, *, target: float,
     per_run = metrics_table(outputs, target, coverage)
     summary = summarize_strategies(per_run)
     return outputs, per_run, summary, verdict(summary, target, max_default_rate, coverage)
+
+
+def swap_sets(outputs: Sequence[RunOutput]) -> pd.DataFrame:
+    """The swap-set table of every strategy against the first (the champion), averaged over
+    replications: users invited by both, by the champion only, by the challenger only, by
+    neither, with each cell's accounts and default rates. Needs common random numbers."""
+    from .abtest import swap_set_of
+
+    by_run = {(o.labels["strategy"], o.labels["replication"]): o for o in outputs}
+    strategies = list(dict.fromkeys(o.labels["strategy"] for o in outputs))
+    frames = []
+    for (name, rep), challenger in by_run.items():
+        champion = by_run[(strategies[0], rep)]
+        if name == strategies[0] or champion.outcomes is None:
+            continue
+        cells = swap_set_of(champion.outcomes, challenger.outcomes, champion.weight)
+        cells.insert(0, "challenger", name)
+        cells.insert(1, "replication", rep)
+        frames.append(cells)
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    return (table.drop(columns="replication")
+            .groupby(["challenger", "cell"], sort=False).mean().reset_index())

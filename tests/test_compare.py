@@ -143,3 +143,20 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, baseline_path):
     results = pd.read_parquet(out / "summary" / "results.parquet")
     assert len(results) == 8 and results.point.is_unique
     assert not [p for p in (out / "points").iterdir() if p.name.startswith(".")]
+
+
+def test_swap_set_cells_add_up_and_follow_the_strategies(baseline_path):
+    everyone = ("rollout.phases=[{name: all, start: 2025-01-01, cadence_days: 14, "
+                "batch: {share: 1.0}}]")  # invite every eligible user at once
+    wide = sim.load(baseline_path, [*SMALL, everyone, "rollout.name=wide"])
+    narrow = sim.load(baseline_path, [*SMALL, everyone, "rollout.name=narrow",
+                                      "scoring.cutoff=40"])
+    outputs, *_ = ex.compare([wide, narrow], 2, target=0.3, quarters=4)
+    swaps = ex.swap_sets(outputs)
+    assert set(swaps.cell) == {"both", "champion_only", "challenger_only", "neither"}
+    assert swaps.users.sum() == pytest.approx(8000)  # every user in exactly one cell
+    cells = swaps.set_index("cell")
+    # a higher cut-off invites a subset: almost nobody is invited by the challenger alone
+    assert cells.loc["challenger_only", "users"] < 0.1 * cells.loc["champion_only", "users"]
+    # those the narrow strategy leaves out are riskier than those both invite
+    assert cells.loc["champion_only", "latent_pd_12m"] > cells.loc["both", "latent_pd_12m"]
