@@ -129,7 +129,10 @@ class Simulation:
         first = scoring.evaluate(self.pop, scenario)
         guards.check_finite(first.score, name="score", process="scoring", month=0,
                             key="scoring")
-        assign_latent_risk(self.pop, scenario, first.score, self.rng["risk"])
+        # Latent risk follows what behaviour says (the score without its transient "other
+        # indicators" part), so quarter-to-quarter score noise moves access, not risk.
+        assign_latent_risk(self.pop, scenario, first.score - self.pop.other_indicators,
+                           self.rng["risk"])
         guards.check_probability(self.pop.hazard, name="monthly default hazard", process="risk",
                                  month=0, key=("risk.monthly_hazard", "risk.dispersion"))
         scoring.apply(self.pop, first)

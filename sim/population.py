@@ -247,7 +247,7 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
 
 def assign_latent_risk(pop: Population, scenario: Scenario, score: np.ndarray,
                        rng: np.random.Generator) -> None:
-    """Give every user a latent risk correlated with (not equal to) the bank's score.
+    """Give every user a latent risk correlated with (not equal to) a score.
 
     ``risk = -rho * z(score) + sqrt(1 - rho^2) * noise + archetype shift``; the monthly hazard
     is lognormal in the risk and scaled so its population mean is ``risk.monthly_hazard``.

@@ -184,6 +184,15 @@ class PopulationSpec(_Model):
     def _sum_to_one(cls, v, info):
         return _shared(v, info.field_name)
 
+    @field_validator("account_classes")
+    @classmethod
+    def _both_classes(cls, v):
+        missing = {"II", "III"} - set(v)
+        if missing:
+            raise ValueError(f"describe both account classes II and III; missing "
+                             f"{sorted(missing)}")
+        return v
+
     @field_validator("device_grades")
     @classmethod
     def _grades_ordered(cls, v):

@@ -69,11 +69,12 @@ def test_common_random_numbers_shrink_the_interval_of_the_difference(baseline_pa
     b = sim.load(baseline_path, [*SMALL, "rollout.name=b", "scoring.cutoff=27"])
 
     def width(crn: bool) -> float:
-        _, _, s, _ = ex.compare([a, b], 6, target=0.2, quarters=4, common_random_numbers=crn)
+        _, _, s, _ = ex.compare([a, b], 12, target=0.2, quarters=4, common_random_numbers=crn)
         row = s[(s.strategy == "b") & (s.metric == "invited_share_q4")].iloc[0]
         return row.diff_ci_high - row.diff_ci_low
 
-    assert width(True) < 0.5 * width(False)
+    # (with 12 replications an interval's width is itself uncertain by about +-20%)
+    assert width(True) < 0.6 * width(False)
 
 
 def test_compare_cli_writes_tables_and_verdict(tmp_path, baseline_path):
