@@ -101,15 +101,21 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
     """Rows of the segment table for the dimension ``arm`` at one month end (the recorder's
     columns and units: weighted counts, loss in CNY)."""
     k, w = len(names), pop.weight
-    codes = arm.astype(np.intp)
+    codes = arm.astype(np.intp) if k > 1 else None
 
+    # Without arms every user is in the one arm "all": plain counts and sums, no pass per code
+    # (the sums are of integers, so they are the same either way).
     def count(mask):
+        if codes is None:
+            return np.array([np.count_nonzero(mask)])
         return np.bincount(codes[mask], minlength=k)[:k]
 
     def total(values):
+        if codes is None:
+            return np.array([values.sum(dtype=np.float64)])
         return np.bincount(codes, weights=values.astype(np.float64), minlength=k)[:k]
 
-    population = np.bincount(codes, minlength=k)[:k]
+    population = np.array([arm.size]) if codes is None else np.bincount(codes, minlength=k)[:k]
     eligible, invited, shown = count(pop.eligible), count(pop.invited), count(visible)
     borrowers, defaults = total(per_user["borrowers"]), total(per_user["defaults"])
     loss = total(per_user["loss"])
