@@ -231,6 +231,8 @@ def sweep_command(
     scheduler: SchedulerOpt = None,
     dask_local: DaskLocalOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report",
+                                            help="Skip the charts and report.html.")] = False,
 ) -> None:
     """Run a scenario over a grid or a Latin hypercube; resume an interrupted sweep."""
     try:
@@ -263,9 +265,16 @@ def sweep_command(
             executor.close()
         table = sweep.sensitivity(results, design)
         write_folder(root / "summary", force=True,
-                     tables={"results": results, "sensitivity": table},
-                     jsons={"summary": {"points": len(design.points), "reps": reps,
-                                        "design": design.kind, "keys": design.keys}})
+                     tables={"results": results, "sensitivity": table,
+                             "comparison": table,  # shown as the report's table
+                             "metrics": sweep.load_metrics(root, design)},
+                     jsons={"summary": {"scenario": f"sweep of {base.name} over "
+                                                   f"{', '.join(design.keys)}",
+                                        "points": len(design.points), "reps": reps,
+                                        "design": design.kind, "keys": design.keys,
+                                        "target": target},
+                            "manifest": {"scenario": base.model_dump(mode="json")}},
+                     finish=None if no_report else _write_report)
     except (ScenarioError, UserError, OutputError) as exc:
         _fail(str(exc))
     except ValueError as exc:
@@ -274,7 +283,8 @@ def sweep_command(
         _fail(f"interrupted; the points already complete are kept in {root}; "
               "run the same command again to resume", 130)
     out.print(_sensitivity_table(table))
-    out.print(f"{len(design.points)} points x {reps} replications; wrote {root}")
+    report = "" if no_report else f" (report: {root / 'summary' / 'report.html'})"
+    out.print(f"{len(design.points)} points x {reps} replications; wrote {root}{report}")
 
 
 def _design(grid, sample, ranges, seed) -> sweep.Design:

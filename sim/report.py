@@ -325,8 +325,15 @@ def render(folder: Folder, drawn: list[Chart]) -> str:
         parts += ["<h2>Headline figures</h2>", cards]
     if "comparison" in folder.tables:
         comparison = folder.tables["comparison"]
-        parts += ["<h2>Strategies compared</h2>",
-                  _table(comparison_view(comparison), "mean over replications [95% interval]")]
+        if "parameter" in comparison.columns:  # a sweep: its sensitivity summary
+            parts += ["<h2>Sensitivity: which assumptions move each output</h2>",
+                      _table(comparison, "first-order share of the output's variance "
+                             "explained by the parameter; Spearman rank correlation for the "
+                             "sign")]
+        else:
+            parts += ["<h2>Strategies compared</h2>",
+                      _table(comparison_view(comparison),
+                             "mean over replications [95% interval]")]
         if "metric" in comparison.columns and comparison.strategy.nunique() > 1:
             first = comparison.strategy.iloc[0]
             parts.append(_table(comparison_view(comparison, "diff"),

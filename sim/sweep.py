@@ -195,6 +195,28 @@ def load_results(root: Path) -> pd.DataFrame:
         ["point", "replication"], kind="stable").reset_index(drop=True)
 
 
+def point_label(design: Design, point: int) -> str:
+    """A readable name of a point: its parameter values."""
+    row = design.points.iloc[point]
+    values = ", ".join(f"{key.rsplit('.', 1)[-1]}={_short(row[key])}" for key in design.keys)
+    return f"point {point}: {values}"
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float | np.floating) else str(value)
+
+
+def load_metrics(root: Path, design: Design) -> pd.DataFrame:
+    """Every completed point's monthly table, labelled by point as a ``strategy`` column so
+    the comparison charts (coverage, risk against reach) draw one series per point."""
+    frames = []
+    for p in sorted(completed_points(root)):
+        m = pd.read_parquet(_point_dir(root, p) / "metrics.parquet")
+        m.insert(0, "strategy", point_label(design, p))
+        frames.append(m)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def sensitivity(results: pd.DataFrame, design: Design) -> pd.DataFrame:
     """Which parameters move which outputs most.
 

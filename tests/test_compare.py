@@ -161,3 +161,16 @@ def test_swap_set_cells_add_up_and_follow_the_strategies(baseline_path):
     assert cells.loc["challenger_only", "users"] < 0.1 * cells.loc["champion_only", "users"]
     # those the narrow strategy leaves out are riskier than those both invite
     assert cells.loc["champion_only", "latent_pd_12m"] > cells.loc["both", "latent_pd_12m"]
+
+
+def test_sweep_cli_writes_a_report_with_one_series_per_point(tmp_path, baseline_path):
+    out = tmp_path / "sweep"
+    res = CliRunner().invoke(app, ["sweep", str(baseline_path), "--grid",
+                                   "scoring.cutoff=20,25,30", "--users", "5000", "--quarters", "2",
+                                   "--workers", "1", "--quiet", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    page = (out / "summary" / "report.html").read_text()
+    assert "Sensitivity" in page and "scoring.cutoff" in page
+    metrics = pd.read_parquet(out / "summary" / "metrics.parquet")
+    assert sorted(metrics.strategy.unique()) == ["point 0: cutoff=20", "point 1: cutoff=25",
+                                                  "point 2: cutoff=30"]
