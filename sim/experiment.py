@@ -246,7 +246,8 @@ def summarize_strategies(per_run: pd.DataFrame, baseline: str | None = None) -> 
 
 def verdict(summary: pd.DataFrame, target: float, max_default_rate: float | None,
             coverage: str = "invited") -> str:
-    """Which strategy reaches the coverage target soonest within the default budget.
+    """Which strategy reaches the coverage target soonest within the default budget; a tie
+    goes to the lower 12-month default rate, then to the wider final coverage.
 
     A strategy is within budget when the upper end of its 95% interval of the 12-month default
     rate (its mean, with one replication) is at or under ``max_default_rate``.
@@ -267,9 +268,11 @@ def verdict(summary: pd.DataFrame, target: float, max_default_rate: float | None
         over = ", ".join(s for s in table.index if not within[s])
         reason = f" ({over} over budget)" if over else ""
         return f"No strategy reaches {goal}{budget} in every replication{reason}."
+    # ties in time go to the lower default rate, then to the wider final coverage
     final = [c for c in table.columns if c.startswith(f"{coverage}_share_q")][-1]
-    best = candidates.sort_values(["quarters_to_target", final],
-                                  ascending=[True, False]).index[0]
+    ascending = {"quarters_to_target": True, "default_rate_12m": True, final: False}
+    keys = [k for k in ascending if k in candidates.columns]
+    best = candidates.sort_values(keys, ascending=[ascending[k] for k in keys]).index[0]
     q = candidates.loc[best, "quarters_to_target"]
     detail = ""
     if "default_rate_12m" in table:

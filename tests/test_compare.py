@@ -174,3 +174,14 @@ def test_sweep_cli_writes_a_report_with_one_series_per_point(tmp_path, baseline_
     metrics = pd.read_parquet(out / "summary" / "metrics.parquet")
     assert sorted(metrics.strategy.unique()) == ["point 0: cutoff=20", "point 1: cutoff=25",
                                                   "point 2: cutoff=30"]
+
+
+def test_verdict_breaks_a_tie_in_time_by_the_lower_default_rate():
+    rows = []
+    for r in range(3):
+        rows += [{"strategy": "wide-risky", "replication": r, "invited_share_q4": 0.45,
+                  "quarters_to_target": 5.0, "default_rate_12m": 0.021 + 0.001 * r},
+                 {"strategy": "narrow-safe", "replication": r, "invited_share_q4": 0.44,
+                  "quarters_to_target": 5.0, "default_rate_12m": 0.018 + 0.001 * r}]
+    summary = ex.summarize_strategies(pd.DataFrame(rows))
+    assert "'narrow-safe'" in ex.verdict(summary, 0.3, max_default_rate=0.025)
