@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,9 @@ DaskLocalOpt = Annotated[int | None, typer.Option(
     "--dask-local", help="Start a local Dask cluster with this many workers.", min=1)]
 CoverageOpt = Annotated[str, typer.Option(
     help="Coverage the target applies to: invited or visible.")]
+QuietOpt = Annotated[bool, typer.Option(help="No progress bar.")]
+NoReportOpt = Annotated[bool, typer.Option("--no-report",
+                                           help="Skip the charts and report.html.")]
 
 
 def _executor(workers, scheduler, dask_local, runs: int):
@@ -41,13 +45,25 @@ def _executor(workers, scheduler, dask_local, runs: int):
             f"cannot start the executor ({exc}); check --scheduler/--dask-local") from None
 
 
-def _progress(label: str, quiet: bool):
-    if quiet:
-        return None, None
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("runs"), TimeElapsedColumn(), console=err, transient=True)
-    task = bar.add_task(label, total=None)
-    return bar, lambda done, total: bar.update(task, completed=done, total=total)
+@contextmanager
+def _running(label: str, quiet: bool, executor):
+    """Yield a progress callback over runs (a rich bar unless ``quiet``); close the executor
+    at the end whatever happens."""
+    bar = None
+    try:
+        if quiet:
+            yield None
+            return
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                       MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(),
+                       console=err, transient=True)
+        task = bar.add_task(label, total=None)
+        bar.start()
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+    finally:
+        if bar is not None:
+            bar.stop()
+        executor.close()
 
 
 def _check_coverage(coverage: str) -> None:
@@ -114,9 +130,8 @@ def compare_command(
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     dask_local: DaskLocalOpt = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
-    no_report: Annotated[bool, typer.Option("--no-report",
-                                            help="Skip the charts and report.html.")] = False,
+    quiet: QuietOpt = False,
+    no_report: NoReportOpt = False,
 ) -> None:
     """Compare strategies on common random numbers: intervals, paired differences, verdict."""
     try:
@@ -129,17 +144,10 @@ def compare_command(
         dest = out_dir or Path("outputs") / "compare" / new_run_id()
         check_destination(dest, force)
         executor = _executor(workers, scheduler, dask_local, reps * len(loaded))
-        bar, progress = _progress("comparing", quiet)
-        try:
-            if bar is not None:
-                bar.start()
+        with _running("comparing", quiet, executor) as progress:
             outputs, per_run, summary, verdict = experiment.compare(
                 loaded, reps, target=target, max_default_rate=max_default_rate,
                 coverage=coverage, quarters=quarters, executor=executor, progress=progress)
-        finally:
-            if bar is not None:
-                bar.stop()
-            executor.close()
         swaps = experiment.swap_sets(outputs)
         write_folder(dest, force=force, tables={
             "runs": per_run, "comparison": summary, "swap_set": swaps,
@@ -230,9 +238,8 @@ def sweep_command(
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     dask_local: DaskLocalOpt = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
-    no_report: Annotated[bool, typer.Option("--no-report",
-                                            help="Skip the charts and report.html.")] = False,
+    quiet: QuietOpt = False,
+    no_report: NoReportOpt = False,
 ) -> None:
     """Run a scenario over a grid or a Latin hypercube; resume an interrupted sweep."""
     try:
@@ -252,17 +259,10 @@ def sweep_command(
             err.print(f"resuming {root}: {done} of {len(design.points)} points already complete")
         runs = (len(design.points) - done) * reps
         executor = _executor(workers, scheduler, dask_local, runs)
-        bar, progress = _progress("sweeping", quiet)
-        try:
-            if bar is not None:
-                bar.start()
+        with _running("sweeping", quiet, executor) as progress:
             results = sweep.run_sweep(scenario, design, root, reps=reps, quarters=quarters,
                                       overrides=overrides, target=target, coverage=coverage,
                                       executor=executor, progress=progress)
-        finally:
-            if bar is not None:
-                bar.stop()
-            executor.close()
         table = sweep.sensitivity(results, design)
         write_folder(root / "summary", force=True,
                      tables={"results": results, "sensitivity": table,
