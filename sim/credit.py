@@ -178,7 +178,20 @@ def entry_probability(pop: Population, scenario: Scenario, macro: float,
     times the macro factor, over the user's roll-through from 1-30 to 90+."""
     hazard = pop.hazard if users is None else pop.hazard[users]
     through = roll_through(cure_probabilities(pop, scenario, users))[:, 0]
-    return np.clip(hazard.astype(np.float64) * macro / np.maximum(through, 1e-12), 0.0, 1.0)
+    chance = hazard.astype(np.float64) * macro / np.maximum(through, 1e-12)
+    over = chance > 1.0
+    if over.any():  # the hazard cannot be delivered: say so, never clip
+        raise HazardTooHigh(int(over.sum()), int(chance.size), float(chance.max()))
+    return chance
+
+
+class HazardTooHigh(ArithmeticError):
+    """The chance of missing a payment that delivers a user's hazard would exceed 1."""
+
+    def __init__(self, users: int, of: int, largest: float):
+        self.users, self.of, self.largest = users, of, largest
+        super().__init__(f"would exceed 1 for {users:,} of {of:,} borrowers (largest "
+                         f"{largest:.4g})")
 
 
 # --------------------------------------------------------------------------- the month

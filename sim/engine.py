@@ -402,10 +402,17 @@ class Simulation:
         for month, day in enumerate(self.month_ends, start=1):
             yield self.at(day - 1, "credit")
             days, previous = day - previous, day
-            flows = credit.month_end(
-                self.book, self.pop, self.scenario, month=month, day=day - 1, days=days,
-                date=self.date(day - 1), visible=self.visible(), macro=self.state.macro,
-                rng=self.rng["credit"])
+            try:
+                flows = credit.month_end(
+                    self.book, self.pop, self.scenario, month=month, day=day - 1, days=days,
+                    date=self.date(day - 1), visible=self.visible(), macro=self.state.macro,
+                    rng=self.rng["credit"])
+            except credit.HazardTooHigh as exc:
+                raise guards.numeric_error(
+                    "credit", month, "the chance of missing a payment (default hazard x macro "
+                    f"factor {self.state.macro:g} / roll-through to 90+)", str(exc),
+                    ("risk.monthly_hazard", "risk.dispersion", "macro.shocks",
+                     "credit.delinquency.cure")) from None
             rate = self.scenario.credit.loss.funding_rate
             flows["funding_cost"] = round(flows["opening_balance"] * rate * days / 365.0)
             self.state.credit_flows = flows

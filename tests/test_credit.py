@@ -316,3 +316,19 @@ def test_synthesis_sets_the_new_arrays():
     pop = synthesize(sc, np.random.default_rng(0))
     assert pop.hidden.dtype == bool and not pop.hidden.any()
     assert pop.score_adjust.dtype == np.float32 and not pop.score_adjust.any()
+
+
+def test_a_shock_that_pushes_a_probability_past_one_is_reported_not_clipped(tmp_path):
+    from typer.testing import CliRunner
+
+    from sim.cli import app
+
+    shock = "macro.shocks=[{start: 2025-03-01, end: 2025-04-30, hazard_multiplier: 200}]"
+    baseline = str(ROOT / "scenarios" / "baseline.yaml")
+    res = CliRunner().invoke(app, ["run", baseline, "--users", "20000", "--quarters", "1",
+                                   "--quiet", "--no-report", "--set", shock,
+                                   "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "month 3" in text and "'credit'" in text and "macro.shocks" in text
+    assert "not clipped" in text and not (tmp_path / "r").exists()
