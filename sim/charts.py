@@ -465,7 +465,7 @@ def capital(monthly: pd.DataFrame) -> Figure:
     ax.set_xlabel("month end")
     ax.set_ylabel(f"balance ({unit})")
     ax.set_title("Outstanding balance against the capital limit")
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(loc="center left", fontsize=9)  # clear of the limit line and the rising balance
     return fig
 
 

@@ -427,6 +427,8 @@ class Simulation:
         if self.max_outstanding is not None and self.outstanding() >= self.max_outstanding:
             self.state.capital_bound = True
         row["capital_bound"] = self.state.capital_bound
+        row["capital_limit"] = (np.nan if self.max_outstanding is None
+                                else float(self.max_outstanding))
         return row
 
     def recorder_process(self):

@@ -32,14 +32,14 @@ CREDIT_COLUMNS = (
     "stage2", "stage3", "ead", "funding_cost", "net_income", "overdue_episodes", "cures",
     "early_repayments", "limit_raises", "cap_cuts", "r1_hidden", "r2_hidden", "r3_closed",
     "r1_signals", "r2_signals", "r3_signals", "reviews", "reviews_passed", "wrongly_blocked",
-    "macro_factor", "capital_bound",
+    "macro_factor", "capital_bound", "capital_limit",
 )
 #: Credit inputs in fen (converted to CNY); every other count is weighted as users.
 MONEY = {"opening_balance", "draws", "interest_revenue", "repayments", "charge_offs",
          "outstanding", "limit_total", "default_balance", "recoveries", "charge_off_loss",
          "expected_loss", "ecl_12m", "ecl_lifetime", "ecl_allowance", "stage1", "stage2",
          "stage3", "ead", "funding_cost"}
-UNWEIGHTED = {"macro_factor", "capital_bound"}
+UNWEIGHTED = {"macro_factor", "capital_bound", "capital_limit"}  # capital_limit: CNY, NaN if none
 VINTAGE_COLUMNS = ("vintage", "vintage_date", "date", "month", "mob", "accounts", "opened",
                    "outstanding", "dpd30_rate", "dpd90_cum_rate", "loss_rate", "immature")
 
