@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .population import Population
-from .scenario import CapRule, Credit, Scenario
+from .scenario import Credit, Scenario
 
 FEN = 100  # fen per CNY
 CURRENT, D1_30, D31_60, D61_90, DEFAULT, CHARGED_OFF = range(6)
@@ -92,11 +92,6 @@ def new_book(n: int) -> Book:
 
 
 # --------------------------------------------------------------------------- limits
-
-
-def cap_names(caps: list[CapRule]) -> list[str]:
-    """Report names of the cap bits, in bit order."""
-    return [f"{c.name}:{kind}" for c in caps for kind in CAP_KINDS]
 
 
 def caps_for(pop: Population, scenario: Scenario, date: dt.date,
