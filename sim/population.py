@@ -123,6 +123,11 @@ def _lognormal(rng, median: np.ndarray, sigma: float, n: int) -> np.ndarray:
     return (median * np.exp(sigma * rng.standard_normal(n))).astype(np.float32)
 
 
+def _unit_gamma(rng: np.random.Generator, shape: float, n: int) -> np.ndarray:
+    """Gamma draws with mean 1 (spread around an archetype's mean; larger shape, tighter)."""
+    return rng.gamma(shape, 1.0 / shape, n)
+
+
 def _clip01(x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
@@ -160,7 +165,7 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         odds = [[a.tilts.get(dim, {}).get(k, 1.0) for k in cats] for a in arch]
         return _pick_by(rng, archetype, tilted_shares([a.share for a in arch], shares, odds))
 
-    spread = spec.log_spread
+    spread, var = spec.log_spread, spec.variation
     class_iii = bern(per_arch("class_iii"))
     classes = spec.account_classes
     cls_attr = {k: np.where(class_iii, getattr(classes["III"], k), getattr(classes["II"], k))
@@ -190,9 +195,9 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         version=initial_versions(scenario.release, scenario.start, rng, n),
         real_name_card=class_iii | bern(spec.real_name_card),  # class III implies it
         past_default=bern(spec.past_default),
-        id_expired_months=np.where(bern(spec.id_expired), rng.integers(0, 12, n), -1).astype(
-            np.int16
-        ),
+        id_expired_months=np.where(
+            bern(spec.id_expired), rng.integers(0, var.id_expired_max_months, n), -1
+        ).astype(np.int16),
         device_closed=bern(spec.device_closed),
         risky_social_graph=bern(spec.risky_social_graph),
         unknown_sources=bern(unknown),
@@ -201,10 +206,10 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         credit_transactions=bern(cls_attr["credit_transactions"]),
         account_age_months=np.minimum(
             _lognormal(rng, spec.account_age_months.median, spec.account_age_months.sigma, n),
-            600,
+            var.account_age_max_months,
         ).astype(np.int16),
         credit_history_years=(
-            per_arch("credit_history_years") * rng.gamma(4.0, 0.25, n)
+            per_arch("credit_history_years") * _unit_gamma(rng, var.credit_history_shape, n)
         ).astype(np.float32),
         payments_per_month=_lognormal(rng, per_arch("payments_per_month"), spread, n),
         monthly_spend=_lognormal(rng, per_arch("monthly_spend"), spread, n),
@@ -217,14 +222,18 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
             wealth_holder, _lognormal(rng, per_arch("wealth_balance"), 2 * spread, n), 0
         ).astype(np.float32),
         contacts=_lognormal(rng, per_arch("contacts"), spread, n),
-        social_quality=_clip01(per_arch("social_quality") + 0.12 * rng.standard_normal(n)),
+        social_quality=_clip01(
+            per_arch("social_quality") + var.social_quality_sd * rng.standard_normal(n)
+        ),
         income=_lognormal(rng, per_arch("income"), spread, n),
         debt_to_income=np.maximum(
-            per_arch("debt_to_income") * rng.gamma(4.0, 0.25, n), 0
+            per_arch("debt_to_income") * _unit_gamma(rng, var.debt_to_income_shape, n), 0
         ).astype(np.float32),
         utility_payer=bern(per_arch("utility_payer")),
-        offline_share=_clip01(per_arch("offline_share") + 0.15 * rng.standard_normal(n)),
-        night_share=_clip01(per_arch("night_share") * rng.gamma(2.0, 0.5, n)),
+        offline_share=_clip01(
+            per_arch("offline_share") + var.offline_share_sd * rng.standard_normal(n)
+        ),
+        night_share=_clip01(per_arch("night_share") * _unit_gamma(rng, var.night_share_shape, n)),
         spend_volatility=_lognormal(rng, per_arch("spend_volatility"), spread, n),
         device_switches=rng.poisson(scenario.behaviour.device_switch_rate, n).astype(np.int8),
         dormant=bern(spec.dormant),

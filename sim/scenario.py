@@ -159,6 +159,18 @@ class Spread(_Model):
     sigma: NonNegFloat
 
 
+class Variation(_Model):
+    """How users of one archetype vary around its means (beyond ``log_spread``)."""
+
+    social_quality_sd: NonNegFloat
+    offline_share_sd: NonNegFloat
+    credit_history_shape: PositiveFloat  # gamma shape of the multiplier (mean 1)
+    debt_to_income_shape: PositiveFloat
+    night_share_shape: PositiveFloat
+    id_expired_max_months: PositiveInt  # an expired ID at the start expired 0..N-1 months ago
+    account_age_max_months: PositiveInt
+
+
 class PopulationSpec(_Model):
     users: PositiveInt
     weight: PositiveFloat
@@ -175,6 +187,7 @@ class PopulationSpec(_Model):
     device_closed: Probability
     risky_social_graph: Probability
     dormant: Probability
+    variation: Variation
     log_spread: NonNegFloat = Field(
         0.5, description="sd of log of behaviour amounts around each archetype's median"
     )
@@ -268,9 +281,56 @@ class References(_Model):
     income: PositiveFloat
 
 
+class SpendingSignals(_Model):
+    payments: float
+    spend: float
+
+
+class RepaymentSignals(_Model):
+    credit_transactions: float
+    utility_bills: float
+    intercept: float
+
+
+class SocialSignals(_Model):
+    contacts: float
+    quality: float
+    quality_reference: Probability
+
+
+class AssetSignals(_Model):
+    days: float
+    balance: float
+
+
+class StabilitySignals(_Model):
+    intercept: float
+    night: float
+    device_switches: float
+    volatility: float
+    dormant: float
+
+
+class ResilienceSignals(_Model):
+    debt_to_income: float
+    debt_to_income_reference: NonNegFloat
+
+
+class Signals(_Model):
+    """How each module combines its signals before the logistic (weights in logit units)."""
+
+    spending_capacity: SpendingSignals
+    repayment_trust: RepaymentSignals
+    social_influence: SocialSignals
+    assets: AssetSignals
+    behavioural_stability: StabilitySignals
+    risk_resilience: ResilienceSignals
+
+
 class Scoring(_Model):
     weights: dict[str, Probability]
     slope: PositiveFloat
+    signals: Signals
     references: References
     cutoff: float
     cutoffs: dict[Literal["payments_per_month", "wealth_days", "credit_history_years"], Cutoff]

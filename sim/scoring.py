@@ -52,30 +52,37 @@ def _log_ratio(x: np.ndarray, ref: float) -> np.ndarray:
 
 def module_scores(pop: Population, cfg: Scoring) -> dict[str, np.ndarray]:
     """Each module's 0-100 score from the observable behaviour it summarises."""
-    k, ref = cfg.slope, cfg.references
+    k, ref, sig = cfg.slope, cfg.references, cfg.signals
     awake = pop.awakened_months > 0
+    spend, pay, social = sig.spending_capacity, sig.repayment_trust, sig.social_influence
+    assets, stable, resil = sig.assets, sig.behavioural_stability, sig.risk_resilience
     return {
         "spending_capacity": _sigmoid(
-            k * (0.6 * _log_ratio(pop.payments_per_month, ref.payments_per_month)
-                 + 0.4 * _log_ratio(pop.monthly_spend, ref.monthly_spend))
+            k * (spend.payments * _log_ratio(pop.payments_per_month, ref.payments_per_month)
+                 + spend.spend * _log_ratio(pop.monthly_spend, ref.monthly_spend))
         ),
         "repayment_trust": _sigmoid(
             k * _log_ratio(pop.credit_history_years, ref.credit_history_years)
-            + 1.0 * pop.credit_transactions + 0.5 * pop.utility_payer - 0.75
+            + pay.credit_transactions * pop.credit_transactions
+            + pay.utility_bills * pop.utility_payer + pay.intercept
         ),
         "social_influence": _sigmoid(
-            0.5 * k * _log_ratio(pop.contacts, ref.contacts) + 4.0 * (pop.social_quality - 0.4)
+            social.contacts * k * _log_ratio(pop.contacts, ref.contacts)
+            + social.quality * (pop.social_quality - social.quality_reference)
         ),
         "assets": _sigmoid(
-            k * (0.5 * _log_ratio(pop.wealth_days + 1.0, ref.wealth_days)
-                 + 0.5 * _log_ratio(pop.wealth_balance + 1.0, ref.wealth_balance))
+            k * (assets.days * _log_ratio(pop.wealth_days + 1.0, ref.wealth_days)
+                 + assets.balance * _log_ratio(pop.wealth_balance + 1.0, ref.wealth_balance))
         ),
         "behavioural_stability": _sigmoid(
-            1.5 - 3.0 * pop.night_share - 0.8 * pop.device_switches
-            - 0.6 * np.log(np.maximum(pop.spend_volatility, 1e-3)) - 1.0 * (pop.dormant | awake)
+            stable.intercept - stable.night * pop.night_share
+            - stable.device_switches * pop.device_switches
+            - stable.volatility * np.log(np.maximum(pop.spend_volatility, 1e-3))
+            - stable.dormant * (pop.dormant | awake)
         ),
         "risk_resilience": _sigmoid(
-            k * _log_ratio(pop.income, ref.income) - 3.0 * (pop.debt_to_income - 0.35)
+            k * _log_ratio(pop.income, ref.income)
+            - resil.debt_to_income * (pop.debt_to_income - resil.debt_to_income_reference)
         ),
     }
 
