@@ -402,7 +402,8 @@ def calibrate_command(
                   f"# targets: {', '.join(map(str, targets))}\n")
         body = yaml.safe_dump({"extends": parent, **nested(fit.changed)}, sort_keys=False)
         write_text_atomic(dest, header + body, force=force)
-    except (ScenarioError, UserError, OutputError, TargetError) as exc:
+    except (ScenarioError, UserError, OutputError, TargetError, ResourceError,
+            NumericError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written", 130)

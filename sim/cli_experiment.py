@@ -19,6 +19,7 @@ from rich.table import Table
 
 from . import experiment, sweep
 from .cli import SetOpt, UserError, _cny, _fail, _load, _share, _users, app, err, out
+from .guards import NumericError, ResourceError, check_memory
 from .output import OutputError, check_destination, new_run_id, write_folder
 from .scenario import ScenarioError
 
@@ -139,6 +140,8 @@ def compare_command(
         if len(scenarios) < 2:
             raise UserError("compare needs at least two scenario files")
         loaded = [_load(p, set_ or [], users) for p in scenarios]
+        for sc in loaded:  # each run must fit (a worker holds one run at a time)
+            check_memory(sc, quarters)
         if quarters is not None and quarters > min(s.quarters for s in loaded):
             raise UserError(f"--quarters {quarters} is longer than a scenario's horizon")
         dest = out_dir or Path("outputs") / "compare" / new_run_id()
@@ -161,7 +164,7 @@ def compare_command(
                               "strategies": list(dict.fromkeys(per_run.strategy))},
                   "manifest": _manifest(scenarios, loaded, reps, quarters)},
                      finish=None if no_report else _write_report)
-    except (ScenarioError, UserError, OutputError) as exc:
+    except (ScenarioError, UserError, OutputError, ResourceError, NumericError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written", 130)
@@ -245,6 +248,7 @@ def sweep_command(
     try:
         _check_coverage(coverage)
         base = _load(scenario, set_ or [], users)
+        check_memory(base, quarters)
         design = _design(grid, sample, ranges, base.seed)
         overrides = [*(set_ or []), *([f"population.users={users}"] if users else [])]
         key = hashlib.sha256(f"{base.digest()}:{design.digest()}:{reps}:{quarters}:"
@@ -275,7 +279,7 @@ def sweep_command(
                                         "target": target},
                             "manifest": {"scenario": base.model_dump(mode="json")}},
                      finish=None if no_report else _write_report)
-    except (ScenarioError, UserError, OutputError) as exc:
+    except (ScenarioError, UserError, OutputError, ResourceError, NumericError) as exc:
         _fail(str(exc))
     except ValueError as exc:
         _fail(f"{scenario}: {exc}")

@@ -185,3 +185,17 @@ def test_verdict_breaks_a_tie_in_time_by_the_lower_default_rate():
                   "quarters_to_target": 5.0, "default_rate_12m": 0.018 + 0.001 * r}]
     summary = ex.summarize_strategies(pd.DataFrame(rows))
     assert "'narrow-safe'" in ex.verdict(summary, 0.3, max_default_rate=0.025)
+
+
+@pytest.mark.parametrize("command", ["compare", "sweep"])
+def test_numeric_trouble_in_a_run_is_one_message_not_a_traceback(tmp_path, baseline_path,
+                                                                  command):
+    args = ([command, str(baseline_path), str(baseline_path), "--reps", "1"]
+            if command == "compare" else
+            [command, str(baseline_path), "--grid", "risk.monthly_hazard=0.01,0.6"])
+    res = CliRunner().invoke(app, [*args, "--users", "2000", "--quarters", "1", "--workers",
+                                   "1", "--quiet", "--no-report", "--set",
+                                   "risk.monthly_hazard=0.6" if command == "compare" else
+                                   "seed=1", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2, res.output
+    assert "risk.monthly_hazard" in res.output and res.exc_info[0] is SystemExit
