@@ -55,11 +55,9 @@ def _fail(message: str, code: int = 2) -> None:
 def _load(path: Path, overrides: list[str], users: int | None = None,
           seed: int | None = None) -> Scenario:
     extra = list(overrides)
-    if users is not None:
-        extra.append(f"population.users={users}")
     if seed is not None:
         extra.append(f"seed={seed}")
-    return load(path, extra)
+    return load(path, extra, users)
 
 
 def _share(x) -> str:
@@ -130,7 +128,8 @@ def headline(result: Result) -> str:
 def run_command(
     scenario: Annotated[Path | None, typer.Argument(
         help="Scenario YAML file.", show_default=False)] = None,
-    users: Annotated[int | None, typer.Option(help="Simulated users (overrides the file).",
+    users: Annotated[int | None, typer.Option(
+        help="Simulated users, standing for the real population.",
                                               min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides the file).",
                                              min=0)] = None,
@@ -347,7 +346,8 @@ def calibrate_command(
     budget_minutes: Annotated[float | None, typer.Option(
         help="Stop after this many minutes.", min=0.01)] = None,
     users: Annotated[int | None, typer.Option(
-        help="Simulated users per evaluation (overrides the file).", min=1)] = None,
+        help="Simulated users per evaluation, standing for the real population.",
+        min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of every evaluation.", min=0)] = None,
     share_tolerance: Annotated[float, typer.Option(
         help="Tolerance of observed shares from a CSV (absolute).", min=0.0001)] = 0.02,

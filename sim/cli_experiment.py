@@ -116,7 +116,9 @@ def strategy_tables(summary: pd.DataFrame) -> list[Table]:
 def compare_command(
     scenarios: Annotated[list[Path], typer.Argument(help="Two or more scenario files.")],
     reps: Annotated[int, typer.Option(help="Replications per strategy.", min=1)] = 5,
-    users: Annotated[int | None, typer.Option(help="Simulated users.", min=1)] = None,
+    users: Annotated[int | None, typer.Option(
+        help="Simulated users, standing for the real population.",
+                                       min=1)] = None,
     quarters: Annotated[int | None, typer.Option(help="Simulate the first Q quarters.",
                                                  min=1)] = None,
     target: Annotated[float, typer.Option(help="Coverage target (share of population).",
@@ -227,7 +229,9 @@ def sweep_command(
     ranges: Annotated[list[str] | None, typer.Option(
         "--range", help="key=lo:hi for --sample (repeatable).")] = None,
     reps: Annotated[int, typer.Option(help="Replications per point.", min=1)] = 1,
-    users: Annotated[int | None, typer.Option(help="Simulated users.", min=1)] = None,
+    users: Annotated[int | None, typer.Option(
+        help="Simulated users, standing for the real population.",
+                                       min=1)] = None,
     quarters: Annotated[int | None, typer.Option(help="Simulate the first Q quarters.",
                                                  min=1)] = None,
     target: Annotated[float, typer.Option(help="Coverage target for quarters-to-target.",
@@ -250,7 +254,9 @@ def sweep_command(
         base = _load(scenario, set_ or [], users)
         check_memory(base, quarters)
         design = _design(grid, sample, ranges, base.seed)
-        overrides = [*(set_ or []), *([f"population.users={users}"] if users else [])]
+        overrides = [*(set_ or []), *([f"population.users={users}",
+                                       f"population.weight={base.population.weight!r}"]
+                                      if users else [])]
         key = hashlib.sha256(f"{base.digest()}:{design.digest()}:{reps}:{quarters}:"
                              f"{target}:{coverage}".encode()).hexdigest()[:12]
         root = out_dir or Path("outputs") / base.name / f"sweep-{key}"

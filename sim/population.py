@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 import numpy as np
+from scipy.special import ndtri
 
 from .scenario import DIMENSIONS, PopulationSpec, Release, Scenario  # noqa: F401 (re-exported)
 
@@ -128,6 +129,18 @@ def _unit_gamma(rng: np.random.Generator, shape: float, n: int) -> np.ndarray:
     return rng.gamma(shape, 1.0 / shape, n)
 
 
+def _class_iii(rng: np.random.Generator, share: np.ndarray, activity: np.ndarray,
+               rho: float) -> np.ndarray:
+    """Class III flags with the given shares, correlated ``rho`` with a standard-normal activity.
+
+    A Gaussian copula: the flag is set where ``rho * activity + sqrt(1 - rho^2) * noise``
+    exceeds the normal quantile that leaves ``share`` above it, so each archetype keeps its
+    share of class III whatever ``rho`` is.
+    """
+    latent = rho * activity + np.sqrt(1.0 - rho * rho) * rng.standard_normal(activity.shape[0])
+    return latent > ndtri(1.0 - share)
+
+
 def _clip01(x: np.ndarray) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
@@ -166,7 +179,9 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         return _pick_by(rng, archetype, tilted_shares([a.share for a in arch], shares, odds))
 
     spread, var = spec.log_spread, spec.variation
-    class_iii = bern(per_arch("class_iii"))
+    pay_z, wealth_z = rng.standard_normal(n), rng.standard_normal(n)
+    class_iii = _class_iii(rng, per_arch("class_iii"), (pay_z + wealth_z) / np.sqrt(2.0),
+                           var.class_iii_activity)
     classes = spec.account_classes
     cls_attr = {k: np.where(class_iii, getattr(classes["III"], k), getattr(classes["II"], k))
                 for k in ("bound_cards", "biometric", "credit_transactions")}
@@ -211,11 +226,12 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         credit_history_years=(
             per_arch("credit_history_years") * _unit_gamma(rng, var.credit_history_shape, n)
         ).astype(np.float32),
-        payments_per_month=_lognormal(rng, per_arch("payments_per_month"), spread, n),
+        payments_per_month=(per_arch("payments_per_month") * np.exp(spread * pay_z)
+                            ).astype(np.float32),
         monthly_spend=_lognormal(rng, per_arch("monthly_spend"), spread, n),
         wealth_days=np.where(
             wealth_holder,
-            np.minimum(_lognormal(rng, per_arch("wealth_days"), spread, n), 365),
+            np.minimum(per_arch("wealth_days") * np.exp(spread * wealth_z), 365),
             0,
         ).astype(np.float32),
         wealth_balance=np.where(

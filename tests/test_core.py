@@ -169,3 +169,23 @@ def test_phase_filters_are_respected(baseline_run):
     in_pilot = np.isin(pop.vintage, pilot_vintages)
     assert in_pilot.sum() > 0
     assert (np.array(pop.labels["region"])[pop.region[in_pilot]] == "tier1").all()
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.8])
+def test_class_iii_keeps_its_share_and_follows_activity(baseline_path, rho):
+    """The copula moves who is class III within an archetype, never how many are."""
+    sc = sim.load(baseline_path, ["population.users=100000",
+                                  f"population.variation.class_iii_activity={rho}"])
+    pop = synthesize(sc, np.random.default_rng(3))
+    for code, arch in enumerate(sc.population.archetypes.values()):
+        mine = pop.archetype == code
+        c3 = pop.account_class[mine] == 1
+        p, n = arch.class_iii, int(mine.sum())
+        assert c3.mean() == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / n))
+        log_pay = np.log(pop.payments_per_month[mine])
+        gap = log_pay[c3].mean() - log_pay[~c3].mean()
+        se = sc.population.log_spread * np.sqrt(1 / c3.sum() + 1 / (~c3).sum())
+        if rho == 0.0:
+            assert abs(gap) < 4 * se  # independent: class III users pay like the others
+        else:
+            assert gap > 0.2  # class III users are the active ones

@@ -118,3 +118,18 @@ def test_yaml_tags_that_build_objects_are_refused(tmp_path):
 def test_api_round_trip(baseline):
     again = sim.scenario.validate(baseline.model_dump(mode="json"))
     assert again == baseline
+
+
+def test_users_option_keeps_the_real_population(baseline_path):
+    """``--users N`` changes the sample, not the market: absolute limits bind alike."""
+    base = load(baseline_path)
+    real = base.population.users * base.population.weight
+    for n in (20_000, 300_000):
+        sized = load(baseline_path, ["seed=7"], users=n)
+        assert sized.population.users == n
+        assert sized.population.users * sized.population.weight == pytest.approx(real)
+        assert sized.seed == 7  # other overrides still apply
+    # the book in CNY (what the capital limit is set against) is the same market's
+    book = [sim.run(load(baseline_path, users=n)).monthly.outstanding.iloc[-1]
+            for n in (20_000, 60_000)]
+    assert book[0] == pytest.approx(book[1], rel=0.05)
