@@ -72,7 +72,7 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     import sim
     from sim.experiment import InProcess, ProcessPool, replications
 
-    sc = sim.load(scenario, [f"population.users={users}"])
+    sc = sim.load(scenario, users=users)  # the same market at every size
     started = time.perf_counter()
     replications(sc, reps, quarters, InProcess())
     serial = time.perf_counter() - started

@@ -22,7 +22,7 @@ def peak_rss() -> int:
 def measure(scenario: str, users: int, quarters: int) -> dict:
     """Run the scenario at ``users`` for ``quarters`` and return its figures."""
     base = peak_rss()  # the interpreter with everything imported
-    sc = sim.load(scenario, [f"population.users={users}"])
+    sc = sim.load(scenario, users=users)  # the same market at every size
     started, cpu_started = time.perf_counter(), time.process_time()
     result = sim.run(sc, quarters=quarters)
     wall = time.perf_counter() - started

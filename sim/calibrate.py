@@ -5,7 +5,9 @@ filter, column or ratio of summed columns) and a tolerance. :func:`calibrate` mi
 ``sum(weight * ((simulated - observed) / tolerance) ** 2)`` over the free parameters with
 ``scipy.optimize.least_squares`` (trust-region reflective, box bounds), evaluating every
 candidate on the same seed and the same users (common random numbers), so the objective moves
-only because the parameters did. Nothing here reads or writes files.
+only because the parameters did. The finite-difference step is 5% of each parameter's range:
+with a finite population the objective is a fine staircase, and smaller steps read the
+stairs, not the slope. Nothing here reads or writes files.
 """
 
 from __future__ import annotations
@@ -392,14 +394,27 @@ def with_values(scenario: Scenario, values: Mapping[str, float]) -> tuple[Scenar
 
 
 def nested(values: Mapping[str, float]) -> dict:
-    """Dotted keys as nested mappings (list items by index become ``{index: ...}``)."""
+    """Dotted keys as nested mappings (list items by index become ``{index: ...}``).
+
+    Values are rounded to 6 decimals; within each group of ``share`` keys the largest absorbs
+    the rounding, so the shares still sum to what they did (the scenario checks 1 to 1e-6).
+    """
+    rounded = {key: round(float(value), 6) for key, value in values.items()}
+    groups: dict[str, list[str]] = {}
+    for key in rounded:
+        if key.endswith(".share"):
+            groups.setdefault(key.rsplit(".", 2)[0], []).append(key)
+    for keys in groups.values():
+        big = max(keys, key=rounded.__getitem__)
+        rest = sum(rounded[k] for k in keys if k != big)
+        rounded[big] = round(sum(float(values[k]) for k in keys) - rest, 6)
     out: dict = {}
-    for key, value in values.items():
+    for key, value in rounded.items():
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = round(float(value), 6)
+        node[parts[-1]] = value
     return out
 
 
@@ -413,7 +428,7 @@ class _Budget(Exception):
 def calibrate(scenario: Scenario, targets: list[Target], params: list[Parameter], *,
               seed: int | None = None, budget_evals: int | None = 200,
               budget_seconds: float | None = None, progress: Progress | None = None,
-              diff_step: float = 0.01) -> Fit:
+              diff_step: float = 0.05) -> Fit:
     """Fit ``params`` so the scenario's run matches ``targets``; see the module docstring.
 
     Every evaluation runs the same seed on the same population (common random numbers).

@@ -7,9 +7,9 @@ object. Categorical attributes are small integer codes into :attr:`Population.la
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from statistics import NormalDist
 
 import numpy as np
-from scipy.special import ndtri
 
 from .scenario import DIMENSIONS, PopulationSpec, Release, Scenario  # noqa: F401 (re-exported)
 
@@ -129,16 +129,19 @@ def _unit_gamma(rng: np.random.Generator, shape: float, n: int) -> np.ndarray:
     return rng.gamma(shape, 1.0 / shape, n)
 
 
-def _class_iii(rng: np.random.Generator, share: np.ndarray, activity: np.ndarray,
+def _class_iii(rng: np.random.Generator, shares, group: np.ndarray, activity: np.ndarray,
                rho: float) -> np.ndarray:
-    """Class III flags with the given shares, correlated ``rho`` with a standard-normal activity.
+    """Class III flags with each group's share, correlated ``rho`` with a standard-normal activity.
 
     A Gaussian copula: the flag is set where ``rho * activity + sqrt(1 - rho^2) * noise``
-    exceeds the normal quantile that leaves ``share`` above it, so each archetype keeps its
-    share of class III whatever ``rho`` is.
+    exceeds the normal quantile that leaves the group's share above it, so each archetype
+    keeps its share of class III whatever ``rho`` is.
     """
+    def cut(share: float) -> float:
+        return -np.inf if share >= 1 else np.inf if share <= 0 else NormalDist().inv_cdf(1 - share)
+
     latent = rho * activity + np.sqrt(1.0 - rho * rho) * rng.standard_normal(activity.shape[0])
-    return latent > ndtri(1.0 - share)
+    return latent > np.array([cut(s) for s in shares])[group]
 
 
 def _clip01(x: np.ndarray) -> np.ndarray:
@@ -180,8 +183,8 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
 
     spread, var = spec.log_spread, spec.variation
     pay_z, wealth_z = rng.standard_normal(n), rng.standard_normal(n)
-    class_iii = _class_iii(rng, per_arch("class_iii"), (pay_z + wealth_z) / np.sqrt(2.0),
-                           var.class_iii_activity)
+    class_iii = _class_iii(rng, [a.class_iii for a in arch], archetype,
+                           (pay_z + wealth_z) / np.sqrt(2.0), var.class_iii_activity)
     classes = spec.account_classes
     cls_attr = {k: np.where(class_iii, getattr(classes["III"], k), getattr(classes["II"], k))
                 for k in ("bound_cards", "biometric", "credit_transactions")}

@@ -205,3 +205,28 @@ def test_unknown_tilt_category_names_the_key(baseline_path):
                  ["population.archetypes.mass_market.tilts={device_grades: {Z: 2.0}}"])
     assert "population.archetypes.mass_market.tilts.device_grades" in str(exc.value)
     assert "allowed: ['A', 'B', 'C']" in str(exc.value)
+
+
+def test_fitted_shares_are_written_so_the_scenario_loads(tmp_path, baseline_path):
+    """Rounded shares must still sum to 1: the calibrated file is meant to be run."""
+    out = tmp_path / "fitted.yaml"
+    res = runner.invoke(app, ["calibrate", str(baseline_path), "--targets", str(DOMAIN_TARGETS),
+                              "--users", "3000", "--budget-evals", "2", "--quiet",
+                              "--params", "population.archetypes.affluent_active.share=0.11:0.2",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    fitted = sim.load(out)
+    arch = fitted.population.archetypes
+    assert arch["affluent_active"].share >= 0.11  # the start was clipped into the bounds
+    assert sum(a.share for a in arch.values()) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_rounded_shares_still_sum_to_one():
+    from sim.calibrate import nested
+
+    thirds = {f"population.regions.{k}.share": 1 / 3 for k in ("a", "b", "c")}
+    thirds["scoring.cutoff"] = 1 / 3
+    out = nested(thirds)
+    assert sum(r["share"] for r in out["population"]["regions"].values()) == pytest.approx(
+        1.0, abs=1e-12)
+    assert out["scoring"]["cutoff"] == 0.333333
