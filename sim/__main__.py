@@ -1,5 +1,5 @@
 """``python -m sim``: the greysim command."""
 
-from .cli import main
+from .entry import main
 
 main()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 import numpy as np
@@ -124,6 +124,7 @@ class Fit:
     evaluations: int
     seconds: float
     message: str
+    at_bound: dict[str, str] = field(default_factory=dict)  # key -> "lower" / "upper"
 
 
 # --------------------------------------------------------------------------- targets
@@ -482,6 +483,9 @@ def calibrate(scenario: Scenario, targets: list[Target], params: list[Parameter]
     fitted = values_at(best["x"])
     sc, changed = with_values(scenario, fitted)
     table = evaluate(sc, targets, seed)
+    # a parameter pinned at a bound may want a wider range: say so
+    at_bound = {p.key: side for p, x in zip(params, best["x"], strict=True)
+                for side, hit in (("lower", x <= 1e-3), ("upper", x >= 1 - 1e-3)) if hit}
     return Fit(params=fitted, changed=changed, scenario=sc, report=table,
                cost=best["cost"], evaluations=best["n"],
-               seconds=time.perf_counter() - began, message=message)
+               seconds=time.perf_counter() - began, message=message, at_bound=at_bound)

@@ -410,7 +410,9 @@ def calibrate_command(
     out.print(fit_table(fit.report, f"{sc.name}: {fit.message} after {fit.evaluations} runs, "
                                     f"{fit.seconds:.0f}s"))
     for key, value in fit.params.items():
-        out.print(f"  {key} = {value:.6g}", highlight=False)
+        side = fit.at_bound.get(key)
+        note = f"   (at its {side} bound: widen it with --params if the fit needs more)"
+        out.print(f"  {key} = {value:.6g}{note if side else ''}", highlight=False)
     out.print(f"wrote {dest}")
 
 

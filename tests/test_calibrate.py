@@ -230,3 +230,14 @@ def test_rounded_shares_still_sum_to_one():
     assert sum(r["share"] for r in out["population"]["regions"].values()) == pytest.approx(
         1.0, abs=1e-12)
     assert out["scoring"]["cutoff"] == 0.333333
+
+
+def test_a_parameter_pinned_at_its_bound_is_reported(baseline_path):
+    truth = sim.load(baseline_path, ["population.users=5000"])
+    targets = _eligibility_targets(truth)
+    # the true cut-off lies below the range offered: the fit presses on the lower bound
+    low = truth.scoring.cutoff + 8
+    fit = calibrate(truth, targets, [Parameter("scoring.cutoff", low, low + 20)],
+                    budget_evals=30)
+    assert fit.params["scoring.cutoff"] == pytest.approx(low, abs=0.05)
+    assert fit.at_bound == {"scoring.cutoff": "lower"}

@@ -86,6 +86,33 @@ def test_ctrl_c_mid_run_stops_with_one_line_and_exit_130(tmp_path):
     assert _hidden(out.parent) == []
 
 
+def test_ctrl_c_while_the_libraries_load_is_one_line_and_exit_130(monkeypatch, capsys):
+    """The console script catches Ctrl-C raised while it imports the command line."""
+    import types
+
+    from sim import entry
+
+    loading = types.ModuleType("sim.cli")
+
+    def interrupt(name):
+        raise KeyboardInterrupt
+
+    loading.__getattr__ = interrupt
+    monkeypatch.setitem(sys.modules, "sim.cli", loading)
+    with pytest.raises(SystemExit) as exit_:
+        entry.main()
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_importing_sim_loads_no_numerical_library():
+    """``import sim`` stays light, so the console script is interruptible from its start."""
+    code = "import sys, sim; print(sorted({'numpy', 'pandas', 'scipy'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 @linux_only
 def test_kill_mid_run_leaves_no_folder_and_a_rerun_succeeds(tmp_path):
     out = tmp_path / "runs" / "big"

@@ -1,0 +1,12 @@
+"""The ``greysim`` console script: catches Ctrl-C even while the libraries are loading."""
+
+import sys
+
+
+def main() -> None:
+    try:
+        from .cli import main as cli_main
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    cli_main()
