@@ -12,6 +12,7 @@ import resource
 import time
 
 import sim
+import sim.engine  # noqa: F401  (``import sim`` is lazy: load the model before timing it)
 
 
 def peak_rss() -> int:

@@ -165,8 +165,8 @@ def check_memory(scenario: Scenario, quarters: int | None = None,
         f"{human(est.total)} of memory ({est.per_user:.0f} bytes a user, "
         f"{human(est.tables)} of tables, {human(BASE_BYTES)} for Python and its libraries), "
         f"but only {human(limit[0])} is available ({limit[1]}); allowed: about "
-        f"{room:,} users here. Lower population.users and raise population.weight to keep "
-        "the real population, or shorten the horizon with --quarters."
+        f"{room:,} users here. Simulate fewer users (--users N keeps the real population: "
+        "the weight rises), or shorten the horizon with --quarters."
     )
 
 
