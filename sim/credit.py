@@ -218,7 +218,11 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
 
     # delinquency: decide every transition from the state at the start of the step
     state0 = book.state.copy()
-    u = rng.random(n)
+    late = np.flatnonzero((state0 >= D1_30) & (state0 <= D61_90))
+    billed = np.flatnonzero((state0 == CURRENT) & (opening > 0))
+    u = rng.random(n)  # one draw a user, kept only where it decides something
+    u_late, u_billed = u[late], u[billed]
+    del u
 
     in_default = np.flatnonzero(state0 == DEFAULT)
     book.missed[in_default] += 1
@@ -229,11 +233,10 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     book.balance[due] = 0
     book.state[due] = CHARGED_OFF
 
-    late = np.flatnonzero((state0 >= D1_30) & (state0 <= D61_90))
     cure = cure_probabilities(pop, scenario, late)[
         np.arange(late.size), state0[late].astype(np.int64) - 1]
-    cured = late[u[late] < cure]
-    rolled = late[u[late] >= cure]
+    cured = late[u_late < cure]
+    rolled = late[u_late >= cure]
     arrears = book.missed[cured].astype(np.int64)
     book.state[rolled] += 1
     book.missed[rolled] += 1
@@ -248,8 +251,7 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     book.state[cured] = CURRENT
     book.missed[cured] = 0
 
-    billed = np.flatnonzero((state0 == CURRENT) & (opening > 0))
-    missing = billed[u[billed] < entry_probability(pop, scenario, macro, billed)]
+    missing = billed[u_billed < entry_probability(pop, scenario, macro, billed)]
     book.state[missing] = D1_30
     book.missed[missing] = 1
     book.frozen_until[missing] = day + cfg.limits.freeze_days
@@ -287,6 +289,7 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     pop.score_adjust[full] = np.minimum(pop.score_adjust[full] + eff.early_repayment_points,
                                         eff.ceiling)
     flows["repayments"] = int(repay.sum())
+    del opening, interest, state0, accruing  # the rest of the month needs none of them
     flows["charge_offs"] = int(gross.sum())
     flows["recoveries"] = int(recovered.sum())
     flows["charge_off_loss"] = int((gross - recovered).sum())

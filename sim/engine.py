@@ -551,7 +551,10 @@ def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
     """The headline figures of a run, JSON-ready."""
     pop, sc = sim.pop, sim.scenario
     horizon = sc.risk.auc_horizon_months
-    pd_h = 1.0 - (1.0 - pop.hazard.astype(np.float64)) ** horizon
+    pd_h = pop.hazard.astype(np.float64)  # 1 - (1 - h)^horizon, in place: one array a user
+    np.subtract(1.0, pd_h, out=pd_h)
+    pd_h **= horizon
+    np.subtract(1.0, pd_h, out=pd_h)
     q = quarterly(monthly)
     reasons = sim.initial_reasons
     why_not = {name: float(np.count_nonzero(reasons & bit) * pop.weight)

@@ -299,15 +299,22 @@ def weighted_auc(score: np.ndarray, bad_prob: np.ndarray) -> float:
     """
     order = np.argsort(score, kind="stable")
     s = score[order]
-    bad = bad_prob[order].astype(np.float64)
-    good = 1.0 - bad
-    # group ties
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # where each group of ties starts
+    del s
+    bad = bad_prob[order].astype(np.float64, copy=False)
+    del order
     bad_g = np.add.reduceat(bad, starts)
+    good = np.subtract(1.0, bad, out=bad)  # reuse the array: one per-user array at a time
     good_g = np.add.reduceat(good, starts)
-    bad_below = np.cumsum(bad_g) - bad_g
+    del good, starts
     total_bad, total_good = bad_g.sum(), good_g.sum()
     if total_bad <= 0 or total_good <= 0:
         return float("nan")
-    wins = np.sum(good_g * (bad_below + 0.5 * bad_g))
-    return float(wins / (total_bad * total_good))
+    bad_below = np.cumsum(bad_g)
+    bad_below -= bad_g
+    # wins = sum(good_g * (bad_below + bad_g / 2)), computed in place
+    bad_g *= 0.5
+    bad_g += bad_below
+    del bad_below
+    bad_g *= good_g
+    return float(np.sum(bad_g) / (total_bad * total_good))

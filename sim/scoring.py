@@ -8,6 +8,7 @@ when every hard precondition holds and the score reaches the cut-off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ REASONS = {
 class Evaluation:
     """One scoring of everyone: module scores, total score, value score and the decision."""
 
-    modules: dict[str, np.ndarray]
+    modules: dict[str, np.ndarray]  # the modules the value score uses
     score: np.ndarray
     value: np.ndarray
     eligible: np.ndarray
@@ -52,35 +53,39 @@ def _log_ratio(x: np.ndarray, ref: float) -> np.ndarray:
 
 def module_scores(pop: Population, cfg: Scoring) -> dict[str, np.ndarray]:
     """Each module's 0-100 score from the observable behaviour it summarises."""
+    return {name: score() for name, score in _module_terms(pop, cfg).items()}
+
+
+def _module_terms(pop: Population, cfg: Scoring) -> dict[str, Callable[[], np.ndarray]]:
+    """Each module's score as a function, so a caller can hold one module at a time."""
     k, ref, sig = cfg.slope, cfg.references, cfg.signals
-    awake = pop.awakened_months > 0
     spend, pay, social = sig.spending_capacity, sig.repayment_trust, sig.social_influence
     assets, stable, resil = sig.assets, sig.behavioural_stability, sig.risk_resilience
     return {
-        "spending_capacity": _sigmoid(
+        "spending_capacity": lambda: _sigmoid(
             k * (spend.payments * _log_ratio(pop.payments_per_month, ref.payments_per_month)
                  + spend.spend * _log_ratio(pop.monthly_spend, ref.monthly_spend))
         ),
-        "repayment_trust": _sigmoid(
+        "repayment_trust": lambda: _sigmoid(
             k * _log_ratio(pop.credit_history_years, ref.credit_history_years)
             + pay.credit_transactions * pop.credit_transactions
             + pay.utility_bills * pop.utility_payer + pay.intercept
         ),
-        "social_influence": _sigmoid(
+        "social_influence": lambda: _sigmoid(
             social.contacts * k * _log_ratio(pop.contacts, ref.contacts)
             + social.quality * (pop.social_quality - social.quality_reference)
         ),
-        "assets": _sigmoid(
+        "assets": lambda: _sigmoid(
             k * (assets.days * _log_ratio(pop.wealth_days + 1.0, ref.wealth_days)
                  + assets.balance * _log_ratio(pop.wealth_balance + 1.0, ref.wealth_balance))
         ),
-        "behavioural_stability": _sigmoid(
+        "behavioural_stability": lambda: _sigmoid(
             stable.intercept - stable.night * pop.night_share
             - stable.device_switches * pop.device_switches
             - stable.volatility * np.log(np.maximum(pop.spend_volatility, 1e-3))
-            - stable.dormant * (pop.dormant | awake)
+            - stable.dormant * (pop.dormant | (pop.awakened_months > 0))
         ),
-        "risk_resilience": _sigmoid(
+        "risk_resilience": lambda: _sigmoid(
             k * _log_ratio(pop.income, ref.income)
             - resil.debt_to_income * (pop.debt_to_income - resil.debt_to_income_reference)
         ),
@@ -157,8 +162,17 @@ def preconditions(pop: Population, scenario: Scenario) -> np.ndarray:
 def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None) -> Evaluation:
     """Score everyone and decide eligibility (``cutoff`` overrides the scenario's)."""
     cfg = scenario.scoring
-    modules = module_scores(pop, cfg)
-    base = sum(cfg.weights[m] * modules[m] for m in MODULES)
+    weights = scenario.rollout.value_weights
+    # one module at a time, keeping only those the value score needs: the weighted sum is
+    # accumulated in place in the modules' order (the same floats as summing them all)
+    terms, modules = _module_terms(pop, cfg), {}
+    base = np.zeros(pop.n, dtype=np.float32)
+    for m in MODULES:
+        x = terms[m]()
+        base += cfg.weights[m] * x
+        if m in weights:
+            modules[m] = x
+        del x
     penalty, hard = _penalties(pop, cfg)
     offsets = _offsets(pop, scenario)
     score = base + offsets - penalty + pop.other_indicators
@@ -167,7 +181,6 @@ def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None) -
     score = score.astype(np.float32)
     # The value score ranks users for tier-first batches: what they are worth to the bank
     # (the rollout's chosen modules) in the segments the bank prefers (the same offsets).
-    weights = scenario.rollout.value_weights
     value = (sum(w * modules[m] for m, w in weights.items()) + offsets).astype(np.float32)
     reasons = preconditions(pop, scenario)
     reasons[hard] |= REASONS["hard_cutoff"]
