@@ -129,8 +129,8 @@ def run_command(
     scenario: Annotated[Path | None, typer.Argument(
         help="Scenario YAML file.", show_default=False)] = None,
     users: Annotated[int | None, typer.Option(
-        help="Simulated users, standing for the real population.",
-                                              min=1)] = None,
+        help="Simulated users, standing for the real population (the weight scales).",
+        min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides the file).",
                                              min=0)] = None,
     quarters: Annotated[int | None, typer.Option(

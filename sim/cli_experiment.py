@@ -32,6 +32,9 @@ DaskLocalOpt = Annotated[int | None, typer.Option(
 CoverageOpt = Annotated[str, typer.Option(
     help="Coverage the target applies to: invited or visible.")]
 QuietOpt = Annotated[bool, typer.Option(help="No progress bar.")]
+UsersOpt = Annotated[int | None, typer.Option(
+    help="Simulated users, standing for the real population (the weight scales).", min=1)]
+QuartersOpt = Annotated[int | None, typer.Option(help="Simulate the first Q quarters.", min=1)]
 NoReportOpt = Annotated[bool, typer.Option("--no-report",
                                            help="Skip the charts and report.html.")]
 
@@ -116,11 +119,8 @@ def strategy_tables(summary: pd.DataFrame) -> list[Table]:
 def compare_command(
     scenarios: Annotated[list[Path], typer.Argument(help="Two or more scenario files.")],
     reps: Annotated[int, typer.Option(help="Replications per strategy.", min=1)] = 5,
-    users: Annotated[int | None, typer.Option(
-        help="Simulated users, standing for the real population.",
-                                       min=1)] = None,
-    quarters: Annotated[int | None, typer.Option(help="Simulate the first Q quarters.",
-                                                 min=1)] = None,
+    users: UsersOpt = None,
+    quarters: QuartersOpt = None,
     target: Annotated[float, typer.Option(help="Coverage target (share of population).",
                                           min=0.0, max=1.0)] = 0.30,
     coverage: CoverageOpt = "invited",
@@ -229,11 +229,8 @@ def sweep_command(
     ranges: Annotated[list[str] | None, typer.Option(
         "--range", help="key=lo:hi for --sample (repeatable).")] = None,
     reps: Annotated[int, typer.Option(help="Replications per point.", min=1)] = 1,
-    users: Annotated[int | None, typer.Option(
-        help="Simulated users, standing for the real population.",
-                                       min=1)] = None,
-    quarters: Annotated[int | None, typer.Option(help="Simulate the first Q quarters.",
-                                                 min=1)] = None,
+    users: UsersOpt = None,
+    quarters: QuartersOpt = None,
     target: Annotated[float, typer.Option(help="Coverage target for quarters-to-target.",
                                           min=0.0, max=1.0)] = 0.30,
     coverage: CoverageOpt = "invited",
