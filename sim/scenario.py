@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -1032,6 +1033,10 @@ def load(path: str | Path, overrides: Iterable[str] = (), users: int | None = No
     """
     path = Path(path)
     overrides = list(overrides)
+    if users is not None and (isinstance(users, bool) or not isinstance(users, Integral)
+                              or users < 1):
+        raise ScenarioError(str(path), "population.users",
+                            f"simulated users must be a whole number of at least 1, got {users!r}")
     raw, origins = _resolve(path, ())
     for item in overrides:
         _apply_override(raw, item, str(path), origins)
@@ -1039,8 +1044,9 @@ def load(path: str | Path, overrides: Iterable[str] = (), users: int | None = No
     if users is None:
         return scenario
     pop = scenario.population
-    return load(path, [*overrides, f"population.users={users}",
-                       f"population.weight={pop.users * pop.weight / users!r}"])
+    weight = float(pop.users * pop.weight / users)
+    return load(path, [*overrides, f"population.users={int(users)}",
+                       f"population.weight={weight!r}"])
 
 
 def validate(raw: Any, source: str = "<scenario>",

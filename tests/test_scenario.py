@@ -129,6 +129,9 @@ def test_users_option_keeps_the_real_population(baseline_path):
         assert sized.population.users == n
         assert sized.population.users * sized.population.weight == pytest.approx(real)
         assert sized.seed == 7  # other overrides still apply
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ScenarioError, match="population.users.*at least 1"):
+            load(baseline_path, users=bad)
     # the book in CNY (what the capital limit is set against) is the same market's
     book = [sim.run(load(baseline_path, users=n)).monthly.outstanding.iloc[-1]
             for n in (20_000, 60_000)]
