@@ -15,6 +15,7 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,8 +32,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 # Not a terminal (CI, pipes): wide enough for the summary table instead of rich's 80.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+# no emoji codes: a message like "file.yaml:100: ..." must not print as "file.yaml💯 ..."
+out = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)]
@@ -48,7 +50,7 @@ class UserError(Exception):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

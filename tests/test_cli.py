@@ -85,3 +85,17 @@ def test_console_script_gives_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout and "bad.yaml" in proc.stderr
+
+
+def test_error_text_is_printed_as_written(tmp_path, baseline_path):
+    """Messages are plain text: ':100:' is a line number, not an emoji code, and brackets in
+    a user's key are not console markup."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n" + "\n" * 98 + "population: {users: 3}: oops\n")
+    res = CliRunner().invoke(app, ["validate", str(bad)])
+    assert res.exit_code == 2
+    assert "bad.yaml:100" in res.output, res.output
+    res = CliRunner().invoke(app, ["validate", str(baseline_path),
+                                   "--set", "population.[bold]users=3"])
+    assert res.exit_code == 2
+    assert "[bold]users" in res.output, res.output
