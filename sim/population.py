@@ -11,7 +11,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .scenario import DIMENSIONS, PopulationSpec, Release, Scenario  # noqa: F401 (re-exported)
+from .scenario import DIMENSIONS, MAX_BOUND_CARDS, PopulationSpec, Release, Scenario  # noqa: F401 (re-exported)
 
 
 @dataclass(eq=False)
@@ -219,7 +219,7 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         device_closed=bern(spec.device_closed),
         risky_social_graph=bern(spec.risky_social_graph),
         unknown_sources=bern(unknown),
-        bound_cards=rng.poisson(cls_attr["bound_cards"]).clip(0, 20).astype(np.int8),
+        bound_cards=rng.poisson(cls_attr["bound_cards"]).clip(0, MAX_BOUND_CARDS).astype(np.int8),
         biometric=bern(cls_attr["biometric"]),
         credit_transactions=bern(cls_attr["credit_transactions"]),
         account_age_months=np.minimum(

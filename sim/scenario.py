@@ -145,10 +145,14 @@ class DataSharing(_Shared):
     score_offset: float = 0.0
 
 
+#: Most bank cards a user is counted with (a mean above it would only be clipped).
+MAX_BOUND_CARDS = 20
+
+
 class AccountClass(_Model):
     """What an account verification class looks like (DOMAIN: class II vs class III)."""
 
-    bound_cards: NonNegFloat
+    bound_cards: Annotated[float, Field(ge=0.0, le=MAX_BOUND_CARDS)]  # mean bound cards
     biometric: Probability
     credit_transactions: Probability
 

@@ -136,3 +136,9 @@ def test_users_option_keeps_the_real_population(baseline_path):
     book = [sim.run(load(baseline_path, users=n)).monthly.outstanding.iloc[-1]
             for n in (20_000, 60_000)]
     assert book[0] == pytest.approx(book[1], rel=0.05)
+
+
+def test_bound_cards_beyond_the_counted_maximum_is_refused(baseline_path):
+    """A mean far above what is counted used to crash the Poisson draw (found by the fuzzer)."""
+    with pytest.raises(ScenarioError, match="account_classes.III.bound_cards.*less than or"):
+        load(baseline_path, ["population.account_classes.III.bound_cards=9e18"])
