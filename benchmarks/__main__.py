@@ -43,7 +43,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    from sim.guards import available_memory
+    from sim.io.cost import available_memory
 
     memory = available_memory()
     return {"cpu": cpu, "cores": os.cpu_count(),
@@ -70,7 +70,7 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     """Wall time of ``reps`` replications with one worker and with ``workers`` (started and
     warmed first: the start-up of a pool is paid once per study, not per run)."""
     import sim
-    from sim.experiment import InProcess, ProcessPool, replications
+    from sim.experiments.runs import InProcess, ProcessPool, replications
 
     sc = sim.load(scenario, users=users)  # the same market at every size
     started = time.perf_counter()

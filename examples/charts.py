@@ -8,7 +8,7 @@ In a notebook, leave out ``savefig``: a returned Figure is shown inline.
 from pathlib import Path
 
 import sim
-from sim import charts
+from sim.analysis import charts
 
 ROOT = Path(__file__).resolve().parents[1]
 scenario = sim.load(ROOT / "scenarios" / "baseline.yaml", ["population.users=50000"])

@@ -1,16 +1,24 @@
 """greysim: simulate the staged (grey) release of an invitation-only consumer credit line.
 
-The top-level names (``load``, ``run``, ``Result``, ``Scenario``, ``ScenarioError``) and the
-submodules (``sim.abtest``, ``sim.charts``, ...) are imported on first use, so the command
-line starts, and answers Ctrl-C, before NumPy, pandas and SciPy are loaded.
+The top-level names are imported on first use, so the command line starts, and answers
+Ctrl-C, before NumPy, pandas and SciPy are loaded. The subpackages follow the data flow:
+``scenario`` (files and schema) -> ``model`` (mechanisms on arrays) -> ``engine`` (the SimPy
+calendar and the recorder) -> ``experiments`` and ``analysis`` (many runs, statistics,
+charts) -> ``io`` (folders, report) -> ``cli``.
 """
 
 from importlib import import_module
 
-_HOME = {"Result": "engine", "run": "engine", "Scenario": "scenario",
-         "ScenarioError": "scenario", "load": "scenario"}
+_HOME = {
+    "GreysimError": "sim.errors",
+    "Scenario": "sim.scenario",
+    "ScenarioError": "sim.scenario",
+    "load": "sim.scenario",
+    "Result": "sim.engine.result",
+    "run": "sim.experiments.runs",
+}
 
-__all__ = ["Result", "Scenario", "ScenarioError", "load", "run", "__version__"]
+__all__ = [*_HOME, "__version__"]
 
 
 def _version() -> str:
@@ -26,12 +34,7 @@ def __getattr__(name: str):
     if name == "__version__":
         value = _version()
     elif name in _HOME:
-        value = getattr(import_module(f".{_HOME[name]}", __name__), name)
-    elif not name.startswith("_"):
-        try:
-            value = import_module(f".{name}", __name__)
-        except ModuleNotFoundError:
-            raise AttributeError(f"module 'sim' has no attribute '{name}'") from None
+        value = getattr(import_module(_HOME[name]), name)
     else:
         raise AttributeError(f"module 'sim' has no attribute '{name}'")
     globals()[name] = value

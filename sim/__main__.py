@@ -1,5 +1,5 @@
 """``python -m sim``: the greysim command."""
 
-from .entry import main
+from sim.cli import main
 
 main()

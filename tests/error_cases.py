@@ -154,7 +154,7 @@ CASES = [
 
 def message(case: Case, folder: Path) -> tuple[int, str]:
     """Run the case's command in ``folder``; its exit code and its message, paths relative."""
-    from sim.cli import app
+    from sim.cli.app import app
 
     for name, text in case.files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)

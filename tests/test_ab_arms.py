@@ -11,9 +11,10 @@ from credit_helpers import ROOT
 from typer.testing import CliRunner
 
 import sim
-from sim import abtest, scoring
-from sim.cli import app
-from sim.engine import Simulation
+from sim.analysis import abtest
+from sim.cli.app import app
+from sim.engine.simulation import Simulation
+from sim.model import scoring
 
 AB = ROOT / "scenarios" / "ab-version-vs-tier.yaml"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim import abtest, invites
+from sim.analysis import abtest
+from sim.model import invites
 
 
 def test_two_proportion_interval_matches_the_wald_formula():

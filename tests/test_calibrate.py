@@ -12,7 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 import sim
-from sim.calibrate import (
+from sim.cli.app import app
+from sim.experiments.calibrate import (
     Parameter,
     Target,
     TargetError,
@@ -21,8 +22,7 @@ from sim.calibrate import (
     parse_targets,
     with_values,
 )
-from sim.cli import app
-from sim.population import synthesize, tilted_shares
+from sim.model.population import synthesize, tilted_shares
 from sim.scenario import ScenarioError, parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,7 +222,7 @@ def test_fitted_shares_are_written_so_the_scenario_loads(tmp_path, baseline_path
 
 
 def test_rounded_shares_still_sum_to_one():
-    from sim.calibrate import nested
+    from sim.experiments.calibrate import nested
 
     thirds = {f"population.regions.{k}.share": 1 / 3 for k in ("a", "b", "c")}
     thirds["scoring.cutoff"] = 1 / 3

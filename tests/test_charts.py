@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 import sim
-from sim import charts, report
+from sim.analysis import charts
+from sim.io import report
 
 
 @pytest.fixture(scope="module")

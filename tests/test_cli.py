@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from sim.cli import app
+from sim.cli.app import app
 
 runner = CliRunner()
 SMALL = ["--users", "20000", "--quarters", "2", "--quiet"]
@@ -81,7 +81,7 @@ def test_validate(baseline_path, tmp_path):
 def test_console_script_gives_no_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    proc = subprocess.run([sys.executable, "-m", "sim.cli", "validate", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "sim.cli.app", "validate", str(bad)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout and "bad.yaml" in proc.stderr

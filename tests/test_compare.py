@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 import sim
-from sim import experiment as ex
-from sim import sweep
-from sim.cli import app
+from sim.cli.app import app
+from sim.experiments import runs as ex
+from sim.experiments import sweep
 
 SMALL = ["population.users=8000"]
 

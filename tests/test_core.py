@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import sim
-from sim import release, scoring
-from sim.engine import Simulation
-from sim.population import synthesize, weighted_auc
+from sim.engine.simulation import Simulation
+from sim.model import release, scoring
+from sim.model.population import synthesize, weighted_auc
 
 
 def _rates(run, dimension, month, column="access_rate"):

@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from credit_helpers import ROOT, scenario, single_vintage
 
-from sim import ScenarioError, credit, run, scoring
-from sim.engine import Simulation
-from sim.population import synthesize
+from sim import ScenarioError, run
+from sim.engine.simulation import Simulation
+from sim.model import credit, scoring
+from sim.model.population import synthesize
 
 FEN = 100
 
@@ -321,7 +322,7 @@ def test_synthesis_sets_the_new_arrays():
 def test_a_shock_that_pushes_a_probability_past_one_is_reported_not_clipped(tmp_path):
     from typer.testing import CliRunner
 
-    from sim.cli import app
+    from sim.cli.app import app
 
     shock = "macro.shocks=[{start: 2025-03-01, end: 2025-04-30, hazard_multiplier: 200}]"
     baseline = str(ROOT / "scenarios" / "baseline.yaml")

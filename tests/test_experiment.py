@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import sim
-from sim import experiment as ex
+from sim.experiments import runs as ex
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from credit_helpers import scenario
 
-from sim import fraud, run
-from sim.engine import Simulation
+from sim import run
+from sim.engine.simulation import Simulation
+from sim.model import fraud
 from sim.scenario import Fraud
 
 

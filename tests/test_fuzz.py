@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sim.cli import app
+from sim.cli.app import app
 from sim.scenario import parse_yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 from credit_helpers import BASELINE, raw, scenario
 
 import sim
-from sim import gates
+from sim.model import gates
 from sim.scenario import Gate, ScenarioError, validate
 
 #: One phase of fixed-size batches (100 simulated users) every 14 days, everyone visible and

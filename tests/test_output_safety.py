@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 import sim
-from sim import output
-from sim.cli import app
+from sim.cli.app import app
+from sim.io import folders as output
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
@@ -28,7 +28,7 @@ linux_only = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="
 
 def _greysim() -> list[str]:
     script = Path(sys.executable).with_name("greysim")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sim.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sim.cli.app"]
 
 
 def _complete_or_absent(folder: Path) -> None:
@@ -90,15 +90,15 @@ def test_ctrl_c_while_the_libraries_load_is_one_line_and_exit_130(monkeypatch, c
     """The console script catches Ctrl-C raised while it imports the command line."""
     import types
 
-    from sim import entry
+    from sim import cli as entry
 
-    loading = types.ModuleType("sim.cli")
+    loading = types.ModuleType("sim.cli.app")
 
     def interrupt(name):
         raise KeyboardInterrupt
 
     loading.__getattr__ = interrupt
-    monkeypatch.setitem(sys.modules, "sim.cli", loading)
+    monkeypatch.setitem(sys.modules, "sim.cli.app", loading)
     with pytest.raises(SystemExit) as exit_:
         entry.main()
     assert exit_.value.code == 130
@@ -129,7 +129,7 @@ def test_kill_mid_run_leaves_no_folder_and_a_rerun_succeeds(tmp_path):
 KILL_WHILE_WRITING = """
 import os, signal, sys
 import sim
-from sim import output
+from sim.io import folders as output
 real = output.write_json
 def dying(obj, path):
     if path.name == "manifest.json":  # the tables are written, the manifest is not
@@ -157,7 +157,7 @@ def test_kill_while_writing_leaves_no_run_folder_and_the_rerun_sweeps_up(tmp_pat
 KILL_WHILE_REPLACING = """
 import os, signal, sys, types
 import sim
-from sim import output
+from sim.io import folders as output
 def dying(src, dst):
     os.kill(os.getpid(), signal.SIGKILL)  # the old run is set aside, the new one not in place
 output.os = types.SimpleNamespace(**{**vars(os), "rename": dying})

@@ -14,8 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 import sim
-from sim import engine, fraud, metrics, resources
-from sim.cli import app
+from sim.cli.app import app
+from sim.engine import recorder as metrics
+from sim.engine import simulation as engine
+from sim.io import cost as resources
+from sim.model import fraud
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,7 +104,7 @@ def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
     rng = np.random.default_rng(seed)
     fb = fraud.new_fraud_book(n, spec, rng, 2025)
     fb.level[:] = rng.choice(4, n, p=[0.85, 0.05, 0.05, 0.05])
-    pop = sim.engine.Simulation(sim.load(ROOT / "scenarios" / "baseline.yaml",
+    pop = sim.engine.simulation.Simulation(sim.load(ROOT / "scenarios" / "baseline.yaml",
                                          [f"population.users={n}"])).pop
     pop.closed[:] = rng.random(n) < 0.05
     level0, closed0, hidden0 = fb.level.copy(), pop.closed.copy(), fb.hidden_until.copy()

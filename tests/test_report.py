@@ -12,8 +12,8 @@ import pytest
 from test_charts import credit_monthly, vintages
 from typer.testing import CliRunner
 
-from sim.cli import app
-from sim.report import write_report
+from sim.cli.app import app
+from sim.io.report import write_report
 
 runner = CliRunner()
 SMALL = ["--users", "20000", "--quarters", "4", "--quiet"]

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sim
-from sim import invites
-from sim.engine import Simulation
+from sim.engine.simulation import Simulation
+from sim.model import invites
 from sim.scenario import Phase
 
 

@@ -17,11 +17,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import experiment, sweep
-from .cli import SetOpt, UserError, _cny, _fail, _load, _share, _users, app, err, out
-from .guards import NumericError, ResourceError, check_memory
-from .output import OutputError, check_destination, new_run_id, write_folder
-from .scenario import ScenarioError
+from sim.cli.app import SetOpt, UserError, _cny, _fail, _load, _share, _users, app, err, out
+from sim.experiments import runs as experiment
+from sim.experiments import sweep
+from sim.io.cost import ResourceError, check_memory
+from sim.io.folders import OutputError, check_destination, new_run_id, write_folder
+from sim.model.numeric import NumericError
+from sim.scenario import ScenarioError
 
 WorkersOpt = Annotated[int | None, typer.Option(
     help="Worker processes (default: the machine's cores; 1 runs in this process).", min=1)]
@@ -203,13 +205,13 @@ def swap_tables(swaps: pd.DataFrame, champion: str) -> list[Table]:
 
 
 def _write_report(folder: Path) -> None:
-    from .report import write_report
+    from sim.io.report import write_report
 
     write_report(folder)
 
 
 def _manifest(paths, scenarios, reps, quarters) -> dict:
-    from . import __version__
+    from sim import __version__
 
     return {"greysim_version": __version__, "reps": reps, "quarters": quarters,
             "scenario": scenarios[0].model_dump(mode="json"),

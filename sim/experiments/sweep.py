@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .experiment import RunOutput, RunSpec, execute, replication_seeds, run_metrics
-from .scenario import Scenario, ScenarioError, load
+from sim.experiments.runs import RunOutput, RunSpec, execute, replication_seeds, run_metrics
+from sim.scenario import Scenario, ScenarioError, load
 
 #: Outputs whose sensitivity to the swept parameters is summarised.
 OUTPUTS = ("invited_share_final", "visible_share_final", "quarters_to_target",
@@ -53,7 +53,7 @@ def _yaml_value(value) -> str:
 
 
 def _parse_scalar(text: str):
-    from .scenario import parse_yaml
+    from sim.scenario import parse_yaml
 
     value = parse_yaml(text)
     return value if isinstance(value, int | float | str | bool) else text
@@ -125,7 +125,7 @@ def completed_points(root: Path) -> set[int]:
 
 def _write_point(root: Path, point: int, outputs: list[RunOutput], design: Design,
                  target: float, coverage: str) -> None:
-    from .output import write_folder
+    from sim.io.folders import write_folder
 
     row = design.points.iloc[point].to_dict()
     metrics = pd.concat([o.tables["metrics"] for o in outputs], ignore_index=True)
@@ -173,7 +173,7 @@ def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
 
 def _check_design(root: Path, design: Design) -> None:
     """Write the design once; a rerun must ask for the same design to resume."""
-    from .output import OutputError, write_folder
+    from sim.io.folders import OutputError, write_folder
 
     marker = root / "design" / "design.json"
     info = {"kind": design.kind, "digest": design.digest(), "keys": design.keys}

@@ -23,9 +23,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from scipy.optimize import least_squares
 
-from .engine import Simulation
-from .metrics import MONTHLY_COLUMNS
-from .scenario import Scenario, ScenarioError, validate
+from sim.engine.recorder import MONTHLY_COLUMNS
+from sim.engine.simulation import Simulation
+from sim.scenario import Scenario, ScenarioError, validate
 
 TABLES = ("metrics", "segments", "quarterly", "users")
 #: Continuous attributes summed per access group in the ``users`` table.

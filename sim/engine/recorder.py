@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .population import DIMENSIONS, Population
+from sim.model.population import DIMENSIONS, Population
 
 MONTHLY_COLUMNS = (
     "date", "month", "quarter", "population", "eligible", "invited", "visible",

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .population import Population
-from .scenario import MODULES, Scenario, Scoring
+from sim.model.population import Population
+from sim.scenario import MODULES, Scenario, Scoring
 
 # Reasons a user is not eligible, as bits of ``Population.reasons``.
 REASONS = {

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .population import Population
-from .scenario import Fraud
+from sim.model.population import Population
+from sim.scenario import Fraud
 
 NONE, R1, R2, R3 = range(4)
 

@@ -28,7 +28,7 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import charts
+from sim.analysis import charts
 
 REPORT = "report.html"
 CHARTS_DIR = "charts"
@@ -144,7 +144,7 @@ CAPTIONS = {
 
 
 def draw(folder: Folder) -> list[Chart]:
-    """Every chart of :data:`sim.charts.CHARTS` the folder's tables allow."""
+    """Every chart of :data:`sim.analysis.charts.CHARTS` the folder's tables allow."""
     out = []
     for name, title, fn, table, kwargs in charts.CHARTS:
         kw = dict(kwargs)

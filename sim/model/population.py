@@ -11,7 +11,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from .scenario import DIMENSIONS, MAX_BOUND_CARDS, PopulationSpec, Release, Scenario  # noqa: F401 (re-exported)
+from sim.scenario import DIMENSIONS, MAX_BOUND_CARDS, PopulationSpec, Release, Scenario  # noqa: F401 (re-exported)
 
 
 @dataclass(eq=False)

@@ -19,19 +19,18 @@ resolve). Nothing here does I/O.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .population import Population
+from sim.model.population import Population
 
 if TYPE_CHECKING:
-    from .credit import Book
-    from .engine import Result
-    from .scenario import AB
+    from sim.engine.result import Result
+    from sim.model.credit import Book
+    from sim.scenario import AB
 
 ARM_COLUMNS = ("arm", "share", "users", "accounts", "invited", "visible", "borrowers",
                "ever_invited", "defaults", "default_rate", "default_rate_12m", "loss",
@@ -92,100 +91,6 @@ def minimum_detectable_difference(p: float, n1: float, n2: float, alpha: float =
     return float(z * np.sqrt(p * (1.0 - p) * (1.0 / n1 + 1.0 / n2)))
 
 
-# --------------------------------------------------------------------------- arms
-
-
-def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
-                     visible: np.ndarray, per_user: dict[str, np.ndarray], *, date: dt.date,
-                     month: int) -> list[dict]:
-    """Rows of the segment table for the dimension ``arm`` at one month end (the recorder's
-    columns and units: weighted counts, loss in CNY)."""
-    k, w = len(names), pop.weight
-    codes = arm.astype(np.intp) if k > 1 else None
-
-    # Without arms every user is in the one arm "all": plain counts and sums, no pass per code
-    # (the sums are of integers, so they are the same either way).
-    def count(mask):
-        if codes is None:
-            return np.array([np.count_nonzero(mask)])
-        return np.bincount(codes[mask], minlength=k)[:k]
-
-    def total(values):
-        if codes is None:
-            return np.array([values.sum(dtype=np.float64)])
-        return np.bincount(codes, weights=values.astype(np.float64), minlength=k)[:k]
-
-    population = np.array([arm.size]) if codes is None else np.bincount(codes, minlength=k)[:k]
-    eligible, invited, shown = count(pop.eligible), count(pop.invited), count(visible)
-    borrowers, defaults = total(per_user["borrowers"]), total(per_user["defaults"])
-    loss = total(per_user["loss"])
-    rows = []
-    for i, name in enumerate(names):
-        n = population[i]
-        rows.append({
-            "date": date, "month": month, "dimension": "arm", "value": name,
-            "population": n * w, "eligible": eligible[i] * w, "invited": invited[i] * w,
-            "visible": shown[i] * w, "access_rate": invited[i] / n if n else np.nan,
-            "visible_rate": shown[i] / n if n else np.nan, "borrowers": borrowers[i] * w,
-            "defaults": defaults[i] * w, "loss": loss[i] * w / 100.0,
-        })
-    return rows
-
-
-def trailing_default_rate(history: pd.DataFrame) -> float:
-    """The monthly table's ``default_rate_12m`` from one segment's monthly rows: defaults of
-    the last 12 months (fewer, annualised, early on) over the mean borrowers in them."""
-    history = history.sort_values("month")
-    window = history.tail(12)
-    months = len(window)
-    if months == 0:
-        return float("nan")
-    before = history["defaults"].iloc[-months - 1] if len(history) > months else 0.0
-    new = history["defaults"].iloc[-1] - before
-    borrowers = window["borrowers"].mean()
-    return float(new * 12.0 / months / borrowers) if borrowers > 0 else float("nan")
-
-
-def arm_table(arm: np.ndarray, names: tuple[str, ...], shares: list[float], pop: Population,
-              book: Book, holdout: np.ndarray, history: pd.DataFrame) -> pd.DataFrame:
-    """One row per arm at the horizon, weighted: its users (simulated) and accounts (real),
-    invited and visible now, borrowers, accounts ever invited and how many of them defaulted
-    (``default_rate`` per ever-invited account), the trailing ``default_rate_12m`` (as in
-    the monthly table), net charge-off loss in CNY, and its holdout below the cut-off.
-
-    ``history`` holds the arm segment rows of every month (:func:`arm_segment_rows`).
-    """
-    k, w = len(names), pop.weight
-    codes = arm.astype(np.intp)
-    ever = pop.vintage >= 0
-    defaulted = book.default_month >= 0
-
-    def count(mask):
-        return np.bincount(codes[mask], minlength=k)[:k]
-
-    users = np.bincount(codes, minlength=k)[:k]
-    n_ever, n_def = count(ever), count(ever & defaulted)
-    n_hold, n_hold_def = count(holdout), count(holdout & defaulted)
-    last = history[history["month"] == history["month"].max()].set_index("value")
-    rows = []
-    for i, name in enumerate(names):
-        now = last.loc[name] if name in last.index else None
-        rows.append({
-            "arm": name, "share": shares[i], "users": int(users[i]),
-            "accounts": users[i] * w,
-            "invited": now["invited"] if now is not None else np.nan,
-            "visible": now["visible"] if now is not None else np.nan,
-            "borrowers": now["borrowers"] if now is not None else np.nan,
-            "ever_invited": n_ever[i] * w, "defaults": n_def[i] * w,
-            "default_rate": n_def[i] / n_ever[i] if n_ever[i] else np.nan,
-            "default_rate_12m": trailing_default_rate(history[history["value"] == name]),
-            "loss": now["loss"] if now is not None else np.nan,
-            "holdout": n_hold[i] * w, "holdout_defaults": n_hold_def[i] * w,
-            "holdout_default_rate": n_hold_def[i] / n_hold[i] if n_hold[i] else np.nan,
-        })
-    return pd.DataFrame(rows, columns=list(ARM_COLUMNS))
-
-
 def ab_summary(arm: np.ndarray, names: tuple[str, ...], pop: Population, book: Book,
                ab: AB, level: float = 0.95) -> dict:
     """The A/B report: sample-ratio check, and each arm against the first one (the control):
@@ -238,6 +143,17 @@ def ab_summary(arm: np.ndarray, names: tuple[str, ...], pop: Population, book: B
             }
         out["arms"][name] = entry
     return out
+
+
+def attach_ab_summary(result: Result) -> None:
+    """Add the A/B report (``summary["ab"]``) and the small-arm warnings to a run's summary."""
+    ab = result.scenario.ab
+    if ab is None:
+        return
+    summary = result.summary
+    summary["ab"] = ab_summary(result.arm, result.arm_names, result.population, result.book, ab)
+    sizes = {n: a["ever_invited_users"] for n, a in summary["ab"]["arms"].items()}
+    summary["warnings"] = small_arm_warnings(result.arms, sizes, ab.min_arm_accounts)
 
 
 def _interval(values: tuple[float, float, float]) -> dict:

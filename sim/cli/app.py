@@ -19,11 +19,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
-from .engine import Result, run
-from .guards import NumericError, ResourceError, check_memory
-from .output import OutputError, write_run
-from .scenario import Scenario, ScenarioError, load
+from sim import __version__
+from sim.engine.result import Result
+from sim.experiments.runs import run
+from sim.io.cost import ResourceError, check_memory
+from sim.io.folders import OutputError, write_run
+from sim.model.numeric import NumericError
+from sim.scenario import Scenario, ScenarioError, load
 
 app = typer.Typer(
     help="Plan the grey release of an invitation-only credit line.",
@@ -166,7 +168,7 @@ def run_command(
             raise UserError(f"--quarters {quarters} is longer than the scenario's horizon of "
                             f"{sc.quarters} quarters (key 'quarters' in {scenario})")
         if out_dir is not None:
-            from .output import check_destination
+            from sim.io.folders import check_destination
 
             check_destination(out_dir, force)
         with _no_numpy_warnings():
@@ -190,13 +192,13 @@ def run_command(
 
 
 def _write_report(folder: Path) -> None:
-    from .report import write_report
+    from sim.io.report import write_report
 
     write_report(folder)
 
 
 def _check_command(run_dir: Path, quiet: bool) -> None:
-    from .reproduce import check_run
+    from sim.experiments.reproduce import check_run
 
     try:
         if quiet:
@@ -235,7 +237,7 @@ def _no_numpy_warnings():
 def _warn_large(sc: Scenario, quarters: int | None) -> None:
     """Before a large run, say what it will cost (``check_memory`` refuses one that cannot
     fit)."""
-    from .resources import WARN_BYTES, estimate
+    from sim.io.cost import WARN_BYTES, estimate
 
     users = sc.population.users
     need = estimate(users, 3 * (quarters or sc.quarters))
@@ -284,7 +286,7 @@ def report_command(
                                            show_default=False)],
 ) -> None:
     """Write the charts and one self-contained report.html of a run or comparison folder."""
-    from .report import ReportError, write_report
+    from sim.io.report import ReportError, write_report
 
     try:
         path = write_report(folder)
@@ -297,8 +299,8 @@ def _read_targets(paths: list[Path], share_tol: float, count_tol: float):
     """Targets and default parameters from targets files (.yaml) and observed figures (.csv)."""
     import pandas as pd
 
-    from .calibrate import parse_targets, targets_from_observed
-    from .scenario import parse_yaml
+    from sim.experiments.calibrate import parse_targets, targets_from_observed
+    from sim.scenario import parse_yaml
 
     targets, params = [], []
     for path in paths:
@@ -367,8 +369,8 @@ def calibrate_command(
 
     import yaml
 
-    from .calibrate import Parameter, TargetError, calibrate, evaluate, nested
-    from .output import write_text_atomic
+    from sim.experiments.calibrate import Parameter, TargetError, calibrate, evaluate, nested
+    from sim.io.folders import write_text_atomic
 
     try:
         sc = _load(scenario, [], users, seed)
@@ -419,7 +421,7 @@ def calibrate_command(
 
 
 # Commands over many runs live in their own module; importing it registers them on `app`.
-from . import cli_experiment  # noqa: E402, F401
+from sim.cli import experiment as _experiment  # noqa: E402, F401
 
 
 def main() -> None:
@@ -433,6 +435,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     # Run through the package module so commands registered on `sim.cli.app` are present.
-    from sim.cli import main as entry
+    from sim.cli.app import main as entry
 
     entry()

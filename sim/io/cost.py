@@ -1,11 +1,10 @@
-"""Guards: refuse a run that cannot fit in memory, and stop on numeric trouble.
+"""What a run costs before it starts: peak memory and wall time, and the refusal of a run
+that cannot fit.
 
-A run that would exhaust memory is refused before it starts, with the estimate and the limit
-(:func:`check_memory`). While it runs, the engine checks the population at the end of each
-month (:func:`check_population`); any process may check its own arrays with
-:func:`check_probability` (a rate that must stay in [0, 1]) or :func:`check_finite` (a balance
-that must not overflow). Trouble raises :class:`NumericError`, naming the month, the process
-and the scenario key to look at: values are never silently clipped.
+:func:`estimate_memory` draws a tiny population from the scenario and scales its arrays;
+:func:`check_memory` compares that with the memory available and raises
+:class:`ResourceError` with the estimate and the limit. :func:`estimate` is the coarse
+figure from the benchmark constants (``benchmarks/README.md``) used for warnings.
 """
 
 from __future__ import annotations
@@ -17,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .population import Population, synthesize
-from .scenario import Scenario
+from sim.errors import GreysimError
+from sim.model.population import synthesize
+from sim.scenario import Scenario
 
 #: Peak memory per byte of population arrays: the scoring temporaries (float64 module scores)
 #: roughly double it. Measured: 211 bytes a user at peak for 103 bytes of arrays.
@@ -30,38 +30,9 @@ BASE_BYTES = 200 * 2**20
 #: Overrides the detected limit, e.g. ``GREYSIM_MEMORY_LIMIT=8G`` on a shared machine.
 LIMIT_ENV = "GREYSIM_MEMORY_LIMIT"
 
-#: Population arrays that hold probabilities or shares.
-PROBABILITIES = ("social_quality", "offline_share", "night_share", "hazard", "visibility_draw")
-
-
-class ResourceError(RuntimeError):
+class ResourceError(GreysimError):
     """A run that cannot fit; ``str()`` is the message users see."""
 
-
-class NumericError(ArithmeticError):
-    """A value left its allowed range during a run; ``str()`` names month, process and key.
-
-    Made by :func:`numeric_error`; the message is the only constructor argument, so the error
-    survives SimPy re-raising it out of a process.
-    """
-
-    process: str | None = None
-    month: int | None = None
-    key: str | None = None
-
-
-def numeric_error(process: str, month: int, name: str, problem: str,
-                  key: str | tuple[str, ...]) -> NumericError:
-    """The error for ``name`` going wrong in ``process`` during ``month`` (0: at the start);
-    ``key`` is the scenario key (or keys) that drive the value."""
-    when = "at the start" if month == 0 else f"in month {month}"
-    keys = (key,) if isinstance(key, str) else key
-    which = "key" if len(keys) == 1 else "keys"
-    exc = NumericError(f"numeric trouble {when}, process '{process}': {name} {problem}; "
-                       f"values are not clipped, check {which} "
-                       + " and ".join(f"'{k}'" for k in keys))
-    exc.process, exc.month, exc.key = process, month, key
-    return exc
 
 
 # --------------------------------------------------------------------------- memory
@@ -87,8 +58,8 @@ class MemoryEstimate:
 
 def estimate_memory(scenario: Scenario, quarters: int | None = None) -> MemoryEstimate:
     """Estimate peak memory from a tiny population drawn from the same scenario."""
-    from . import scoring
-    from .metrics import segment_codes
+    from sim.engine.recorder import segment_codes
+    from sim.model import scoring
 
     sample = 64
     spec = scenario.population.model_copy(update={"users": sample})
@@ -170,45 +141,26 @@ def check_memory(scenario: Scenario, quarters: int | None = None,
     )
 
 
-# --------------------------------------------------------------------------- numbers
+
+# --------------------------------------------------------------------------- estimate
+
+#: Resident bytes of the interpreter with numpy, pandas, simpy and greysim imported.
+FIXED_BYTES = 130_000_000
+#: Peak resident bytes per simulated user: the arrays (about 200) plus the temporaries
+#: (measured 306 at 1M users, rounded up).
+BYTES_PER_USER = 320
+#: Seconds per simulated user-month (measured about 3.5e6 user-months a second on 2 cores,
+#: rounded down), plus the fixed start-up.
+SECONDS_PER_USER_MONTH = 1 / 3.0e6
+FIXED_SECONDS = 1.0
+#: Runs estimated to need more than this many bytes print a warning with the estimate.
+WARN_BYTES = 2_000_000_000
 
 
-def _count(mask: np.ndarray) -> str:
-    return f"{int(np.count_nonzero(mask)):,} of {mask.size:,} users"
-
-
-def check_finite(values: np.ndarray, *, name: str, process: str, month: int,
-                 key: str | tuple[str, ...], limit: float | None = None) -> np.ndarray:
-    """Stop when ``values`` (a balance, an amount) is not finite or beyond ``limit``."""
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise numeric_error(process, month, name, f"is not finite (overflow) for {_count(bad)}",
-                           key)
-    if limit is not None:
-        over = np.abs(values) > limit
-        if over.any():
-            raise numeric_error(process, month, name,
-                               f"exceeds {limit:g} for {_count(over)} (largest "
-                               f"{float(np.abs(values).max()):.4g})", key)
-    return values
-
-
-def check_probability(values: np.ndarray, *, name: str, process: str, month: int,
-                      key: str | tuple[str, ...]) -> np.ndarray:
-    """Stop when a probability is not finite or has left [0, 1] (after a shock, say)."""
-    check_finite(values, name=name, process=process, month=month, key=key)
-    out = (values < 0) | (values > 1)
-    if out.any():
-        raise numeric_error(process, month, name,
-                           f"left [0, 1] for {_count(out)} (range {float(values.min()):.4g} to "
-                           f"{float(values.max()):.4g})", key)
-    return values
-
-
-def check_population(pop: Population, *, process: str, month: int, key: str) -> None:
-    """Every float array finite and every probability in [0, 1] (the month-end check)."""
-    for name in PROBABILITIES:
-        check_probability(getattr(pop, name), name=name, process=process, month=month, key=key)
-    for name, values in vars(pop).items():
-        if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-            check_finite(values, name=name, process=process, month=month, key=key)
+def estimate(users: int, months: int) -> dict[str, float]:
+    """Estimated peak resident memory (``bytes``) and wall time (``seconds``) of one run of
+    ``users`` simulated users over ``months`` months, on the benchmark machine."""
+    return {
+        "bytes": float(FIXED_BYTES + BYTES_PER_USER * users),
+        "seconds": float(FIXED_SECONDS + SECONDS_PER_USER_MONTH * users * months),
+    }

@@ -14,10 +14,10 @@ import hashlib
 
 import numpy as np
 
-from .population import Population
-from .release import version_code
-from .scenario import Phase, Rollout, Scenario
-from .scoring import REASONS
+from sim.model.population import Population
+from sim.model.release import version_code
+from sim.model.scoring import REASONS
+from sim.scenario import Phase, Rollout, Scenario
 
 BUCKETS = 10_000
 

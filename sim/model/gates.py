@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenario import Gate
+from sim.scenario import Gate
 
 GATE_COLUMNS = ("date", "arm", "phase", "gate", "scope", "metric", "value", "threshold",
                 "vintage", "months_on_book", "accounts", "decision", "action", "acted",

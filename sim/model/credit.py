@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .population import Population
-from .scenario import Credit, Scenario
+from sim.model.population import Population
+from sim.scenario import Credit, Scenario
 
 FEN = 100  # fen per CNY
 CURRENT, D1_30, D31_60, D61_90, DEFAULT, CHARGED_OFF = range(6)

@@ -18,10 +18,26 @@ from multiprocessing import get_context
 import numpy as np
 import pandas as pd
 
-from .engine import run
-from .scenario import Scenario
+from sim.engine.result import Result
+from sim.engine.simulation import Simulation
+from sim.scenario import Scenario
 
 Progress = Callable[[int, int], None]
+
+
+def run(scenario: Scenario, seed: int | None = None, progress: Progress | None = None,
+        quarters: int | None = None) -> Result:
+    """Simulate ``scenario`` with ``seed`` (default: the scenario's own) and return the result,
+    with the A/B statistics in its summary when the scenario has arms.
+
+    ``quarters`` simulates only the first quarters of the scenario's horizon (its calendar,
+    phases and releases stay as written), which is how short test and benchmark runs are made.
+    """
+    from sim.analysis.abtest import attach_ab_summary
+
+    result = Simulation(scenario, seed, progress, quarters).run()
+    attach_ab_summary(result)
+    return result
 
 
 def replication_seeds(seed: int, reps: int) -> list[int]:
@@ -61,7 +77,7 @@ def execute_one(spec: RunSpec) -> RunOutput:
         for i, (key, value) in enumerate(spec.labels.items()):
             table.insert(i, key, value)
         tables[name] = table
-    from .abtest import outcomes
+    from sim.analysis.abtest import outcomes
 
     users = outcomes(result)[["ever_invited", "defaulted", "latent_pd_12m"]]
     return RunOutput(dict(spec.labels), tables, result.summary, users, result.population.weight)
@@ -312,7 +328,7 @@ def swap_sets(outputs: Sequence[RunOutput]) -> pd.DataFrame:
     """The swap-set table of every strategy against the first (the champion), averaged over
     replications: users invited by both, by the champion only, by the challenger only, by
     neither, with each cell's accounts and default rates. Needs common random numbers."""
-    from .abtest import swap_set_of
+    from sim.analysis.abtest import swap_set_of
 
     by_run = {(o.labels["strategy"], o.labels["replication"]): o for o in outputs}
     strategies = list(dict.fromkeys(o.labels["strategy"] for o in outputs))

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .engine import Result
+from sim.engine.result import Result
 
 try:
     import fcntl
@@ -100,7 +100,7 @@ def _jsonable(value):
 
 def manifest(result: Result, argv: list[str] | None = None) -> dict:
     """How the run was made: enough to make it again and to check that it reproduces."""
-    from . import __version__
+    from sim import __version__
 
     return {
         "greysim_version": __version__,

@@ -6,8 +6,8 @@ import datetime as dt
 
 import numpy as np
 
-from .population import Population
-from .scenario import Release
+from sim.model.population import Population
+from sim.scenario import Release
 
 
 def version_code(release: Release, name: str) -> int:

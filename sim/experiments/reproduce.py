@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .engine import run
-from .output import MANIFEST, OutputError, json_text, table_bytes
-from .scenario import ScenarioError, validate
+from sim.experiments.runs import run
+from sim.io.folders import MANIFEST, OutputError, json_text, table_bytes
+from sim.scenario import ScenarioError, validate
 
 
 @dataclass
@@ -56,7 +56,7 @@ def read_manifest(run_dir: Path) -> dict:
 
 def check_run(run_dir: Path) -> Reproduction:
     """Re-run the run recorded in ``run_dir`` and compare its files byte for byte."""
-    from . import __version__
+    from sim import __version__
 
     run_dir = Path(run_dir)
     recorded = read_manifest(run_dir)

@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim.errors import GreysimError
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
@@ -39,7 +41,7 @@ MODULES = (
 )
 
 
-class ScenarioError(ValueError):
+class ScenarioError(GreysimError, ValueError):
     """A scenario that cannot be loaded; ``str()`` is the one-paragraph message users see.
 
     ``source`` is the file the user loaded; ``file`` and ``line`` say where the offending key

@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from . import abtest, credit, fraud, gates, guards, invites, release, scoring
-from .metrics import Recorder, quarterly, vintage_rows
-from .population import Population, assign_latent_risk, synthesize, weighted_auc
-from .scenario import Scenario, add_months
+from sim.engine import arms
+from sim.engine.recorder import Recorder, quarterly, vintage_rows
+from sim.engine.result import Result
+from sim.model import behaviour, credit, fraud, gates, invites, numeric, release, scoring
+from sim.model.population import assign_latent_risk, synthesize, weighted_auc
+from sim.scenario import Scenario, add_months
 
 #: Offsets within a day: calendar events, then rollout batches, then month-end work
 #: (behaviour, fraud signals, credit lines, re-evaluation, snapshot).
@@ -78,38 +80,6 @@ class State:
         self.flows[key] = self.flows.get(key, 0) + amount
 
 
-@dataclass
-class Result:
-    """A finished run: its tables, the final population and how it was made."""
-
-    scenario: Scenario
-    seed: int
-    monthly: pd.DataFrame
-    segments: pd.DataFrame
-    batches: pd.DataFrame
-    vintages: pd.DataFrame
-    summary: dict
-    population: Population
-    wall_seconds: float
-    book: credit.Book | None = None  # the credit lines at the end of the run
-    fraud: fraud.FraudBook | None = None  # risk levels at the end of the run
-    arm: np.ndarray | None = None  # A/B arm code of every user (into ``arm_names``)
-    arm_names: tuple[str, ...] = ("all",)
-    holdout: np.ndarray | None = None  # invited below the cut-off by a holdout
-    arms: pd.DataFrame | None = None  # per-arm figures at the horizon
-    gates: pd.DataFrame | None = None  # every gate decision
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per process (TIMED)
-
-    @property
-    def quarterly(self) -> pd.DataFrame:
-        return quarterly(self.monthly)
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        """The tables a run writes, by file stem (``metrics`` is the monthly table)."""
-        return {"metrics": self.monthly, "segments": self.segments, "batches": self.batches,
-                "vintages": self.vintages, "arms": self.arms, "gates": self.gates}
-
-
 class Simulation:
     """One run of a scenario: builds the population, registers the processes, runs them."""
 
@@ -127,13 +97,13 @@ class Simulation:
         self.env = simpy.Environment()
         self.pop = synthesize(scenario, self.rng["population"])
         first = scoring.evaluate(self.pop, scenario)
-        guards.check_finite(first.score, name="score", process="scoring", month=0,
+        numeric.check_finite(first.score, name="score", process="scoring", month=0,
                             key="scoring")
         # Latent risk follows what behaviour says (the score without its transient "other
         # indicators" part), so quarter-to-quarter score noise moves access, not risk.
         assign_latent_risk(self.pop, scenario, first.score - self.pop.other_indicators,
                            self.rng["risk"])
-        guards.check_probability(self.pop.hazard, name="monthly default hazard", process="risk",
+        numeric.check_probability(self.pop.hazard, name="monthly default hazard", process="risk",
                                  month=0, key=("risk.monthly_hazard", "risk.dispersion"))
         scoring.apply(self.pop, first)
         self.state = State(
@@ -327,8 +297,8 @@ class Simulation:
             days = day - previous
             previous = day
             with np.errstate(over="ignore"):  # overflow is reported by the guard below
-                age_behaviour(self.pop, self.scenario, self.rng["behaviour"])
-            guards.check_population(self.pop, process="behaviour", month=month,
+                behaviour.age(self.pop, self.scenario, self.rng["behaviour"])
+            numeric.check_population(self.pop, process="behaviour", month=month,
                                     key="behaviour.drift_sd")
             release.adopt(self.pop, self.scenario.release, self.state.newest_version, days,
                           self.rng["release"])
@@ -341,7 +311,7 @@ class Simulation:
                 continue
             yield self.at(day - 1, "reevaluation")
             self._reevaluate(self.date(day - 1))
-            guards.check_finite(self.pop.score, name="score", process="reevaluation",
+            numeric.check_finite(self.pop.score, name="score", process="reevaluation",
                                 month=month, key="scoring")
 
     def _reevaluate(self, date: dt.date) -> None:
@@ -408,7 +378,7 @@ class Simulation:
                     date=self.date(day - 1), visible=self.visible(), macro=self.state.macro,
                     rng=self.rng["credit"])
             except credit.HazardTooHigh as exc:
-                raise guards.numeric_error(
+                raise numeric.numeric_error(
                     "credit", month, "the chance of missing a payment (default hazard x macro "
                     f"factor {self.state.macro:g} / roll-through to 90+)", str(exc),
                     ("risk.monthly_hazard", "risk.dispersion", "macro.shocks",
@@ -444,7 +414,7 @@ class Simulation:
             self.recorder.snapshot(
                 self.pop, visible, date=date, month=month, flows=self.state.flows,
                 credit=self._credit_snapshot(), per_user=per_user)
-            rows = abtest.arm_segment_rows(self.arm, self.arm_names, self.pop, visible,
+            rows = arms.arm_segment_rows(self.arm, self.arm_names, self.pop, visible,
                                            per_user, date=date, month=month)
             self.arm_rows += rows
             if self.scenario.ab is not None:  # "arm" as one more segment dimension
@@ -501,50 +471,15 @@ class Simulation:
         segments = self.recorder.segment_frame()
         ab = self.scenario.ab
         shares = [1.0] if ab is None else [a.share for a in ab.arms.values()]
-        arms = abtest.arm_table(self.arm, self.arm_names, shares, self.pop, self.book,
-                                self.holdout, pd.DataFrame(self.arm_rows))
+        arm_table = arms.arm_table(self.arm, self.arm_names, shares, self.pop, self.book,
+                                   self.holdout, pd.DataFrame(self.arm_rows))
         summary["warnings"] = []
-        if ab is not None:
-            summary["ab"] = abtest.ab_summary(self.arm, self.arm_names, self.pop, self.book, ab)
-            sizes = {n: a["ever_invited_users"] for n, a in summary["ab"]["arms"].items()}
-            summary["warnings"] = abtest.small_arm_warnings(arms, sizes, ab.min_arm_accounts)
         self.timings["tables"] = time.perf_counter() - tables_started
         return Result(self.scenario, self.seed, monthly, segments, batches,
                       vintages, summary, self.pop,
                       time.perf_counter() - started, self.book, self.fraud, self.arm,
-                      self.arm_names, self.holdout, arms, gate_table,
+                      self.arm_names, self.holdout, arm_table, gate_table,
                       timings=dict(self.timings))
-
-
-def age_behaviour(pop: Population, scenario: Scenario, rng: np.random.Generator) -> None:
-    """One month of behaviour: drift, dormancy and waking, device switches, ID expiry."""
-    b = scenario.behaviour
-    n = pop.n
-    pop.account_age_months += 1
-    pop.credit_history_years += np.float32(1 / 12)
-    step = np.empty(n, dtype=np.float32)  # one buffer for every drift step, updated in place
-    for name in ("payments_per_month", "monthly_spend", "wealth_balance", "wealth_days"):
-        rng.standard_normal(n, dtype=np.float32, out=step)
-        step *= b.drift_sd
-        np.exp(step, out=step)
-        getattr(pop, name).__imul__(step)
-    np.minimum(pop.wealth_days, 365, out=pop.wealth_days)  # days held in the past year
-    np.maximum(pop.awakened_months - 1, 0, out=pop.awakened_months, casting="unsafe")
-    u = rng.random(n, dtype=np.float32, out=step)
-    waking = pop.dormant & (u < b.wake_rate)
-    sleeping = ~pop.dormant & (u < b.dormancy_rate)
-    pop.dormant ^= waking | sleeping  # the waking were dormant, the sleeping were not
-    np.copyto(pop.awakened_months, b.awakened_months, where=waking, casting="unsafe")
-    np.multiply(pop.payments_per_month, np.float32(b.awakened_payment_boost),
-                out=pop.payments_per_month, where=waking)
-    pop.device_switches[:] = rng.poisson(b.device_switch_rate, n).clip(0, 127)
-    u = rng.random(n, dtype=np.float32, out=step)
-    expired = pop.id_expired_months >= 0
-    renewed = expired & (u < b.id_renewal_rate)
-    expiring = ~expired & (u < b.id_expiry_rate)
-    pop.id_expired_months += expired
-    np.copyto(pop.id_expired_months, -1, where=renewed)
-    np.copyto(pop.id_expired_months, 0, where=expiring)
 
 
 def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
@@ -645,11 +580,3 @@ def credit_summary(sim: Simulation, monthly: pd.DataFrame) -> dict:
     }
 
 
-def run(scenario: Scenario, seed: int | None = None, progress: Progress | None = None,
-        quarters: int | None = None) -> Result:
-    """Simulate ``scenario`` with ``seed`` (default: the scenario's own) and return the result.
-
-    ``quarters`` simulates only the first quarters of the scenario's horizon (its calendar,
-    phases and releases stay as written), which is how short test and benchmark runs are made.
-    """
-    return Simulation(scenario, seed, progress, quarters).run()

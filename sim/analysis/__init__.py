@@ -1,0 +1,1 @@
+"""Analysis: statistics, metric definitions and charts computed from tables."""

@@ -1,0 +1,1 @@
+"""Experiments: many runs (replications, strategies, sweeps, calibration) over an executor."""

@@ -1,0 +1,1 @@
+"""Input and output: run folders written atomically, reproduction checks, the report, cost."""
