@@ -110,7 +110,7 @@ def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
     level0, closed0, hidden0 = fb.level.copy(), pop.closed.copy(), fb.hidden_until.copy()
     draws = np.random.default_rng(seed + 100)
     u, v, w, x = (draws.random(n) for _ in range(4))
-    fraud.month_end(fb, pop, spec, day=10, year=2025, rng=np.random.default_rng(seed + 100))
+    fraud.month(fb, pop, spec, day=10, year=2025, rng=np.random.default_rng(seed + 100))
     ref = fraud.FraudBook(fb.fraudster, level0.copy(), fb.hidden_until, fb.reviews_year,
                           fb.reviews_total, fb.blocks, fb.last_blocked_day, 2025)
     # reviews first (unchanged code path), then the signals on the reviewed levels
