@@ -156,8 +156,8 @@ def test_benchmark_command_writes_every_field(tmp_path):
     for key in ("wall_seconds", "user_months_per_second", "cpu_seconds", "peak_rss_bytes",
                 "peak_rss_bytes_per_user", "run_rss_bytes_per_user", "other_seconds"):
         assert run[key] > 0 or key == "other_seconds", key
-    assert set(run["shares"]) == {"ageing", "re-evaluation", "rollout", "credit", "fraud",
-                                  "recorder", "setup", "tables"}
+    assert set(run["shares"]) == {"ageing", "adoption", "re-evaluation", "rollout", "credit",
+                                  "fraud", "recorder", "setup", "tables"}
     assert 0 < sum(run["shares"].values()) <= 1.0 + 1e-9
     pool = data["pool"]
     assert pool["workers"] == 2 and pool["replications"] == 2
