@@ -157,14 +157,6 @@ class Simulation:
         return (pop.invited & release.entry_visible(pop, self.visibility)
                 & self.region_open[pop.region] & ~pop.hidden & ~pop.closed)
 
-    def capital_holds(self) -> bool:
-        """Whether the capital limit holds new invitations back now; when it does, the month
-        is flagged capital-bound."""
-        if not capital.binds(self.book, self.pop.weight, self.max_outstanding):
-            return False
-        self.flows.capital_bound = True
-        return True
-
     def _within(self, arm: int) -> np.ndarray | None:
         """The users of A/B arm ``arm`` (None: everyone, when there are no arms)."""
         return None if self.scenario.ab is None else self.arm == arm
@@ -221,7 +213,8 @@ class Simulation:
                 date = self.date(day)
                 if any(w.contains(date) for w in plan.freeze):
                     continue
-                if self.capital_holds():
+                if capital.binds(self.book, self.pop.weight, self.max_outstanding):
+                    self.flows.capital_bound = True  # the limit held this batch back
                     continue
                 verdict = self._gate(arm, plan, phase, date, day, state)
                 if verdict == "halt":
@@ -347,11 +340,12 @@ class Simulation:
                                          self.rng["reevaluation"])
         admitted = 0
         phases = [invites.active_phase(plan, month.date) for plan in self.plans.values()]
-        if (sc.reevaluation.admit_new and any(p is not None for p in phases)
-                and not self.capital_holds()):
-            for arm, phase in enumerate(phases):
-                if phase is None:
-                    continue
+        admit = sc.reevaluation.admit_new and any(p is not None for p in phases)
+        if admit and capital.binds(self.book, pop.weight, self.max_outstanding):
+            self.flows.capital_bound = True  # the limit holds admissions back
+            admit = False
+        for arm, phase in enumerate(phases if admit else []):
+            if phase is not None:
                 users = reevaluation.admissions(pop, sc, self.plans[self.arm_names[arm]],
                                                 phase, change.was_eligible, self._within(arm))
                 if users.size:
