@@ -25,9 +25,9 @@ from benchmarks.one import warm
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: Report names of the processes whose share of the time is printed, from Result.timings.
-PROCESSES = {"ageing": "monthly", "re-evaluation": "reevaluation", "rollout": "rollout",
-             "credit": "credit", "fraud": "fraud", "recorder": "recorder", "setup": "setup",
-             "tables": "tables"}
+PROCESSES = {"ageing": "behaviour", "adoption": "release", "re-evaluation": "reevaluation",
+             "rollout": "rollout", "credit": "credit", "fraud": "fraud", "recorder": "recorder",
+             "setup": "setup", "tables": "tables"}
 #: The issue's targets on the 2-core machine, baseline, 12 quarters.
 TARGETS = {"wall_seconds_1m": 10.0, "user_months_per_second": 5e6, "linearity_max": 12.0,
            "bytes_per_user_1m": 250.0, "bytes_10m": 4e9, "pool_speedup_min": 1.7}

@@ -110,7 +110,7 @@ def test_holdout_invites_a_random_share_just_under_the_cutoff(baseline_path):
     pop = s.pop
     band = ((pop.reasons == scoring.REASONS["score_below_cutoff"])
             & (pop.score >= sc.scoring.cutoff - 6) & (pop.version >= 1))
-    s._send_holdout(0, plan, phase, dt.date(2025, 1, 1), None)
+    s.send_holdout(0, plan, phase, dt.date(2025, 1, 1))
     chosen = s.holdout
     assert chosen.any() and not (chosen & ~band).any()
     assert not pop.eligible[chosen].any() and pop.invited[chosen].all()

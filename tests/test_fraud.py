@@ -37,11 +37,11 @@ def test_r2_reviews_at_most_two_per_calendar_year(sim_):
     fb.level[:] = fraud.R2
     rng = np.random.default_rng(1)
     for month in range(12):  # every month of 2025: everyone asks, nobody passes
-        fraud.month_end(fb, pop, rules, day=30 * month, year=2025, rng=rng)
+        fraud.month(fb, pop, rules, day=30 * month, year=2025, rng=rng)
         assert fb.reviews_year.max() <= 2
     assert np.all(fb.reviews_total == 2)
     assert np.all(fb.level == fraud.R2) and pop.hidden.all()
-    fraud.month_end(fb, pop, rules, day=365, year=2026, rng=rng)  # a new allowance
+    fraud.month(fb, pop, rules, day=365, year=2026, rng=rng)  # a new allowance
     assert np.all(fb.reviews_total == 3) and np.all(fb.reviews_year == 1)
 
 
@@ -50,7 +50,7 @@ def test_r2_review_succeeds_at_the_scenario_rate(sim_):
     fb, pop = sim_.fraud, sim_.pop
     fb.fraudster[:] = False
     fb.level[:] = fraud.R2
-    flows = fraud.month_end(fb, pop, spec(review_success=0.68), day=0, year=2025,
+    flows = fraud.month(fb, pop, spec(review_success=0.68), day=0, year=2025,
                             rng=np.random.default_rng(2))
     n = fb.n
     assert flows["reviews"] == n
@@ -64,7 +64,7 @@ def test_fraudsters_never_pass_review(sim_):
     fb, pop = sim_.fraud, sim_.pop
     fb.fraudster[:] = True
     fb.level[:] = fraud.R2
-    fraud.month_end(fb, pop, spec(review_success=1.0), day=0, year=2025,
+    fraud.month(fb, pop, spec(review_success=1.0), day=0, year=2025,
                     rng=np.random.default_rng(3))
     assert np.all(fb.level == fraud.R2)
 
@@ -72,12 +72,12 @@ def test_fraudsters_never_pass_review(sim_):
 def test_r1_hides_then_restores_by_itself(sim_):
     fb, pop = sim_.fraud, sim_.pop
     rng = np.random.default_rng(4)
-    fraud.month_end(fb, pop, spec(r1_rate=1.0, r1_hidden_days=30), day=0, year=2025, rng=rng)
+    fraud.month(fb, pop, spec(r1_rate=1.0, r1_hidden_days=30), day=0, year=2025, rng=rng)
     assert np.all(fb.level == fraud.R1) and pop.hidden.all()
     assert not (sim_.visible()).any()  # hidden users do not see the entry
-    fraud.month_end(fb, pop, spec(), day=29, year=2025, rng=rng)
+    fraud.month(fb, pop, spec(), day=29, year=2025, rng=rng)
     assert pop.hidden.all()
-    fraud.month_end(fb, pop, spec(), day=30, year=2025, rng=rng)
+    fraud.month(fb, pop, spec(), day=30, year=2025, rng=rng)
     assert not pop.hidden.any() and np.all(fb.level == fraud.NONE)
 
 
@@ -85,10 +85,10 @@ def test_r3_closes_for_good(sim_):
     fb, pop = sim_.fraud, sim_.pop
     fb.fraudster[:] = False
     rng = np.random.default_rng(5)
-    fraud.month_end(fb, pop, spec(r3_rate=1.0), day=0, year=2025, rng=rng)
+    fraud.month(fb, pop, spec(r3_rate=1.0), day=0, year=2025, rng=rng)
     assert pop.closed.all() and not pop.invited.any() and not pop.hidden.any()
     for month in range(1, 13):
-        fraud.month_end(fb, pop, spec(), day=30 * month, year=2025 + month // 12, rng=rng)
+        fraud.month(fb, pop, spec(), day=30 * month, year=2025 + month // 12, rng=rng)
     assert pop.closed.all() and np.all(fb.level == fraud.R3)
 
 
@@ -96,7 +96,7 @@ def test_signal_rates_follow_the_scenario(sim_):
     fb, pop = sim_.fraud, sim_.pop
     fb.fraudster[:] = False
     rules = spec(r1_rate=0.05, r2_rate=0.03, r3_rate=0.02)
-    flows = fraud.month_end(fb, pop, rules, day=0, year=2025, rng=np.random.default_rng(6))
+    flows = fraud.month(fb, pop, rules, day=0, year=2025, rng=np.random.default_rng(6))
     n = fb.n
     for key, p in (("r1_signals", 0.05), ("r2_signals", 0.03), ("r3_signals", 0.02)):
         se = math.sqrt(p * (1 - p) / n)

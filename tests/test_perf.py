@@ -110,7 +110,7 @@ def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
     level0, closed0, hidden0 = fb.level.copy(), pop.closed.copy(), fb.hidden_until.copy()
     draws = np.random.default_rng(seed + 100)
     u, v, w, x = (draws.random(n) for _ in range(4))
-    fraud.month_end(fb, pop, spec, day=10, year=2025, rng=np.random.default_rng(seed + 100))
+    fraud.month(fb, pop, spec, day=10, year=2025, rng=np.random.default_rng(seed + 100))
     ref = fraud.FraudBook(fb.fraudster, level0.copy(), fb.hidden_until, fb.reviews_year,
                           fb.reviews_total, fb.blocks, fb.last_blocked_day, 2025)
     # reviews first (unchanged code path), then the signals on the reviewed levels
@@ -156,8 +156,8 @@ def test_benchmark_command_writes_every_field(tmp_path):
     for key in ("wall_seconds", "user_months_per_second", "cpu_seconds", "peak_rss_bytes",
                 "peak_rss_bytes_per_user", "run_rss_bytes_per_user", "other_seconds"):
         assert run[key] > 0 or key == "other_seconds", key
-    assert set(run["shares"]) == {"ageing", "re-evaluation", "rollout", "credit", "fraud",
-                                  "recorder", "setup", "tables"}
+    assert set(run["shares"]) == {"ageing", "adoption", "re-evaluation", "rollout", "credit",
+                                  "fraud", "recorder", "setup", "tables"}
     assert 0 < sum(run["shares"].values()) <= 1.0 + 1e-9
     pool = data["pool"]
     assert pool["workers"] == 2 and pool["replications"] == 2

@@ -42,13 +42,11 @@ def test_ramp_steps_keep_every_user_of_the_smaller_step(baseline_path):
     sc = sim.load(baseline_path, ["population.users=50000", ramp,
                                   "reevaluation.every_months=120"])
     sim_ = Simulation(sc, quarters=1)
-    seen = {}
-
-    def snap(month, total):
-        seen[month] = sim_.pop.vintage >= 0  # ever invited (a default may close access later)
-
-    sim_.progress = snap
+    # ever invited at each month end (a default may close access later)
+    sim_.recorder.declare("ever_invited", lambda obs: [{"month": obs.month,
+                                                        "users": obs.pop.vintage >= 0}])
     sim_.run()
+    seen = {row["month"]: row["users"] for row in sim_.recorder.rows["ever_invited"]}
     first, second, third = seen[1], seen[2], seen[3]   # 10% in Jan, 20% in Feb, 50% in March
     assert first.sum() > 0
     assert not (first & ~second).any() and not (second & ~third).any()

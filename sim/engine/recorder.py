@@ -1,4 +1,4 @@
-"""The recorder: month-end snapshots of counts and sums, and the tables they make.
+"""The recorder: what a run collects at each month end, and the tables it makes.
 
 Counts are weighted: every simulated user stands for ``population.weight`` real users.
 Segment counts use ``np.bincount`` over the category codes, so a snapshot costs a few passes
@@ -8,12 +8,17 @@ over the arrays whatever the number of segments.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
+from sim.engine import arms
+from sim.model import capital, credit, fraud
 from sim.model.population import DIMENSIONS, Population
+from sim.scenario import Scenario
 
 MONTHLY_COLUMNS = (
     "date", "month", "quarter", "population", "eligible", "invited", "visible",
@@ -136,31 +141,99 @@ def segment_counts(codes: list[np.ndarray], ks: list[int], status: np.ndarray, b
 
 
 @dataclass
+class Flows:
+    """What happened during one month, owned by the month-end process: it starts a new one
+    after the recorder has read it.
+
+    ``access`` counts users (new invites, batches, access gained and lost); ``credit`` and
+    ``fraud`` are the month's credit and fraud steps' figures (unweighted, money in fen);
+    ``capital_bound`` is set by a step that held invitations back under the capital limit.
+    """
+
+    access: dict[str, float] = field(default_factory=dict)
+    credit: dict[str, int] = field(default_factory=dict)
+    fraud: dict[str, int] = field(default_factory=dict)
+    capital_bound: bool = False
+
+    def count(self, key: str, amount: float) -> None:
+        self.access[key] = self.access.get(key, 0) + amount
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the recorder sees at one month end: the model's state, to read, never to change."""
+
+    date: dt.date
+    month: int
+    scenario: Scenario
+    pop: Population
+    visible: np.ndarray
+    book: credit.Book
+    fraud: fraud.FraudBook
+    flows: Flows
+    macro: float
+    batches: list[dict]
+    batch_months: list[int]
+    arm: np.ndarray
+    arm_names: tuple[str, ...]
+
+    @cached_property
+    def per_user(self) -> dict[str, np.ndarray]:
+        """The per-user credit figures segments sum: borrowers, ever defaulted, loss (fen)."""
+        book = self.book
+        return {"borrowers": credit.borrowers(book), "defaults": book.default_month >= 0,
+                "loss": book.cum_loss}
+
+
+#: A reporter reads an observation and returns the rows it adds to its table.
+Reporter = Callable[[Observation], list[dict]]
+
+
 class Recorder:
-    """Collects one row per month and one row per segment per month."""
+    """Collects a run's tables at each month end (in the spirit of Mesa's DataCollector).
 
-    bands: dict[str, list[float]] = field(default_factory=dict)
-    crosses: list[tuple[str, str]] = field(default_factory=list)
-    monthly: list[dict] = field(default_factory=list)
-    segments: list[dict] = field(default_factory=list)
-    vintages: list[dict] = field(default_factory=list)
+    The reporters are declared up front, by table: ``monthly`` (one row a month, with the
+    credit columns and their trailing rates), ``segments`` (one row per segment value a
+    month, the ``arm`` dimension too in an A/B scenario), ``arms`` (one row per A/B arm a
+    month) and ``vintages`` (one row per invite batch a month); :meth:`declare` adds more.
+    :meth:`collect` calls each once in that order; a reporter only reads the model.
+    """
 
-    def snapshot(self, pop: Population, visible: np.ndarray, *, date: dt.date, month: int,
-                 flows: dict[str, float], credit: dict | None = None,
-                 per_user: dict[str, np.ndarray] | None = None) -> None:
-        """Record the month that ends on ``date``; ``flows`` are this month's event counts.
+    def __init__(self, bands: dict[str, list[float]] | None = None,
+                 crosses: list[tuple[str, str]] | None = None, maturity: int = 0,
+                 capital_limit: float | None = None):
+        self.bands = dict(bands or {})
+        self.crosses = list(crosses or [])
+        self.maturity = maturity
+        self.capital_limit = capital_limit
+        self.reporters: dict[str, Reporter] = {
+            "monthly": self.monthly_row, "segments": self.segment_rows,
+            "arms": self.arm_rows, "vintages": self.vintage_rows}
+        self.rows: dict[str, list[dict]] = {name: [] for name in self.reporters}
 
-        ``credit`` holds the credit and fraud figures of the month, unweighted (money in fen);
-        ``per_user`` the per-user credit arrays the segment table sums (``borrowers`` and
-        ``defaults`` masks, ``loss`` in fen).
-        """
+    def declare(self, name: str, reporter: Reporter) -> None:
+        """Collect one more table, ``name``, with ``reporter`` at every month end."""
+        if name in self.reporters:
+            raise ValueError(f"the recorder already collects {name!r}")
+        self.reporters[name] = reporter
+        self.rows[name] = []
+
+    def collect(self, obs: Observation) -> None:
+        """Record the month that ends at ``obs``: every reporter, once, in declared order."""
+        for name, report in self.reporters.items():
+            self.rows[name].extend(report(obs))
+
+    # ------------------------------------------------------------------ reporters
+    def monthly_row(self, obs: Observation) -> list[dict]:
+        """Coverage, the month's access flows and the credit and fraud figures."""
+        pop, flows, month = obs.pop, obs.flows.access, obs.month
         w = pop.weight
         population = pop.n * w
         eligible = float(np.count_nonzero(pop.eligible)) * w
         invited = float(np.count_nonzero(pop.invited)) * w
-        shown = float(np.count_nonzero(visible)) * w
-        self.monthly.append({
-            "date": date,
+        shown = float(np.count_nonzero(obs.visible)) * w
+        row = {
+            "date": obs.date,
             "month": month,
             "quarter": (month - 1) // 3 + 1,
             "population": population,
@@ -174,60 +247,33 @@ class Recorder:
             "eligible_share": eligible / population,
             "new_invites": flows.get("new_invites", 0) * w,
             "batches": flows.get("batches", 0),
-        })
-        if credit is not None:
-            self.monthly[-1].update(self._credit_row(credit, w))
-        # one bincount per dimension over (segment code, status bits) pairs; the loss sums
-        # only the few users with a loss (skipping zeros leaves every float sum unchanged)
-        masks = [pop.eligible, pop.invited, visible]
-        loss_at = loss_w = None
-        if per_user is not None:
-            masks += [per_user["borrowers"], per_user["defaults"]]
-            loss_at = np.flatnonzero(per_user["loss"])
-            loss_w = per_user["loss"][loss_at].astype(np.float64)
-        status = status_bits(masks)
-        key = np.empty(pop.n, dtype=np.intp)
-        dims = list(segment_codes(pop, self.bands, self.crosses))
-        tables: list[list[np.ndarray]] = []
-        for group in joint_groups(dims, len(masks)):
-            tables += segment_counts([dims[i][1] for i in group],
-                                     [len(dims[i][2]) for i in group], status, len(masks), key)
-        for (dim, codes, labels), table in zip(dims, tables, strict=True):
-            k = len(labels)
-            counts = dict(zip(("population", *STATUS), table, strict=False))
-            extra = {}
-            if per_user is not None:
-                extra = {
-                    "borrowers": counts["borrowers"] * w,
-                    "defaults": counts["defaults"] * w,
-                    "loss": np.bincount(codes[loss_at], weights=loss_w, minlength=k)
-                    * (w / 100.0),
-                }
-            for code, label in enumerate(labels):
-                n = counts["population"][code]
-                self.segments.append({
-                    "date": date,
-                    "month": month,
-                    "dimension": dim,
-                    "value": label,
-                    "population": n * w,
-                    "eligible": counts["eligible"][code] * w,
-                    "invited": counts["invited"][code] * w,
-                    "visible": counts["visible"][code] * w,
-                    "access_rate": counts["invited"][code] / n if n else np.nan,
-                    "visible_rate": counts["visible"][code] / n if n else np.nan,
-                    "borrowers": extra["borrowers"][code] if extra else np.nan,
-                    "defaults": extra["defaults"][code] if extra else np.nan,
-                    "loss": extra["loss"][code] if extra else np.nan,
-                })
+        }
+        row.update(self._credit_row(self.credit_figures(obs), row, w))
+        return [row]
 
-    def _credit_row(self, credit: dict, w: float) -> dict:
+    def credit_figures(self, obs: Observation) -> dict:
+        """The month's credit and fraud figures, unweighted (money in fen)."""
+        book, pop = obs.book, obs.pop
+        row = {**obs.flows.credit, **obs.flows.fraud}
+        row.update(credit.stock(book, pop))
+        row.update(fraud.stock(obs.fraud))
+        row.update(credit.expected_loss(book, pop, obs.scenario, obs.macro))
+        row["macro_factor"] = obs.macro
+        # bound if a step held invitations back this month, or if the book is at the limit
+        row["capital_bound"] = (obs.flows.capital_bound
+                                or capital.binds(book, pop.weight, self.capital_limit))
+        row["capital_limit"] = (np.nan if self.capital_limit is None
+                                else float(self.capital_limit))
+        return row
+
+    def _credit_row(self, figures: dict, current: dict, w: float) -> dict:
         """Weighted credit columns, with the trailing 12-month rates from the history."""
+        history = self.rows["monthly"]
         row = {}
         for key in CREDIT_COLUMNS:
-            if key not in credit:
+            if key not in figures:
                 continue
-            value = credit[key]
+            value = figures[key]
             if key in MONEY:
                 row[key] = value * w / 100.0
             elif key in UNWEIGHTED:
@@ -237,7 +283,7 @@ class Recorder:
         row["net_income"] = (row["interest_revenue"] - row["charge_off_loss"]
                              - row["funding_cost"])
         # trailing window: this month and up to 11 before it
-        window = [*self.monthly[-12:-1], {**self.monthly[-1], **row}]
+        window = [*history[-11:], {**current, **row}]
         months = len(window)
         scale = 12.0 / months  # annualise a window shorter than a year
         defaults = sum(r["new_defaults"] for r in window)
@@ -248,32 +294,110 @@ class Recorder:
         row["default_rate_12m"] = defaults * scale / borrowers if borrowers > 0 else np.nan
         row["stock_default_ratio"] = (default_balance * scale / row["outstanding"]
                                       if row["outstanding"] > 0 else np.nan)
-        year_ago = self.monthly[-13] if len(self.monthly) >= 13 else None
+        year_ago = history[-12] if len(history) >= 12 else None
         row["lagged_default_rate"] = (
             default_balance / year_ago["outstanding"]
             if year_ago is not None and year_ago.get("outstanding", 0) > 0 else np.nan)
         row["loss_rate_12m"] = loss * scale / outstanding if outstanding > 0 else np.nan
         return {k: row[k] for k in CREDIT_COLUMNS if k in row}
 
-    def record_vintages(self, rows: list[dict]) -> None:
-        self.vintages.extend(rows)
+    def segment_rows(self, obs: Observation) -> list[dict]:
+        """Counts per value of every segment dimension (and per arm in an A/B scenario)."""
+        rows = segment_rows(obs.pop, obs.visible, obs.per_user, self.bands, self.crosses,
+                            date=obs.date, month=obs.month)
+        if obs.scenario.ab is not None:  # "arm" as one more segment dimension
+            rows += self.arm_rows(obs)
+        return rows
 
+    def arm_rows(self, obs: Observation) -> list[dict]:
+        """The segment figures of each A/B arm (one arm, ``all``, without an ``ab`` section)."""
+        return arms.arm_segment_rows(obs.arm, obs.arm_names, obs.pop, obs.visible,
+                                     obs.per_user, date=obs.date, month=obs.month)
+
+    def vintage_rows(self, obs: Observation) -> list[dict]:
+        """Every invite batch's rates by months on book."""
+        book = obs.book
+        return vintage_rows(
+            obs.pop.vintage, obs.batches, obs.batch_months, date=obs.date, month=obs.month,
+            weight=obs.pop.weight, maturity=self.maturity,
+            arrays={"opened": book.opened, "dpd30": credit.dpd30(book),
+                    "ever_default": obs.per_user["defaults"], "balance": book.balance,
+                    "cum_draw": book.cum_draw, "cum_loss": book.cum_loss})
+
+    # ------------------------------------------------------------------ tables
     def vintage_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.vintages, columns=list(VINTAGE_COLUMNS))
+        df = pd.DataFrame(self.rows["vintages"], columns=list(VINTAGE_COLUMNS))
         df["vintage_date"] = pd.to_datetime(df["vintage_date"])
         df["date"] = pd.to_datetime(df["date"])
         return df
 
     def monthly_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.monthly, columns=list(self.monthly[0]) if self.monthly else
+        monthly = self.rows["monthly"]
+        df = pd.DataFrame(monthly, columns=list(monthly[0]) if monthly else
                           list(MONTHLY_COLUMNS))
         df["date"] = pd.to_datetime(df["date"])
         return df
 
     def segment_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.segments, columns=list(SEGMENT_COLUMNS))
+        df = pd.DataFrame(self.rows["segments"], columns=list(SEGMENT_COLUMNS))
         df["date"] = pd.to_datetime(df["date"])
         return df
+
+
+def segment_rows(pop: Population, visible: np.ndarray, per_user: dict[str, np.ndarray] | None,
+                 bands: dict[str, list[float]], crosses: list[tuple[str, str]], *,
+                 date: dt.date, month: int) -> list[dict]:
+    """One row per value of every segment dimension at one month end.
+
+    ``per_user`` holds the per-user credit arrays the segment table sums (``borrowers`` and
+    ``defaults`` masks, ``loss`` in fen); without it those columns are NaN.
+    """
+    w = pop.weight
+    # one bincount per dimension over (segment code, status bits) pairs; the loss sums
+    # only the few users with a loss (skipping zeros leaves every float sum unchanged)
+    masks = [pop.eligible, pop.invited, visible]
+    loss_at = loss_w = None
+    if per_user is not None:
+        masks += [per_user["borrowers"], per_user["defaults"]]
+        loss_at = np.flatnonzero(per_user["loss"])
+        loss_w = per_user["loss"][loss_at].astype(np.float64)
+    status = status_bits(masks)
+    key = np.empty(pop.n, dtype=np.intp)
+    dims = list(segment_codes(pop, bands, crosses))
+    tables: list[list[np.ndarray]] = []
+    for group in joint_groups(dims, len(masks)):
+        tables += segment_counts([dims[i][1] for i in group],
+                                 [len(dims[i][2]) for i in group], status, len(masks), key)
+    rows = []
+    for (dim, codes, labels), table in zip(dims, tables, strict=True):
+        k = len(labels)
+        counts = dict(zip(("population", *STATUS), table, strict=False))
+        extra = {}
+        if per_user is not None:
+            extra = {
+                "borrowers": counts["borrowers"] * w,
+                "defaults": counts["defaults"] * w,
+                "loss": np.bincount(codes[loss_at], weights=loss_w, minlength=k)
+                * (w / 100.0),
+            }
+        for code, label in enumerate(labels):
+            n = counts["population"][code]
+            rows.append({
+                "date": date,
+                "month": month,
+                "dimension": dim,
+                "value": label,
+                "population": n * w,
+                "eligible": counts["eligible"][code] * w,
+                "invited": counts["invited"][code] * w,
+                "visible": counts["visible"][code] * w,
+                "access_rate": counts["invited"][code] / n if n else np.nan,
+                "visible_rate": counts["visible"][code] / n if n else np.nan,
+                "borrowers": extra["borrowers"][code] if extra else np.nan,
+                "defaults": extra["defaults"][code] if extra else np.nan,
+                "loss": extra["loss"][code] if extra else np.nan,
+            })
+    return rows
 
 
 def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[int], *,

@@ -25,6 +25,7 @@ from scipy.optimize import least_squares
 
 from sim.engine.recorder import MONTHLY_COLUMNS
 from sim.engine.simulation import Simulation
+from sim.model.population import Population
 from sim.scenario import Scenario, ScenarioError, validate
 
 TABLES = ("metrics", "segments", "quarterly", "users")
@@ -196,9 +197,9 @@ def targets_from_observed(observed: pd.DataFrame, *, share_tolerance: float = 0.
 # --------------------------------------------------------------------------- run statistics
 
 
-def user_table(sim: Simulation, month: int) -> pd.DataFrame:
+def user_table(pop: Population, month: int) -> list[dict]:
     """Counts and sums (and sums of squares) of continuous attributes by access group."""
-    pop, w = sim.pop, sim.pop.weight
+    w = pop.weight
     masks = {"with_access": pop.invited, "without_access": ~pop.invited,
              "eligible": pop.eligible, "not_eligible": ~pop.eligible}
     rows = []
@@ -209,7 +210,7 @@ def user_table(sim: Simulation, month: int) -> pd.DataFrame:
             row[col] = float(x.sum()) * w
             row[f"{col}_sq"] = float((x * x).sum()) * w
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None = None
@@ -222,16 +223,11 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
         raise TargetError(f"a target reads month {last}, beyond the scenario's horizon of "
                           f"{scenario.months} months")
     want = {m for t in targets if t.table == "users" for m in t.months}
-    users: list[pd.DataFrame] = []
-    holder: dict[str, Simulation] = {}
-
-    def snapshot(month: int, _total: int) -> None:
-        if month in want:
-            users.append(user_table(holder["sim"], month))
-
-    sim = Simulation(scenario, seed, progress=snapshot, quarters=quarters)
-    holder["sim"] = sim
+    sim = Simulation(scenario, seed, quarters=quarters)
+    sim.recorder.declare("users", lambda obs: user_table(obs.pop, obs.month)
+                         if obs.month in want else [])
     result = sim.run()
+    users = sim.recorder.rows["users"]
     seg = result.segments.copy()
     seg["without_access"] = seg["population"] - seg["invited"]
     q = result.quarterly.copy()
@@ -242,7 +238,7 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
         "metrics": result.monthly,
         "segments": seg,
         "quarterly": q,
-        "users": pd.concat(users, ignore_index=True) if users else pd.DataFrame(
+        "users": pd.DataFrame(users) if users else pd.DataFrame(
             columns=["month", "group", "users"]),
         "_weight": pd.DataFrame({"weight": [result.population.weight]}),
     }

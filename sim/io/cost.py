@@ -59,13 +59,13 @@ class MemoryEstimate:
 def estimate_memory(scenario: Scenario, quarters: int | None = None) -> MemoryEstimate:
     """Estimate peak memory from a tiny population drawn from the same scenario."""
     from sim.engine.recorder import segment_codes
-    from sim.model import scoring
+    from sim.model import invites, scoring
 
     sample = 64
     spec = scenario.population.model_copy(update={"users": sample})
     tiny = scenario.model_copy(update={"population": spec})
     pop = synthesize(tiny, np.random.default_rng(0))
-    scoring.apply(pop, scoring.evaluate(pop, tiny))
+    invites.decide(pop, scoring.evaluate(pop, tiny))
     months = 3 * (quarters or scenario.quarters)
     segments = sum(len(labels) for _, _, labels in segment_codes(pop, scenario.reporting.bands))
     return MemoryEstimate(users=scenario.population.users, months=months,

@@ -19,7 +19,8 @@ borrower with a bill misses it with probability ``hazard x macro / roll-through`
 roll-through is the user's chance of rolling from 1-30 all the way to 90+. So the monthly
 default hazard of a borrower is exactly the latent ``pop.hazard`` times the macro factor, and
 the cure probabilities only set how many missed payments come with each default. Interest is
-not accrued on defaulted (90+) balances. A default closes access for good (``pop.closed``).
+not accrued on defaulted (90+) balances. A default closes access for good (through
+:func:`sim.model.invites.close`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.model import invites
 from sim.model.population import Population
 from sim.scenario import Credit, Scenario
 
@@ -192,39 +194,74 @@ class HazardTooHigh(ArithmeticError):
 # --------------------------------------------------------------------------- the month
 
 
-def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, day: int,
-              days: int, date: dt.date, visible: np.ndarray, macro: float,
-              rng: np.random.Generator) -> dict[str, int]:
+def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: int,
+          days: int, date: dt.date, visible: np.ndarray, macro: float,
+          rng: np.random.Generator) -> dict[str, int]:
     """One month of every credit line; returns the month's flows (unweighted fen, counts).
 
     ``day`` is the day index of the month end, ``days`` the days in the month, ``visible``
-    who can see the entry now. The order is: interest on the opening balance, delinquency
-    roll / cure / default / charge-off, repayments, activation of new lines, draws, limit
-    reviews and caps.
+    who can see the entry now. The steps, in order: interest on the opening balance,
+    charge-off of lines long in default, delinquency (arrears cure or roll on, current
+    borrowers miss a bill), repayment, limit reviews, activation of new lines, draws, caps,
+    and the funding cost of the opening balance. The draws come from ``rng`` in this order.
     """
     cfg: Credit = scenario.credit
-    n = book.n
     flows: dict[str, int] = {}
     opening = book.balance.copy()
     flows["opening_balance"] = int(opening.sum())
+    interest = accrue_interest(book, opening, days)
+    flows["interest_revenue"] = int(interest.sum())
 
-    # interest at the daily rate on balances not in default
+    due, gross, recovered = charge_off(book, cfg)
+    late = np.flatnonzero((book.state >= D1_30) & (book.state <= D61_90))
+    billed = np.flatnonzero((book.state == CURRENT) & (opening > 0))
+    u = rng.random(book.n)  # one draw a user, kept only where it decides something
+    u_late, u_billed = u[late], u[billed]
+    del u
+    cured, arrears, defaulted = roll(book, pop, scenario, late, u_late, month=month)
+    missing = miss(book, pop, scenario, billed, u_billed, macro=macro, day=day)
+
+    payers = np.setdiff1d(billed, missing, assume_unique=True)
+    repaid, full = repay(book, pop, cfg, opening, interest, payers, cured, arrears, rng)
+    del opening, interest  # the rest of the month needs neither
+    flows["repayments"] = int(repaid)
+    flows["charge_offs"] = int(gross.sum())
+    flows["recoveries"] = int(recovered.sum())
+    flows["charge_off_loss"] = int((gross - recovered).sum())
+    flows["charge_off_accounts"] = int(due.size)
+    flows["new_defaults"] = int(defaulted.size)
+    flows["default_balance"] = int(book.default_balance[defaulted].sum())
+    flows["overdue_episodes"] = int(missing.size)
+    flows["cures"] = int(cured.size)
+    flows["early_repayments"] = int(full)
+
+    can_use = visible & ~pop.closed
+    flows["limit_raises"] = review_limits(book, pop, scenario, day=day, date=date)
+    flows["new_activations"] = activate(book, pop, scenario, can_use, month=month, date=date,
+                                        rng=rng)
+    flows["draws"], flows["draw_accounts"] = draw(book, cfg, can_use, month=month, day=day,
+                                                  rng=rng)
+    flows["cap_cuts"] = cap_limits(book, pop, scenario, date)
+    flows["closing_balance"] = int(book.balance.sum())
+    flows["funding_cost"] = funding_cost(flows["opening_balance"], cfg.loss.funding_rate, days)
+    return flows
+
+
+def accrue_interest(book: Book, opening: np.ndarray, days: int) -> np.ndarray:
+    """Interest in fen at each line's daily rate on its opening balance, for lines not in
+    default; added to the balance and returned."""
     accruing = (book.state <= D61_90) & (opening > 0)
-    interest = np.zeros(n, dtype=np.int64)
+    interest = np.zeros(book.n, dtype=np.int64)
     interest[accruing] = np.round(opening[accruing] * book.rate[accruing] * days).astype(
         np.int64)
     book.balance += interest
-    flows["interest_revenue"] = int(interest.sum())
+    return interest
 
-    # delinquency: decide every transition from the state at the start of the step
-    state0 = book.state.copy()
-    late = np.flatnonzero((state0 >= D1_30) & (state0 <= D61_90))
-    billed = np.flatnonzero((state0 == CURRENT) & (opening > 0))
-    u = rng.random(n)  # one draw a user, kept only where it decides something
-    u_late, u_billed = u[late], u[billed]
-    del u
 
-    in_default = np.flatnonzero(state0 == DEFAULT)
+def charge_off(book: Book, cfg: Credit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lines in default one more month past due; those beyond ``charge_off_dpd`` are charged
+    off, recovering ``1 - lgd`` of the balance. Returns (users, gross fen, recovered fen)."""
+    in_default = np.flatnonzero(book.state == DEFAULT)
     book.missed[in_default] += 1
     due = in_default[book.missed[in_default].astype(np.int32) * 30 > cfg.loss.charge_off_dpd]
     gross = book.balance[due]
@@ -232,11 +269,18 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     book.cum_loss[due] += gross - recovered
     book.balance[due] = 0
     book.state[due] = CHARGED_OFF
+    return due, gross, recovered
 
-    cure = cure_probabilities(pop, scenario, late)[
-        np.arange(late.size), state0[late].astype(np.int64) - 1]
-    cured = late[u_late < cure]
-    rolled = late[u_late >= cure]
+
+def roll(book: Book, pop: Population, scenario: Scenario, late: np.ndarray, u: np.ndarray, *,
+         month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lines in arrears (``late``, uniform draws ``u``) cure or roll one bucket on; a roll
+    into 90+ is a default, which closes the user's access for good. Returns (cured, their
+    months of arrears, defaulted)."""
+    state = book.state[late].astype(np.int64)
+    cure = cure_probabilities(pop, scenario, late)[np.arange(late.size), state - 1]
+    cured = late[u < cure]
+    rolled = late[u >= cure]
     arrears = book.missed[cured].astype(np.int64)
     book.state[rolled] += 1
     book.missed[rolled] += 1
@@ -244,14 +288,18 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     book.default_month[defaulted] = month
     book.default_balance[defaulted] = book.balance[defaulted]
     book.draw_at_default[defaulted] = book.cum_draw[defaulted]
-    pop.closed[defaulted] = True
-    pop.invited[defaulted] = False
-    if pop.eligible is not None:
-        pop.eligible[defaulted] = False
+    invites.close(pop, defaulted, ineligible=True)
     book.state[cured] = CURRENT
     book.missed[cured] = 0
+    return cured, arrears, defaulted
 
-    missing = billed[u_billed < entry_probability(pop, scenario, macro, billed)]
+
+def miss(book: Book, pop: Population, scenario: Scenario, billed: np.ndarray, u: np.ndarray,
+         *, macro: float, day: int) -> np.ndarray:
+    """Current borrowers with a bill (``billed``, uniform draws ``u``) who miss it: into
+    1-30, limit frozen and cut, review window restarted, score points lost. Returns them."""
+    cfg = scenario.credit
+    missing = billed[u < entry_probability(pop, scenario, macro, billed)]
     book.state[missing] = D1_30
     book.missed[missing] = 1
     book.frozen_until[missing] = day + cfg.limits.freeze_days
@@ -263,10 +311,15 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     eff = cfg.score
     pop.score_adjust[missing] = np.maximum(pop.score_adjust[missing] - eff.overdue_points,
                                            eff.floor)
+    return missing
 
-    # repayments: current borrowers with a bill, and the cured paying their arrears (four
-    # disjoint groups, so amounts are computed and paid on their indices only)
-    payers = np.setdiff1d(billed, missing, assume_unique=True)
+
+def repay(book: Book, pop: Population, cfg: Credit, opening: np.ndarray, interest: np.ndarray,
+          payers: np.ndarray, cured: np.ndarray, arrears: np.ndarray,
+          rng: np.random.Generator) -> tuple[int, int]:
+    """Current borrowers with a bill pay in full, the minimum or an instalment (one draw
+    each); the cured pay their arrears. Returns (fen repaid, users who paid in full)."""
+    # four disjoint groups, so amounts are computed and paid on their indices only
     term = cfg.repayment.instalment_months
     v = rng.random(payers.size)
     full = payers[v < cfg.repayment.full]
@@ -274,39 +327,33 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
                      & (v < cfg.repayment.full + cfg.repayment.minimum_only)]
     instal = payers[v >= cfg.repayment.full + cfg.repayment.minimum_only]
     paying = np.concatenate([full, minimum, instal, cured])
-    repay = np.concatenate([
+    repaid = np.concatenate([
         book.balance[full],
         interest[minimum] + np.ceil(opening[minimum] * cfg.repayment.minimum_share).astype(
             np.int64),
         interest[instal] + -(-opening[instal] // term),
         interest[cured] + -(-opening[cured] * (arrears + 1) // term),
     ])
-    np.minimum(repay, book.balance[paying], out=repay)
-    book.balance[paying] -= repay
+    np.minimum(repaid, book.balance[paying], out=repaid)
+    book.balance[paying] -= repaid
     book.minimum_streak[minimum] = np.minimum(book.minimum_streak[minimum], 100) + 1
     book.minimum_streak[full] = 0
     book.minimum_streak[instal] = 0
+    eff = cfg.score
     pop.score_adjust[full] = np.minimum(pop.score_adjust[full] + eff.early_repayment_points,
                                         eff.ceiling)
-    flows["repayments"] = int(repay.sum())
-    del opening, interest, state0, accruing  # the rest of the month needs none of them
-    flows["charge_offs"] = int(gross.sum())
-    flows["recoveries"] = int(recovered.sum())
-    flows["charge_off_loss"] = int((gross - recovered).sum())
-    flows["charge_off_accounts"] = int(due.size)
-    flows["new_defaults"] = int(defaulted.size)
-    flows["default_balance"] = int(book.default_balance[defaulted].sum())
-    flows["overdue_episodes"] = int(missing.size)
-    flows["cures"] = int(cured.size)
-    flows["early_repayments"] = int(full.size)
+    return int(repaid.sum()), int(full.size)
 
-    # limit reviews for lines already open: a window of good months earns a raise
-    can_use = visible & ~pop.closed
+
+def review_limits(book: Book, pop: Population, scenario: Scenario, *, day: int,
+                  date: dt.date) -> int:
+    """Limit reviews of open lines: a window of good months earns a raise (under the caps).
+    Returns how many limits rose."""
+    lim = scenario.credit.limits
     open_lines = np.flatnonzero(book.opened & (book.state <= D61_90))
     book.window_months[open_lines] += 1
     on_time = open_lines[book.state[open_lines] == CURRENT]
     book.window_on_time[on_time] += 1
-    lim = cfg.limits
     review = open_lines[book.window_months[open_lines] >= lim.raise_after_months]
     share = book.window_on_time[review] / np.maximum(book.window_months[review], 1)
     good = review[(share > lim.raise_on_time_share - 1e-12)
@@ -319,37 +366,50 @@ def month_end(book: Book, pop: Population, scenario: Scenario, *, month: int, da
     wanted = _round_limit(book.limit[good] / FEN * lim.raise_factor, lim.round_to)
     before = book.limit[good].copy()
     _apply_caps(book, pop, scenario, date, good, wanted)
-    flows["limit_raises"] = int(np.count_nonzero(book.limit[good] > before))
+    return int(np.count_nonzero(book.limit[good] > before))
 
-    # activation: invited users who see the entry open a line
+
+def activate(book: Book, pop: Population, scenario: Scenario, can_use: np.ndarray, *,
+             month: int, date: dt.date, rng: np.random.Generator) -> int:
+    """Users who can use the entry and have no line open one with their archetype's
+    activation chance. Returns how many opened."""
     candidates = np.flatnonzero(can_use & ~book.opened)
-    p = np.array([cfg.activation[a] for a in pop.labels["archetype"]])[
+    p = np.array([scenario.credit.activation[a] for a in pop.labels["archetype"]])[
         pop.archetype[candidates]]
     new = candidates[rng.random(candidates.size) < p]
     _open_lines(book, pop, scenario, new, month, date)
-    flows["new_activations"] = int(new.size)
+    return int(new.size)
 
-    # draws: current, unfrozen lines of users who can see the entry
+
+def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
+         rng: np.random.Generator) -> tuple[int, int]:
+    """Current, unfrozen lines with room under the limit draw with ``draw_rate`` a beta share
+    (mean ``draw_share``) of what is available, in whole CNY. Returns (fen drawn, lines that
+    drew)."""
     users = np.flatnonzero(book.opened & can_use & (book.state == CURRENT)
                            & (book.frozen_until <= day) & (book.balance < book.limit))
     users = users[rng.random(users.size) < cfg.draw_rate]
     share = rng.beta(2.0, 2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9, users.size)
     available = book.limit[users] - book.balance[users]
-    draw = (np.floor(available * share / FEN) * FEN).astype(np.int64)
-    draw = np.clip(draw, 0, available)
-    book.balance[users] += draw
-    book.cum_draw[users] += draw
-    drew = users[draw > 0]
+    amount = (np.floor(available * share / FEN) * FEN).astype(np.int64)
+    amount = np.clip(amount, 0, available)
+    book.balance[users] += amount
+    book.cum_draw[users] += amount
+    drew = users[amount > 0]
     book.last_draw_month[drew] = month
-    flows["draws"] = int(draw.sum())
-    flows["draw_accounts"] = int(drew.size)
+    return int(amount.sum()), int(drew.size)
 
-    # caps in force now (a new rule may cut limits already granted)
+
+def cap_limits(book: Book, pop: Population, scenario: Scenario, date: dt.date) -> int:
+    """Hold every live line under the caps in force now (a new rule may cut limits already
+    granted). Returns how many the caps held."""
     lines = np.flatnonzero(book.opened & (book.state <= D61_90))
-    bound = _apply_caps(book, pop, scenario, date, lines, book.limit[lines])
-    flows["cap_cuts"] = int(bound.size)
-    flows["closing_balance"] = int(book.balance.sum())
-    return flows
+    return int(_apply_caps(book, pop, scenario, date, lines, book.limit[lines]).size)
+
+
+def funding_cost(opening: int, rate: float, days: int) -> int:
+    """The month's cost in fen of funding the opening balance at the yearly ``rate``."""
+    return round(opening * rate * days / 365.0)
 
 
 def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarray,
@@ -430,6 +490,11 @@ def stock(book: Book, pop: Population) -> dict[str, int]:
         "dpd90": int(np.count_nonzero(book.state == DEFAULT)),
         "cum_defaults": int(np.count_nonzero(book.default_month >= 0)),
     }
+
+
+def dpd30(book: Book) -> np.ndarray:
+    """Lines 30 or more days past due now (31-60, 61-90 and 90+)."""
+    return (book.state >= D31_60) & (book.state <= DEFAULT)
 
 
 def borrowers(book: Book) -> np.ndarray:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.model import invites
 from sim.model.population import Population
 from sim.scenario import Fraud
 
@@ -59,10 +60,11 @@ def new_fraud_book(n: int, spec: Fraud, rng: np.random.Generator, year: int) -> 
     )
 
 
-def month_end(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
+def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
               rng: np.random.Generator) -> dict[str, int]:
-    """One month of signals, R1 expiry and R2 reviews; updates ``pop.hidden`` and
-    ``pop.closed``. Returns the month's counts (unweighted)."""
+    """One month of signals, R1 expiry and R2 reviews; hides the entry from R1 / R2 users and
+    closes R3 users' access (through :mod:`sim.model.invites`). Returns the month's counts
+    (unweighted)."""
     n = fb.n
     if year != fb.year:  # the review allowance is per calendar year
         fb.reviews_year[:] = 0
@@ -109,11 +111,10 @@ def month_end(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: in
     fb.hidden_until[to1] = day + spec.r1_hidden_days
     fb.level[to2] = R2
     fb.level[to3] = R3
-    pop.closed[to3] = True
-    pop.invited[to3] = False
+    invites.close(pop, to3)
     fb.blocks[hit] += 1
     fb.last_blocked_day[hit] = day
-    np.logical_or(fb.level == R1, fb.level == R2, out=pop.hidden)
+    invites.hide(pop, (fb.level == R1) | (fb.level == R2))
 
     wrong = ~crook & (pop.vintage[hit] >= 0)
     return {

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from sim.scenario import Gate
+from sim.scenario import Gate, Phase, Rollout
 
 GATE_COLUMNS = ("date", "arm", "phase", "gate", "scope", "metric", "value", "threshold",
                 "vintage", "months_on_book", "accounts", "decision", "action", "acted",
@@ -137,6 +138,43 @@ def combine(state: GateState, verdicts: list[tuple[Gate, str, str]]) -> str:
         factor = min(factor, max(min(growing), state.factor))
     state.factor = factor
     return "go"
+
+
+def sent_vintages(batches: list[dict], batch_months: list[int], arm: str, done: int
+                  ) -> tuple[np.ndarray, np.ndarray, float]:
+    """An arm's batch vintages (ids), their months on book after ``done`` month ends and the
+    real accounts they invited (re-evaluation admissions and holdouts are not batches)."""
+    mine = [b["vintage"] for b in batches if b["arm"] == arm and b["kind"] == "batch"]
+    sent = sum(batches[v]["accounts"] for v in mine)
+    ids = np.array(mine, dtype=np.int64)
+    ages = done - np.array(batch_months, dtype=np.int64)[ids] if mine else ids
+    return ids, ages, sent
+
+
+def check(rollout: Rollout, phase: Phase, state: GateState, *, vintage: np.ndarray,
+          dpd30: np.ndarray, ids: np.ndarray, ages: np.ndarray, sent: float, weight: float,
+          capital_use: Callable[[], Reading]) -> tuple[str, list[tuple]]:
+    """Judge the strategy's and the phase's gates before a batch.
+
+    Reads every gate (vintage gates from the arm's vintages ``ids`` aged ``ages``, capital
+    gates from ``capital_use``), judges and combines them into ``state``. Returns what to do
+    (go, pause, halt, halt_phase) and each gate's (gate, scope, reading, decision, action).
+    """
+    specs = [(g, "rollout") for g in rollout.gates] + [(g, "phase") for g in phase.gates]
+    if not specs:
+        return "go", []
+    verdicts, rows = [], []
+    for gate, scope in specs:
+        if gate.metric == "capital_use":
+            reading = capital_use()
+        else:
+            reading = vintage_reading(vintage, dpd30, ids, ages, gate.months_on_book,
+                                      gate.min_accounts, weight)
+        decision = judge(gate, reading, sent)
+        act = action(gate, decision)
+        verdicts.append((gate, scope, act))
+        rows.append((gate, scope, reading, decision, act))
+    return combine(state, verdicts), rows
 
 
 def row(date: dt.date, arm: str, phase: str, gate: Gate, scope: str, reading: Reading,

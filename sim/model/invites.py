@@ -16,8 +16,8 @@ import numpy as np
 
 from sim.model.population import Population
 from sim.model.release import version_code
-from sim.model.scoring import REASONS
-from sim.scenario import Phase, Rollout, Scenario
+from sim.model.scoring import REASONS, Evaluation
+from sim.scenario import Holdout, Phase, Rollout, Scenario
 
 BUCKETS = 10_000
 
@@ -174,7 +174,54 @@ def holdout_pool(pop: Population, scenario: Scenario, phase: Phase, cutoff: floa
             & in_phase_reach(pop, scenario, phase) & in_rollout(bucket, 100.0 * share))
 
 
+def holdout_batch(pop: Population, scenario: Scenario, rollout: Rollout, phase: Phase,
+                  cutoff: float, within: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the users the strategy's holdout invites in ``phase`` (only among
+    ``within`` when given): the :func:`holdout_pool` of its sticky bucket."""
+    h: Holdout = rollout.holdout
+    bucket = sticky_bucket(pop.n, h.salt or f"{rollout.name}:holdout")
+    pool = holdout_pool(pop, scenario, phase, cutoff, h.margin, bucket, h.share)
+    if within is not None:
+        pool &= within
+    return np.flatnonzero(pool)
+
+
+# --------------------------------------------------------------------------- access state
+
+
 def invite(pop: Population, users: np.ndarray, vintage: int) -> None:
     """Whitelist ``users`` as batch ``vintage``."""
     pop.invited[users] = True
     pop.vintage[users] = vintage
+
+
+def revoke(pop: Population, users: np.ndarray) -> None:
+    """Take the invitation back (a re-evaluation found them no longer eligible)."""
+    pop.invited[users] = False
+
+
+def restore(pop: Population, users: np.ndarray) -> None:
+    """Give back the invitation of users invited before (eligible again, never closed)."""
+    pop.invited[users] = True
+
+
+def decide(pop: Population, ev: Evaluation) -> None:
+    """Store an evaluation on the population: the bank's current view (score, value score,
+    reasons) and who is eligible now."""
+    pop.score, pop.value, pop.eligible, pop.reasons = ev.score, ev.value, ev.eligible, ev.reasons
+
+
+def close(pop: Population, users: np.ndarray, *, ineligible: bool = False) -> None:
+    """Close ``users``' access for good (a default, an R3 fraud link). ``ineligible`` also
+    ends their eligibility now (a default is known at once); otherwise it ends at the next
+    re-scoring, whose preconditions exclude the closed."""
+    pop.closed[users] = True
+    pop.invited[users] = False
+    if ineligible and pop.eligible is not None:
+        pop.eligible[users] = False
+
+
+def hide(pop: Population, hidden: np.ndarray) -> None:
+    """Hide the entry from exactly ``hidden`` (users at risk level R1 or R2), show it to the
+    rest."""
+    np.copyto(pop.hidden, hidden)

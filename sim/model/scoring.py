@@ -187,8 +187,3 @@ def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None) -
     limit = cfg.cutoff if cutoff is None else cutoff
     reasons[score < limit] |= REASONS["score_below_cutoff"]
     return Evaluation(modules, score, value, reasons == 0, reasons)
-
-
-def apply(pop: Population, ev: Evaluation) -> None:
-    """Store an evaluation's results on the population (the bank's current view)."""
-    pop.score, pop.value, pop.eligible, pop.reasons = ev.score, ev.value, ev.eligible, ev.reasons

@@ -1,0 +1,105 @@
+"""The month end: one process runs the month's steps in the documented order, the recorder
+reads the month without changing it, and each month's flows land in that month."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+
+import sim
+from sim.engine import recorder as rec
+from sim.engine.simulation import Simulation
+from sim.model import behaviour, credit, fraud, reevaluation, release
+
+#: The order the month end promises (DESIGN: behaviour, versions, fraud signals, credit
+#: lines, re-scoring at quarter ends, then the snapshot of the month).
+ORDER = ["behaviour.age", "release.adopt", "fraud.month", "credit.month",
+         "reevaluation.reevaluate", "recorder.collect"]
+
+
+@pytest.fixture(scope="module")
+def small(baseline_path):
+    return sim.load(baseline_path, ["population.users=5000"])
+
+
+def test_the_month_end_runs_its_steps_in_the_documented_order(small, monkeypatch):
+    calls: list[str] = []
+
+    def spy(owner, name, label):
+        real = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append(label)
+            return real(*args, **kwargs)
+        monkeypatch.setattr(owner, name, wrapper)
+
+    for label in ORDER:
+        module, name = label.split(".")
+        owner = {"behaviour": behaviour, "release": release, "fraud": fraud, "credit": credit,
+                 "reevaluation": reevaluation, "recorder": rec.Recorder}[module]
+        spy(owner, name, label)
+    Simulation(small, quarters=2).run()
+    other = [step for step in ORDER if step != "reevaluation.reevaluate"]  # not a quarter end
+    assert calls == [*other, *other, *ORDER, *other, *other, *ORDER]
+
+
+def test_timings_name_every_step(small):
+    result = sim.run(small, quarters=1)
+    for step in ("behaviour", "release", "fraud", "credit", "reevaluation", "recorder"):
+        assert step in result.timings
+
+
+def _state(obs: rec.Observation) -> dict:
+    """Copies of every array of the population, the credit book and the fraud book."""
+    arrays = {}
+    for owner, name in ((obs.pop, "pop"), (obs.book, "book"), (obs.fraud, "fraud")):
+        for f in dataclasses.fields(owner):
+            value = getattr(owner, f.name)
+            if isinstance(value, np.ndarray):
+                arrays[f"{name}.{f.name}"] = value.copy()
+    return arrays
+
+
+def test_the_recorder_reads_the_month_and_changes_nothing(small, monkeypatch):
+    real, checked = rec.Recorder.collect, []
+
+    def collect(self, obs):
+        before = _state(obs)
+        flows = copy.deepcopy(obs.flows)
+        real(self, obs)
+        after = _state(obs)
+        assert all(np.array_equal(v, after[k]) for k, v in before.items())
+        assert obs.flows == flows  # the month's flows are the month end's to reset
+        checked.append(obs.month)
+
+    monkeypatch.setattr(rec.Recorder, "collect", collect)
+    Simulation(small, quarters=1).run()
+    assert checked == [1, 2, 3]
+
+
+def test_each_months_flows_land_in_that_month(small):
+    result = sim.run(small, quarters=2)
+    m, b = result.monthly, result.batches
+    invited = b[b.kind != "reevaluation"]
+    per_month = invited.groupby(invited.date.dt.to_period("M")).accounts.sum()
+    months = m.set_index(m.date.dt.to_period("M")).new_invites
+    assert np.allclose(months.reindex(per_month.index), per_month)
+    assert months.drop(per_month.index).eq(0).all()
+    admitted = b[b.kind == "reevaluation"].accounts.sum()
+    assert m.gained_access.sum() >= admitted > 0
+
+
+def test_a_declared_reporter_is_called_once_a_month_after_every_step(small):
+    s = Simulation(small, quarters=1)
+    s.recorder.declare("seen", lambda obs: [{"month": obs.month,
+                                             "invited": int(obs.pop.invited.sum())}])
+    result = s.run()
+    rows = s.recorder.rows["seen"]
+    assert [r["month"] for r in rows] == [1, 2, 3]
+    w = result.population.weight
+    assert [r["invited"] * w for r in rows] == result.monthly.invited.tolist()
+    with pytest.raises(ValueError, match="already"):
+        s.recorder.declare("monthly", lambda obs: [])

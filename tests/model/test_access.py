@@ -1,0 +1,119 @@
+"""Access state has one writer: sim/model/invites.py. Credit defaults, fraud levels, the
+re-evaluation and the rollout change who is invited, closed, hidden or eligible only through
+its functions, so a rule about access (a closed user never comes back) holds in one place."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+from credit_helpers import quiet_fraud, raw, scenario
+
+from sim.engine.simulation import Simulation
+from sim.model import invites, reevaluation
+
+SIM = Path(__file__).resolve().parents[2] / "sim"
+ACCESS = {"invited", "vintage", "closed", "hidden", "eligible"}
+#: The writer, and the population's constructor that creates the arrays.
+ALLOWED = {SIM / "model" / "invites.py", SIM / "model" / "population.py"}
+
+
+def _access_attr(node: ast.AST) -> str | None:
+    """The access attribute ``node`` writes into: ``x.invited``, ``x.invited[...]``."""
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    if isinstance(node, ast.Attribute) and node.attr in ACCESS:
+        return node.attr
+    return None
+
+
+def _writes(tree: ast.AST):
+    """(line, attribute) of every assignment, in-place operation or ``out=`` into access."""
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        elif isinstance(node, ast.Call):
+            targets = [k.value for k in node.keywords if k.arg == "out"]
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name in {"copyto", "setattr", "put", "place", "fill"} and node.args:
+                targets.append(node.args[0])
+        for target in targets:
+            for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                if attr := _access_attr(t):
+                    yield node.lineno, attr
+
+
+def test_access_state_is_written_only_by_invites():
+    found = []
+    for path in sorted(SIM.rglob("*.py")):
+        if path in ALLOWED:
+            continue
+        for line, attr in _writes(ast.parse(path.read_text(), str(path))):
+            found.append(f"{path.relative_to(SIM.parent)}:{line} writes .{attr}")
+    assert not found, "\n".join(found)
+
+
+def test_the_walk_sees_every_kind_of_write():
+    code = ("pop.invited[u] = False\npop.closed = x\npop.hidden |= y\n"
+            "np.logical_or(a, b, out=pop.hidden)\nnp.copyto(pop.eligible, z)\n"
+            "pop.score, pop.eligible = s, e\n")
+    assert sorted(a for _, a in _writes(ast.parse(code))) == [
+        "closed", "eligible", "eligible", "hidden", "hidden", "invited"]
+
+
+def _small(**changes):
+    return Simulation(scenario({"population.users": 5_000, **quiet_fraud(), **changes}),
+                      quarters=1)
+
+
+def test_a_closed_user_loses_access_and_never_regains_it_at_a_reevaluation():
+    s = _small()
+    pop = s.pop
+    users = np.flatnonzero(pop.eligible)[:200]
+    invites.invite(pop, users, 0)
+    invites.close(pop, users)
+    assert not pop.invited[users].any() and pop.closed[users].all()
+    reevaluation.reevaluate(pop, s.scenario, s.state.cutoff, s.holdout,
+                            np.random.default_rng(1))
+    assert not pop.invited[users].any() and not pop.eligible[users].any()
+    assert (pop.vintage[users] == 0).all()  # still counted in the vintage they joined
+
+
+def test_a_default_ends_eligibility_at_once_a_fraud_closure_at_the_next_scoring():
+    s = _small()
+    pop = s.pop
+    users = np.flatnonzero(pop.eligible)[:10]
+    invites.close(pop, users[:5], ineligible=True)
+    invites.close(pop, users[5:])
+    assert not pop.eligible[users[:5]].any() and pop.eligible[users[5:]].all()
+
+
+def test_hidden_users_do_not_see_the_entry_and_see_it_again_when_shown():
+    s = _small(**{"release.versions": [{**v, "visible": 1.0}
+                                       for v in raw()["release"]["versions"]]})
+    pop = s.pop
+    users = np.flatnonzero(pop.eligible & (s.region_open[pop.region]))[:100]
+    invites.invite(pop, users, 0)
+    assert s.visible()[users].all()
+    hidden = np.zeros(pop.n, dtype=bool)
+    hidden[users[:40]] = True
+    invites.hide(pop, hidden)
+    assert not s.visible()[users[:40]].any() and s.visible()[users[40:]].all()
+    invites.hide(pop, np.zeros(pop.n, dtype=bool))
+    assert s.visible()[users].all()
+
+
+def test_reevaluation_revokes_exactly_the_invited_no_longer_eligible_except_holdouts():
+    s = _small()
+    pop = s.pop
+    invites.invite(pop, np.arange(pop.n), 0)  # everyone, eligible or not
+    s.holdout[:50] = True
+    change = reevaluation.reevaluate(pop, s.scenario, s.state.cutoff, s.holdout,
+                                     np.random.default_rng(2))
+    assert not (pop.invited & ~pop.eligible & ~s.holdout).any()
+    assert pop.invited[:50].all()
+    assert np.array_equal(change.lost, ~pop.eligible & ~s.holdout)

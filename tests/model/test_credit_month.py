@@ -1,0 +1,96 @@
+"""Credit's month as named steps: every month the book's money adds up to the fen, each
+step does what its name says, and the capital query changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from credit_helpers import scenario, single_vintage
+
+from sim.engine.simulation import Simulation
+from sim.model import capital, credit
+
+#: One vintage that opens and draws at once, with enough risk for defaults and charge-offs.
+RISKY = {**single_vintage(users=4_000), "risk.monthly_hazard": 0.03,
+         "credit.repayment.full": 0.2, "credit.repayment.minimum_only": 0.3}
+
+
+@pytest.fixture(scope="module")
+def ran():
+    """A simulation two quarters into the risky vintage."""
+    s = Simulation(scenario(RISKY), quarters=2)
+    s.run()
+    return s
+
+
+def _months(s: Simulation, count: int):
+    """Drive ``count`` more credit months on ``s``'s book; yield (before, flows, after)."""
+    rng = np.random.default_rng(7)
+    day = s.horizon
+    for m in range(count):
+        before = s.book.balance.copy(), s.book.cum_draw.copy(), s.book.cum_loss.copy()
+        flows = credit.month(s.book, s.pop, s.scenario, month=7 + m, day=day, days=30,
+                             date=s.date(day), visible=s.visible(), macro=1.0, rng=rng)
+        day += 30
+        yield before, flows, s.book
+
+
+def test_the_balance_identity_holds_to_the_fen_every_month(ran):
+    seen = {"draws": 0, "charge_offs": 0, "interest_revenue": 0, "repayments": 0}
+    for (balance, _, _), flows, book in _months(ran, 8):
+        opening, closing = int(balance.sum()), int(book.balance.sum())
+        assert (opening + flows["draws"] + flows["interest_revenue"] - flows["repayments"]
+                - flows["charge_offs"]) == closing
+        for key in seen:
+            seen[key] += flows[key]
+    assert all(v > 0 for v in seen.values()), seen  # every term took part
+
+
+def test_draws_and_losses_are_what_the_lines_record(ran):
+    for (_, cum_draw, cum_loss), flows, book in _months(ran, 4):
+        assert flows["draws"] == int((book.cum_draw - cum_draw).sum())
+        assert flows["charge_off_loss"] == int((book.cum_loss - cum_loss).sum())
+        assert flows["charge_offs"] == flows["charge_off_loss"] + flows["recoveries"]
+
+
+def test_a_default_closes_access_for_good(ran):
+    book, pop = ran.book, ran.pop
+    defaulted = book.default_month >= 0
+    assert defaulted.any()
+    assert pop.closed[defaulted].all() and not pop.invited[defaulted].any()
+
+
+def test_no_interest_accrues_in_default():
+    book = credit.new_book(3)
+    book.balance[:] = 10_000
+    book.rate[:] = 0.001
+    book.state[:] = [credit.CURRENT, credit.D61_90, credit.DEFAULT]
+    interest = credit.accrue_interest(book, book.balance.copy(), days=30)
+    assert interest.tolist() == [300, 300, 0]
+    assert book.balance.tolist() == [10_300, 10_300, 10_000]
+
+
+def test_charge_off_comes_after_charge_off_dpd_in_default(ran):
+    cfg = ran.scenario.credit
+    book = credit.new_book(2)
+    book.balance[:] = 50_000
+    book.state[:] = credit.DEFAULT
+    book.missed[:] = [3, cfg.loss.charge_off_dpd // 30]
+    due, gross, recovered = credit.charge_off(book, cfg)
+    assert due.tolist() == [1]
+    assert book.state.tolist() == [credit.DEFAULT, credit.CHARGED_OFF]
+    assert book.balance.tolist() == [50_000, 0]
+    assert int(gross.sum()) == 50_000 and book.cum_loss[1] == 50_000 - int(recovered.sum())
+
+
+def test_funding_cost_is_a_day_count_share_of_the_yearly_rate():
+    assert credit.funding_cost(365_000, 0.05, 30) == 1_500
+
+
+def test_capital_query_changes_nothing(ran):
+    limit = capital.outstanding(ran.book, ran.pop.weight)
+    balance = ran.book.balance.copy()
+    assert capital.binds(ran.book, ran.pop.weight, limit)
+    assert not capital.binds(ran.book, ran.pop.weight, limit * 2)
+    assert not capital.binds(ran.book, ran.pop.weight, None)
+    assert not ran.flows.capital_bound and np.array_equal(ran.book.balance, balance)
