@@ -217,7 +217,10 @@ def _check_destination(dest: Path, force: bool) -> None:
     if dest.exists() and not dest.is_dir():
         raise OutputError(f"{dest} is a file, not a folder; choose another --out (greysim "
                           "never replaces a file with a folder)")
-    if not dest.is_dir() or not any(dest.iterdir()):
+    if not dest.exists():
+        _check_parents(dest)
+        return
+    if not any(dest.iterdir()):
         return
     kind = written_by(dest)
     if kind is None:
@@ -227,6 +230,16 @@ def _check_destination(dest: Path, force: bool) -> None:
     if not force:
         raise OutputError(f"{dest} already holds a greysim {kind}; choose another --out, or "
                           "pass --force to replace it")
+
+
+def _check_parents(dest: Path) -> None:
+    """Fail before a long run, not after it, when the folder could never be made there."""
+    for parent in dest.absolute().parents:
+        if parent.is_dir():
+            return
+        if parent.exists() or parent.is_symlink():
+            raise OutputError(f"cannot write {dest}: {parent} is not a folder; "
+                              "choose another --out")
 
 
 def claim_folder(folder: Path, kind: str, *, force: bool = False) -> Path:
