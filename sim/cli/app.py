@@ -142,7 +142,7 @@ def run_command(
     set_: SetOpt = None,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Run folder to write (default: outputs/<scenario>/<run-id>).")] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a greysim --out folder.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     no_report: Annotated[bool, typer.Option(
         "--no-report", help="Skip the charts and report.html.")] = False,

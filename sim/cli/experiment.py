@@ -139,7 +139,7 @@ def compare_command(
         max=1.0)] = None,
     set_: SetOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder to write.")] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a greysim --out folder.")] = False,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     dask_local: DaskLocalOpt = None,
@@ -249,7 +249,7 @@ def sweep_command(
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Sweep folder (default: derived from the sweep, so a rerun resumes).")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Discard an existing sweep folder.")] = False,
+    force: Annotated[bool, typer.Option(help="Discard a greysim sweep folder.")] = False,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     dask_local: DaskLocalOpt = None,
