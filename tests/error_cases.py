@@ -146,7 +146,8 @@ CASES = [
                                         *SMALL),
          key="risk.dispersion", words=("process 'risk'", "left [0, 1]", "not clipped")),
     Case("--out folder holding other files", ("run", BASELINE, *SMALL[:-1], "busy"),
-         {"busy/notes.txt": "mine"}, words=("busy already holds other files", "--force")),
+         {"busy/notes.txt": "mine"}, words=("busy holds files that greysim did not write",
+                                            "choose another --out")),
     Case("--check on a folder that is not a run", ("run", "--check", "busy"),
          {"busy/notes.txt": "mine"}, words=("not a greysim run folder",)),
 ]

@@ -47,14 +47,20 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path, baseline_path):
 
 
 def test_out_refuses_a_folder_with_files_unless_forced(tmp_path, baseline_path):
+    """--force replaces a run folder greysim wrote, never a folder of the user's files."""
     out = tmp_path / "busy"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    res = _run("run", baseline_path, *SMALL, "--out", out)
-    assert res.exit_code == 2 and "--force" in res.output
+    for extra in ([], ["--force"]):
+        res = _run("run", baseline_path, *SMALL, "--out", out, *extra)
+        assert res.exit_code == 2 and "--force" not in res.output
     assert (out / "notes.txt").read_text() == "mine"
-    assert _run("run", baseline_path, *SMALL, "--out", out, "--force").exit_code == 0
-    assert (out / "metrics.parquet").exists() and not (out / "notes.txt").exists()
+    run = tmp_path / "run"
+    assert _run("run", baseline_path, *SMALL, "--out", run).exit_code == 0
+    res = _run("run", baseline_path, *SMALL, "--out", run)
+    assert res.exit_code == 2 and "--force" in res.output
+    assert _run("run", baseline_path, *SMALL, "--out", run, "--force").exit_code == 0
+    assert (run / "metrics.parquet").exists()
 
 
 @pytest.mark.parametrize(("args", "needle"), [

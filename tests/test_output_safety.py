@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
 SMALL = ["--users", "2000", "--quarters", "1", "--quiet", "--no-report"]
 FILES = {"metrics.parquet", "segments.parquet", "batches.parquet", "vintages.parquet",
-         "arms.parquet", "gates.parquet", "summary.json", "manifest.json"}
+         "arms.parquet", "gates.parquet", "summary.json", "manifest.json", output.MARKER}
 linux_only = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 
 
@@ -231,7 +232,7 @@ def test_a_run_id_taken_while_writing_is_redrawn(tmp_path):
         (taken / "theirs.txt").write_text("theirs")
     assert staged.dest != taken
     assert [p.name for p in taken.iterdir()] == ["theirs.txt"]
-    assert [p.name for p in staged.dest.iterdir()] == ["mine.txt"]
+    assert {p.name for p in staged.dest.iterdir()} == {"mine.txt", output.MARKER}
 
 
 def test_concurrent_console_runs_get_distinct_folders(tmp_path):
@@ -327,3 +328,201 @@ def test_rerun_writes_byte_identical_tables(tmp_path):
         a, b = ((tmp_path / n / f"{stem}.parquet").read_bytes() for n in "ab")
         assert a == b, stem
 
+
+
+# --------------------------------------------------------------------------- hostile input
+
+TINY = ["--users", "60", "--quarters", "1", "--quiet", "--no-report"]
+
+
+def _tiny_run(*args):
+    """A tiny run through the command line; returns the CliRunner result."""
+    return CliRunner().invoke(app, ["run", *map(str, args), *TINY])
+
+
+def _one_paragraph(res) -> str:
+    text = res.output.strip()
+    assert res.exit_code == 2, text
+    assert text.startswith("error: ") and "Traceback" not in text, text
+    assert "\n" not in text, text  # one paragraph, soft-wrapped by the terminal
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    return text
+
+
+def _scenario(tmp_path: Path, name_yaml: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"extends: {BASELINE}\nname: {name_yaml}\n", encoding="utf-8")
+    return path
+
+
+def test_force_refuses_a_folder_greysim_did_not_write(tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "deep").mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    (mine / "deep" / "data.csv").write_text("1,2")
+    for extra in ([], ["--force"]):
+        text = _one_paragraph(_tiny_run(BASELINE, "--out", mine, *extra))
+        assert "did not write" in text and "--force" not in text, text
+        assert "choose another --out" in text and "remove" in text
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert (mine / "deep" / "data.csv").read_text() == "1,2"
+    assert _hidden(tmp_path) == []
+
+
+def test_force_replaces_a_folder_greysim_wrote(tmp_path):
+    out = tmp_path / "r"
+    assert _tiny_run(BASELINE, "--out", out).exit_code == 0
+    text = _one_paragraph(_tiny_run(BASELINE, "--out", out))
+    assert "already holds a greysim run" in text and "--force" in text
+    res = _tiny_run(BASELINE, "--out", out, "--force", "--seed", "7")
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} == FILES
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 7
+    assert _hidden(tmp_path) == []
+
+
+def test_an_empty_folder_may_be_used(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    assert _tiny_run(BASELINE, "--out", out).exit_code == 0
+    assert {p.name for p in out.iterdir()} == FILES
+
+
+def test_out_an_existing_file_is_refused(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for args in (["--out", afile], ["--out", afile, "--force"], ["--out", afile / "sub"]):
+        text = _one_paragraph(_tiny_run(BASELINE, *args))
+        assert str(afile) in text
+    assert afile.read_text() == "keep"
+
+
+def test_sweep_force_refuses_a_folder_greysim_did_not_write_and_a_file(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    base = ["sweep", str(BASELINE), "--grid", "seed=1,2", "--users", "60", "--quarters", "1",
+            "--quiet", "--no-report", "--workers", "1"]
+    for out in (mine, afile):
+        for extra in ([], ["--force"]):
+            res = CliRunner().invoke(app, [*base, "--out", str(out), *extra])
+            assert "--force" not in _one_paragraph(res) or out == afile
+    assert (mine / "notes.txt").read_text() == "mine" and afile.read_text() == "keep"
+    sweep_dir = tmp_path / "sw"
+    assert CliRunner().invoke(app, [*base, "--out", str(sweep_dir)]).exit_code == 0
+    res = CliRunner().invoke(app, [*base, "--out", str(sweep_dir), "--force"])
+    assert res.exit_code == 0, res.output
+    assert output.written_by(sweep_dir) == "sweep"
+
+
+@pytest.mark.parametrize("name_yaml", ["/some/abs/X", "../../X", "'a/../../../b'", '""',
+                                       '"."', '".."', "'" + "n" * 300 + "'", '"a\\0b"',
+                                       '"a\\x1bb"', '"\\u00e9t\\u00e9"'])
+def test_a_scenario_name_never_leaves_outputs(tmp_path, monkeypatch, name_yaml):
+    work = tmp_path / "work" / "deeper"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    scenario = _scenario(tmp_path, name_yaml)
+    res = CliRunner().invoke(app, ["run", str(scenario), *TINY])
+    assert res.exit_code == 0, res.output
+    outputs = work / "outputs"
+    [folder] = list(outputs.iterdir())
+    [run_dir] = list(folder.iterdir())
+    assert {p.name for p in run_dir.iterdir()} == FILES
+    assert {p.name for p in tmp_path.iterdir()} == {"work", "s.yaml"}
+    assert [p.name for p in work.iterdir()] == ["outputs"]
+    assert not Path("/some/abs/X").exists()
+
+
+@pytest.mark.parametrize("name", ["[/]x", "[red]x", "[bold]y[/bold]", "x :100: y"])
+def test_a_scenario_name_prints_as_written(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    scenario = _scenario(tmp_path, json.dumps(name))
+    res = CliRunner().invoke(app, ["run", str(scenario), *TINY])
+    assert res.exit_code == 0, res.output
+    assert name in " ".join(res.output.split()), res.output
+    res = CliRunner().invoke(app, ["validate", str(scenario)])
+    assert res.exit_code == 0 and f"'{name}'" in res.output, res.output
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC, errno.EACCES, errno.ENOENT])
+def test_a_failed_write_exits_2_with_one_paragraph_and_no_partial_folder(tmp_path, monkeypatch,
+                                                                         code):
+    """Root ignores permissions, so read-only and full disks are simulated at the rename."""
+    def failing(src, dst):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(output.os, "rename", failing)
+    out = tmp_path / "runs" / "r"
+    text = _one_paragraph(_tiny_run(BASELINE, "--out", out))
+    assert f"cannot write {out}" in text and "nothing was written" in text
+    assert not out.exists() and _hidden(out.parent) == []
+
+
+def test_a_failed_write_with_force_keeps_the_earlier_run(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    assert _tiny_run(BASELINE, "--out", out).exit_code == 0
+    before = (out / "manifest.json").read_text()
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(output.os, "rename", full)
+    text = _one_paragraph(_tiny_run(BASELINE, "--out", out, "--force"))
+    assert "disk is full" in text and "kept as it was" in text
+    assert (out / "manifest.json").read_text() == before and _hidden(tmp_path) == []
+
+
+def test_the_output_folder_deleted_mid_write_is_a_message(tmp_path, monkeypatch):
+    import shutil
+
+    real = output.write_table
+
+    def vanish(df, path):
+        shutil.rmtree(path.parent.parent)  # someone removed the --out parent meanwhile
+        real(df, path)
+
+    monkeypatch.setattr(output, "write_table", vanish)
+    text = _one_paragraph(_tiny_run(BASELINE, "--out", tmp_path / "gone" / "r"))
+    assert "disappeared" in text and "run the command again" in text
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_compare_sweep_and_report_on_a_failing_disk_exit_2(tmp_path, monkeypatch, code):
+    run_dir = tmp_path / "r"
+    assert _tiny_run(BASELINE, "--out", run_dir).exit_code == 0
+    import sim.io.report as report
+
+    def failing(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(output.os, "rename", failing)
+    monkeypatch.setattr(report.os, "replace", failing)
+    other = ROOT / "scenarios" / "conservative.yaml"
+    commands = [
+        ["compare", str(BASELINE), str(other), "--reps", "1", *TINY[:4], "--quiet",
+         "--no-report", "--workers", "1", "--out", str(tmp_path / "c")],
+        ["sweep", str(BASELINE), "--grid", "seed=1,2", *TINY, "--workers", "1",
+         "--out", str(tmp_path / "s")],
+        ["report", str(run_dir)],
+    ]
+    for args in commands:
+        text = _one_paragraph(CliRunner().invoke(app, args))
+        assert "cannot write" in text, text
+    points = tmp_path / "s" / "points"
+    assert not (tmp_path / "c").exists() and not (points.exists() and any(points.iterdir()))
+    assert not (run_dir / "report.html").exists()
+    assert not [p for p in (*tmp_path.iterdir(), *run_dir.iterdir())
+                if p.name.startswith(".") and p.name != output.MARKER]
+
+
+def test_report_keeps_a_charts_folder_of_other_files(tmp_path):
+    run_dir = tmp_path / "r"
+    assert _tiny_run(BASELINE, "--out", run_dir).exit_code == 0
+    (run_dir / "charts").mkdir()
+    (run_dir / "charts" / "notes.txt").write_text("mine")
+    text = _one_paragraph(CliRunner().invoke(app, ["report", str(run_dir)]))
+    assert "not greysim charts" in text
+    assert (run_dir / "charts" / "notes.txt").read_text() == "mine"

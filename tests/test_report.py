@@ -66,7 +66,7 @@ def test_run_writes_charts_and_a_self_contained_report(run_dir):
                                                   "capital", "net_income")
                       for ext in ("png", "svg")}
     assert (run_dir / "charts" / "coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".") and p.name != ".greysim"]
 
 
 def test_comparison_report_draws_every_chart_and_the_verdict(comparison_dir):

@@ -106,8 +106,8 @@ def _table(title: str, rows: list[dict], columns) -> Table | None:
 def summary_tables(result: Result) -> list[Table]:
     """Coverage and churn per quarter, then the credit figures per quarter (when present)."""
     s = result.summary
-    head = (f"{result.scenario.name} ({result.scenario.rollout.name}), seed {result.seed}, "
-            f"{s['users']:,} users x {s['weight']:g}")
+    head = escape(f"{result.scenario.name} ({result.scenario.rollout.name}), seed "
+                  f"{result.seed}, {s['users']:,} users x {s['weight']:g}")
     tables = [_table(f"{head}: coverage and re-evaluation churn", s["quarters"],
                      COVERAGE_COLUMNS),
               _table("credit", s["quarters"], CREDIT_COLUMNS)]
@@ -142,7 +142,7 @@ def run_command(
     set_: SetOpt = None,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Run folder to write (default: outputs/<scenario>/<run-id>).")] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a greysim --out folder.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     no_report: Annotated[bool, typer.Option(
         "--no-report", help="Skip the charts and report.html.")] = False,
@@ -187,8 +187,9 @@ def run_command(
         out.print(table)
     out.print(headline(result))
     for warning in result.summary.get("warnings", []):
-        out.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    out.print(f"wrote {dest}" + ("" if no_report else f" (report: {dest / 'report.html'})"))
+        out.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    out.print(f"wrote {dest}" + ("" if no_report else f" (report: {dest / 'report.html'})"),
+              markup=False, highlight=False)
 
 
 def _write_report(folder: Path) -> None:
@@ -204,7 +205,7 @@ def _check_command(run_dir: Path, quiet: bool) -> None:
         if quiet:
             rep = check_run(run_dir)
         else:
-            with err.status(f"re-running {run_dir}"):
+            with err.status(f"re-running {escape(str(run_dir))}"):
                 rep = check_run(run_dir)
     except (ScenarioError, OutputError, ResourceError, NumericError) as exc:
         _fail(str(exc))
@@ -214,15 +215,16 @@ def _check_command(run_dir: Path, quiet: bool) -> None:
         note = "reproduces" if same else "DIFFERS"
         if name in rep.same_values:
             note += " (same values, different bytes)" if rep.same_values[name] else ""
-        out.print(f"{name}: {note}", highlight=False)
+        out.print(f"{name}: {note}", markup=False, highlight=False)
     versions = ("" if rep.recorded_version == rep.current_version else
                 f" (recorded with greysim {rep.recorded_version}, checked with "
                 f"{rep.current_version})")
     if rep.ok:
-        out.print(f"{run_dir}: reproduces byte for byte{versions}", highlight=False)
+        out.print(f"{run_dir}: reproduces byte for byte{versions}", markup=False,
+                  highlight=False)
         return
     out.print(f"{run_dir}: does NOT reproduce: {', '.join(rep.differing)} differ{versions}",
-              highlight=False)
+              markup=False, highlight=False)
     raise typer.Exit(1)
 
 
@@ -253,7 +255,8 @@ def _simulate(sc: Scenario, quarters: int | None, quiet: bool) -> Result:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("month {task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=err, transient=True) as bar:
-        task = bar.add_task(f"simulating {sc.name}", total=3 * (quarters or sc.quarters))
+        task = bar.add_task(f"simulating {escape(sc.name)}",
+                            total=3 * (quarters or sc.quarters))
         return run(sc, quarters=quarters,
                    progress=lambda month, total: bar.update(task, completed=month))
 
@@ -271,7 +274,7 @@ def validate_command(scenario: ScenarioArg, set_: SetOpt = None) -> None:
     out.print(f"{scenario}: valid. '{sc.name}', {sc.quarters} quarters from {sc.start} to "
               f"{sc.end}, {sc.population.users:,} users standing for {real:,.0f}, "
               f"strategy '{sc.rollout.name}' with {len(sc.rollout.phases)} phases; "
-              f"digest {sc.digest()[:12]}")
+              f"digest {sc.digest()[:12]}", markup=False, highlight=False)
 
 
 @app.command("version")
@@ -290,9 +293,11 @@ def report_command(
 
     try:
         path = write_report(folder)
-    except ReportError as exc:
+    except (ReportError, OutputError) as exc:
         _fail(str(exc))
-    out.print(f"wrote {path}")
+    except KeyboardInterrupt:
+        _fail("interrupted; the report was not written", 130)
+    out.print(f"wrote {path}", markup=False, highlight=False)
 
 
 def _read_targets(paths: list[Path], share_tol: float, count_tol: float):
@@ -327,7 +332,8 @@ def fit_table(report, title: str) -> Table:
     for name in ("target", "observed", "fitted", "error", "tolerance", ""):
         table.add_column(name, justify="left" if name == "target" else "right")
     for r in report.itertuples():
-        table.add_row(r.target, f"{r.observed:.4g}", f"{r.simulated:.4g}", f"{r.error:+.3g}",
+        table.add_row(escape(r.target), f"{r.observed:.4g}", f"{r.simulated:.4g}",
+                      f"{r.error:+.3g}",
                       f"{r.tolerance:.3g}",
                       "ok" if r.within else ("known gap" if r.unmet else "[red]off[/]"))
     return table
@@ -380,9 +386,9 @@ def calibrate_command(
         dest = out_file or scenario.with_name(f"{scenario.stem}.calibrated.yaml")
         if check:
             report = evaluate(sc, goals)
-            out.print(fit_table(report, f"{scenario} against {len(goals)} targets"))
+            out.print(fit_table(report, escape(f"{scenario} against {len(goals)} targets")))
             for r in report[~report.within & (report.unmet != "")].itertuples():
-                out.print(f"known gap, {r.target}: {r.unmet}", highlight=False)
+                out.print(f"known gap, {r.target}: {r.unmet}", markup=False, highlight=False)
             raise typer.Exit(0 if (report.within | (report.unmet != "")).all() else 1)
         if dest.exists() and not force:
             raise OutputError(f"{dest} already exists; choose another --out, or pass --force")
@@ -392,7 +398,7 @@ def calibrate_command(
                       TextColumn("{task.completed}/{task.total} runs, best {task.fields[best]}"),
                       TimeElapsedColumn(), console=err, transient=True,
                       disable=quiet) as bar:
-            task = bar.add_task(f"calibrating {sc.name}", total=budget, best="-")
+            task = bar.add_task(f"calibrating {escape(sc.name)}", total=budget, best="-")
             fit = calibrate(sc, goals, list(free.values()), budget_evals=budget,
                             budget_seconds=seconds,
                             progress=lambda n, _t, cost: bar.update(task, completed=n,
@@ -411,13 +417,13 @@ def calibrate_command(
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written", 130)
-    out.print(fit_table(fit.report, f"{sc.name}: {fit.message} after {fit.evaluations} runs, "
-                                    f"{fit.seconds:.0f}s"))
+    out.print(fit_table(fit.report, escape(f"{sc.name}: {fit.message} after "
+                                           f"{fit.evaluations} runs, {fit.seconds:.0f}s")))
     for key, value in fit.params.items():
         side = fit.at_bound.get(key)
         note = f"   (at its {side} bound: widen it with --params if the fit needs more)"
-        out.print(f"  {key} = {value:.6g}{note if side else ''}", highlight=False)
-    out.print(f"wrote {dest}")
+        out.print(f"  {key} = {value:.6g}{note if side else ''}", markup=False, highlight=False)
+    out.print(f"wrote {dest}", markup=False, highlight=False)
 
 
 # Commands over many runs live in their own module; importing it registers them on `app`.

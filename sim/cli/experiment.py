@@ -14,6 +14,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -21,7 +22,14 @@ from sim.cli.app import SetOpt, UserError, _cny, _fail, _load, _share, _users, a
 from sim.experiments import runs as experiment
 from sim.experiments import sweep
 from sim.io.cost import ResourceError, check_memory
-from sim.io.folders import OutputError, check_destination, new_run_id, write_folder
+from sim.io.folders import (
+    OutputError,
+    check_destination,
+    claim_folder,
+    new_run_id,
+    scenario_folder,
+    write_folder,
+)
 from sim.model.numeric import NumericError
 from sim.scenario import ScenarioError
 
@@ -104,12 +112,12 @@ def strategy_tables(summary: pd.DataFrame) -> list[Table]:
             if "_share_q" not in m or int(m.rsplit("_q", 1)[1]) in shown]
     summary = summary[summary.metric.isin(keep)]
     for name, rows in summary.groupby("strategy", sort=False):
-        table = Table(title=f"strategy '{name}'", title_justify="left")
+        table = Table(title=f"strategy '{escape(name)}'", title_justify="left")
         for header in ("metric", "mean", "95% interval",
-                       f"difference to '{first}'", "95% interval"):
+                       f"difference to '{escape(first)}'", "95% interval"):
             table.add_column(header, justify="right" if header != "metric" else "left")
         for r in rows.itertuples():
-            table.add_row(r.metric.replace("_", " "), _fmt(r.metric, r.mean),
+            table.add_row(escape(r.metric.replace("_", " ")), _fmt(r.metric, r.mean),
                           _span(r.metric, r.ci_low, r.ci_high),
                           "" if name == first else _fmt(r.metric, r.diff),
                           "" if name == first else _span(r.metric, r.diff_ci_low, r.diff_ci_high))
@@ -131,7 +139,7 @@ def compare_command(
         max=1.0)] = None,
     set_: SetOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder to write.")] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace a greysim --out folder.")] = False,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     dask_local: DaskLocalOpt = None,
@@ -156,7 +164,7 @@ def compare_command(
                 loaded, reps, target=target, max_default_rate=max_default_rate,
                 coverage=coverage, quarters=quarters, executor=executor, progress=progress)
         swaps = experiment.swap_sets(outputs)
-        write_folder(dest, force=force, tables={
+        write_folder(dest, kind="comparison", force=force, tables={
             "runs": per_run, "comparison": summary, "swap_set": swaps,
             "metrics": experiment.concat(outputs, "metrics"),
             **({"vintages": experiment.concat(outputs, "vintages")}
@@ -176,8 +184,8 @@ def compare_command(
         out.print(table)
     for table in swap_tables(swaps, summary.strategy.iloc[0]):
         out.print(table)
-    out.print(f"[bold]verdict:[/] {verdict}")
-    out.print(f"wrote {dest}")
+    out.print(f"[bold]verdict:[/] {escape(verdict)}", highlight=False)
+    out.print(f"wrote {escape(str(dest))}", highlight=False)
 
 
 def swap_tables(swaps: pd.DataFrame, champion: str) -> list[Table]:
@@ -188,7 +196,8 @@ def swap_tables(swaps: pd.DataFrame, champion: str) -> list[Table]:
     names = {"both": "invited by both", "champion_only": "champion only",
              "challenger_only": "challenger only", "neither": "invited by neither"}
     for name, rows in swaps.groupby("challenger", sort=False):
-        table = Table(title=f"swap set: '{champion}' (champion) vs '{name}' (challenger)",
+        table = Table(title=f"swap set: '{escape(champion)}' (champion) vs '{escape(name)}' "
+                            "(challenger)",
                       title_justify="left")
         for header in ("users", "accounts", "default rate, champion's run",
                        "default rate, challenger's run", "latent 12-month PD"):
@@ -196,7 +205,7 @@ def swap_tables(swaps: pd.DataFrame, champion: str) -> list[Table]:
         table.columns[0].header = "cell"
         table.columns[0].justify = "left"
         for r in rows.itertuples():
-            table.add_row(names.get(r.cell, r.cell), _users(r.accounts),
+            table.add_row(escape(names.get(r.cell, r.cell)), _users(r.accounts),
                           _fmt("default_rate_12m", r.default_rate_champion),
                           _fmt("default_rate_12m", r.default_rate_challenger),
                           _fmt("default_rate_12m", r.latent_pd_12m))
@@ -240,7 +249,7 @@ def sweep_command(
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Sweep folder (default: derived from the sweep, so a rerun resumes).")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Discard an existing sweep folder.")] = False,
+    force: Annotated[bool, typer.Option(help="Discard a greysim sweep folder.")] = False,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     dask_local: DaskLocalOpt = None,
@@ -258,14 +267,12 @@ def sweep_command(
                                       if users else [])]
         key = hashlib.sha256(f"{base.digest()}:{design.digest()}:{reps}:{quarters}:"
                              f"{target}:{coverage}".encode()).hexdigest()[:12]
-        root = out_dir or Path("outputs") / base.name / f"sweep-{key}"
-        if force and root.exists():
-            import shutil
-
-            shutil.rmtree(root)
+        root = out_dir or scenario_folder(base.name) / f"sweep-{key}"
+        claim_folder(root, "sweep", force=force)  # --force discards only a greysim sweep
         done = len(sweep.completed_points(root))
         if done:
-            err.print(f"resuming {root}: {done} of {len(design.points)} points already complete")
+            err.print(f"resuming {escape(str(root))}: {done} of {len(design.points)} points "
+                      "already complete", highlight=False)
         runs = (len(design.points) - done) * reps
         executor = _executor(workers, scheduler, dask_local, runs)
         with _running("sweeping", quiet, executor) as progress:
@@ -273,7 +280,7 @@ def sweep_command(
                                       overrides=overrides, target=target, coverage=coverage,
                                       executor=executor, progress=progress)
         table = sweep.sensitivity(results, design)
-        write_folder(root / "summary", force=True,
+        write_folder(root / "summary", kind="sweep-summary", force=True,
                      tables={"results": results, "sensitivity": table,
                              "comparison": table,  # shown as the report's table
                              "metrics": sweep.load_metrics(root, design)},
@@ -293,7 +300,8 @@ def sweep_command(
               "run the same command again to resume", 130)
     out.print(_sensitivity_table(table))
     report = "" if no_report else f" (report: {root / 'summary' / 'report.html'})"
-    out.print(f"{len(design.points)} points x {reps} replications; wrote {root}{report}")
+    out.print(escape(f"{len(design.points)} points x {reps} replications; wrote {root}{report}"),
+              highlight=False)
 
 
 def _design(grid, sample, ranges, seed) -> sweep.Design:
@@ -313,7 +321,7 @@ def _sensitivity_table(table: pd.DataFrame) -> Table:
     for header in ("output", "parameter", "first order", "spearman"):
         view.add_column(header, justify="left" if header in ("output", "parameter") else "right")
     for r in table.itertuples():
-        view.add_row(r.output, r.parameter,
+        view.add_row(escape(r.output), escape(r.parameter),
                      "" if math.isnan(r.first_order) else f"{r.first_order:.2f}",
                      f"{r.spearman:+.2f}")
     return view

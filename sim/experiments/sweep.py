@@ -132,7 +132,8 @@ def _write_point(root: Path, point: int, outputs: list[RunOutput], design: Desig
     per_run = pd.DataFrame([{**row, **o.labels,
                              **_final(run_metrics(o.tables["metrics"], target, coverage))}
                             for o in outputs])
-    write_folder(_point_dir(root, point), tables={"metrics": metrics, "runs": per_run})
+    write_folder(_point_dir(root, point), tables={"metrics": metrics, "runs": per_run},
+                 kind="sweep-point")
 
 
 def _final(metrics: dict) -> dict:
@@ -148,8 +149,10 @@ def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
               coverage: str = "invited", executor=None,
               progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Run every point not yet complete under ``root`` and return the per-run results."""
+    from sim.io.folders import claim_folder
+
     scenarios = point_scenarios(path, design, overrides)
-    root.mkdir(parents=True, exist_ok=True)
+    claim_folder(root, "sweep")
     _check_design(root, design)
     done = completed_points(root)
     todo = [p for p in range(len(scenarios)) if p not in done]
@@ -182,7 +185,8 @@ def _check_design(root: Path, design: Design) -> None:
             raise OutputError(f"{root} holds a sweep with another design; choose another --out "
                               "or pass --force to start it again")
         return
-    write_folder(root / "design", tables={"points": design.points}, jsons={"design": info})
+    write_folder(root / "design", tables={"points": design.points}, jsons={"design": info},
+                 kind="sweep-design")
 
 
 def load_results(root: Path) -> pd.DataFrame:

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib as mpl
 import pandas as pd
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -171,9 +172,15 @@ def png(fig: Figure, dpi: int = 110) -> bytes:
 
 
 def svg(fig: Figure) -> bytes:
+    """The figure as SVG, byte-identical for an identical figure.
+
+    matplotlib draws its clip-path ids from ``svg.hashsalt`` when saving, random unless set,
+    so it is fixed here (the chart theme's rc context is gone by the time charts are saved).
+    """
     buf = io.BytesIO()
     FigureCanvasAgg(fig)
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    with mpl.rc_context({"svg.hashsalt": "greysim"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     return buf.getvalue()
 
 
@@ -391,27 +398,47 @@ def write_report(path: Path, *, chart_files: bool = True) -> Path:
     Each is written beside its destination and renamed into place, so a reader never sees a
     half-written report. Returns the report's path.
     """
+    from sim.io.folders import mapped_os_errors
+
     folder = load_folder(path)
     drawn = draw(folder)
     path = Path(path)
-    if chart_files:
-        tmp = path / f".{CHARTS_DIR}.partial-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+    with mapped_os_errors(path, "report.html was not written or replaced"):
+        if chart_files:
+            _write_charts(path, drawn)
+        tmp_file = path / f".{REPORT}.partial-{uuid.uuid4().hex[:8]}"
         try:
-            for c in drawn:
-                if c.figure is not None:
-                    (tmp / f"{c.name}.png").write_bytes(c.png)
-                    (tmp / f"{c.name}.svg").write_bytes(svg(c.figure))
-            old = path / f".{CHARTS_DIR}.old-{uuid.uuid4().hex[:8]}"
-            if (path / CHARTS_DIR).exists():
-                os.replace(path / CHARTS_DIR, old)
-            os.replace(tmp, path / CHARTS_DIR)
-            shutil.rmtree(old, ignore_errors=True)
+            tmp_file.write_text(render(folder, drawn), encoding="utf-8")
+            os.replace(tmp_file, path / REPORT)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            tmp_file.unlink(missing_ok=True)
             raise
-    page = render(folder, drawn)
-    tmp_file = path / f".{REPORT}.partial-{uuid.uuid4().hex[:8]}"
-    tmp_file.write_text(page, encoding="utf-8")
-    os.replace(tmp_file, path / REPORT)
     return path / REPORT
+
+
+def _write_charts(path: Path, drawn: list[Chart]) -> None:
+    """Replace ``charts/`` as a whole; refuse one holding files other than charts."""
+    from sim.io.folders import OutputError
+
+    charts = path / CHARTS_DIR
+    if charts.is_symlink() or charts.exists() and (not charts.is_dir() or any(
+            p.suffix not in (".png", ".svg") or not p.is_file() for p in charts.iterdir())):
+        raise OutputError(f"{charts} holds files that are not greysim charts, so the report "
+                          "will not replace it; move or remove it yourself, then run again")
+    tmp = path / f".{CHARTS_DIR}.partial-{uuid.uuid4().hex[:8]}"
+    old = path / f".{CHARTS_DIR}.old-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        for c in drawn:
+            if c.figure is not None:
+                (tmp / f"{c.name}.png").write_bytes(c.png)
+                (tmp / f"{c.name}.svg").write_bytes(svg(c.figure))
+        if charts.exists():
+            os.replace(charts, old)
+        os.replace(tmp, charts)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not charts.exists():
+            os.replace(old, charts)  # the earlier charts stay
+        raise
