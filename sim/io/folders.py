@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from sim.engine.result import Result
+from sim.errors import GreysimError
 
 try:
     import fcntl
@@ -44,7 +45,7 @@ OLD = ".old-"
 STALE_SECONDS = 24 * 3600
 
 
-class OutputError(RuntimeError):
+class OutputError(GreysimError, RuntimeError):
     """A destination that cannot be written; ``str()`` is the message users see."""
 
 
