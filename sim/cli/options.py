@@ -1,8 +1,8 @@
 """What every command shares: the consoles, option types, scenario loading and formatters.
 
-Light on purpose: typer, rich's console and the scenario package (pydantic and yaml). The
-numerical libraries are imported inside the commands that need them, so ``greysim --help``,
-``version`` and ``validate`` start fast.
+Light on purpose: typer and rich's console. The scenario package (pydantic, yaml) is imported
+when a scenario is loaded and the numerical libraries inside the commands that need them, so
+``greysim --help``, ``version`` and ``validate`` start fast.
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from __future__ import annotations
 import sys
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from sim.errors import OptionError
-from sim.scenario import Scenario, load
+
+if TYPE_CHECKING:
+    from sim.scenario import Scenario
 
 # Not a terminal (CI, pipes): wide enough for the summary table instead of rich's 80.
 # no emoji codes: a message like "file.yaml:100: ..." must not print as "file.yaml💯 ..."
@@ -51,6 +53,8 @@ CoverageOpt = Annotated[str, typer.Option(
 def load_scenario(path: Path, overrides: list[str], users: int | None = None,
                   seed: int | None = None) -> Scenario:
     """The scenario file with ``--set`` overrides, ``--users`` and ``--seed`` applied."""
+    from sim.scenario import load  # pydantic builds the schema on import: not for --help
+
     extra = list(overrides)
     if seed is not None:
         extra.append(f"seed={seed}")

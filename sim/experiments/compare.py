@@ -71,7 +71,9 @@ class Comparison:
                  f"(target {self.target:.0%} {self.coverage} coverage)"]
         for name in self.strategies[:8]:
             row = means.loc[name]
-            text = f"  {name}: quarters to target {row['quarters_to_target']:.2f}"
+            q = row["quarters_to_target"]
+            text = f"  {name}: " + (f"target in quarter {q:.2f}" if np.isfinite(q) else
+                                   "target not reached")
             if "default_rate_12m" in row:
                 text += f", 12-month default rate {row['default_rate_12m']:.2%}"
             lines.append(text)
@@ -188,7 +190,8 @@ def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
     every strategy uses the same seed (spawned from the first scenario's seed), hence the same
     synthetic population and random streams, so paired differences measure the strategy and
     not the noise. ``common_random_numbers=False`` gives each strategy its own seeds, which
-    only exists to show how much wider the intervals then are.
+    only exists to show how much wider the intervals then are (and leaves the swap sets,
+    which need one population, empty).
     """
     scenarios = [s if isinstance(s, Scenario) else load(s) for s in scenarios]
     _check(scenarios, reps, coverage, quarters)
@@ -199,7 +202,8 @@ def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
     return Comparison(
         strategies=list(dict.fromkeys(per_run.strategy)), reps=reps, target=target,
         coverage=coverage, max_default_rate=max_default_rate, runs=per_run, summary=summary,
-        swap_sets=swap_sets(outputs), metrics=concat(outputs, "metrics"),
+        swap_sets=swap_sets(outputs) if common_random_numbers else pd.DataFrame(),
+        metrics=concat(outputs, "metrics"),
         vintages=concat(outputs, "vintages") if "vintages" in outputs[0].tables else None,
         verdict=verdict(summary, target, max_default_rate, coverage))
 
