@@ -85,7 +85,6 @@ def options(
     ctx.meta[DEBUG] = debug
 
 
-@app.command("version")
 def version_command() -> None:
     """Print the greysim version."""
     from sim import __version__
@@ -95,6 +94,7 @@ def version_command() -> None:
 
 app.command("run")(run.run_command)
 app.command("validate")(validate.validate_command)
+app.command("version")(version_command)
 app.command("report")(report.report_command)
 app.command("calibrate")(calibrate.calibrate_command)
 app.command("compare")(experiment.compare_command)
