@@ -70,7 +70,8 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     """Wall time of ``reps`` replications with one worker and with ``workers`` (started and
     warmed first: the start-up of a pool is paid once per study, not per run)."""
     import sim
-    from sim.experiments.runs import InProcess, ProcessPool, replications
+    from sim.experiments.executors import InProcess, ProcessPool
+    from sim.experiments.runs import replications
 
     sc = sim.load(scenario, users=users)  # the same market at every size
     started = time.perf_counter()

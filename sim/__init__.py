@@ -16,6 +16,12 @@ _HOME = {
     "load": "sim.scenario",
     "Result": "sim.engine.result",
     "run": "sim.experiments.runs",
+    "compare": "sim.experiments.compare",
+    "Comparison": "sim.experiments.compare",
+    "sweep": "sim.experiments.sweep",
+    "Sweep": "sim.experiments.sweep",
+    "calibrate": "sim.experiments.calibrate",
+    "Fit": "sim.experiments.calibrate",
 }
 
 __all__ = [*_HOME, "__version__"]

@@ -9,3 +9,7 @@ with code 2; any other exception is a bug in greysim and says so.
 
 class GreysimError(Exception):
     """A user-facing error: its message names the file, the key and what is allowed."""
+
+
+class OptionError(GreysimError, ValueError):
+    """An argument of a call, or an option of a command, that is not allowed."""

@@ -8,29 +8,21 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 import sim
 from sim.cli.app import app
-from sim.experiments import runs as ex
+from sim.experiments import compare as ex
 from sim.experiments import sweep
+from sim.experiments.executors import DaskCluster, ProcessPool
 
 SMALL = ["population.users=8000"]
 
 
 def _per_run(rows):
     return pd.DataFrame(rows)
-
-
-def test_interval_matches_textbook_t_interval():
-    mean, lo, hi = ex.interval(np.array([1.0, 2.0, 3.0, 4.0]))
-    # mean 2.5, sd 1.29099, t(0.975, 3) = 3.18245 -> half width 2.05426
-    assert mean == 2.5 and lo == pytest.approx(0.44574, abs=1e-4)
-    assert hi == pytest.approx(4.55426, abs=1e-4)
-    assert np.isnan(ex.interval(np.array([1.0]))[1])
 
 
 def test_verdict_follows_the_table():
@@ -57,8 +49,9 @@ def test_compare_finds_the_faster_strategy(baseline_path):
     fast = sim.load(baseline_path, [*SMALL, "rollout.name=fast",
                                     "rollout.phases.1.batch.share=0.2",
                                     "rollout.phases.2.batch.share=0.2"])
-    _, per_run, summary, verdict = ex.compare([slow, fast], 3, target=0.25, quarters=8)
-    means = summary.pivot(index="strategy", columns="metric", values="mean")
+    result = ex.compare([slow, fast], 3, target=0.25, quarters=8)
+    per_run, verdict = result.runs, result.verdict
+    means = result.summary.pivot(index="strategy", columns="metric", values="mean")
     assert means.loc["fast", "quarters_to_target"] < means.loc["slow", "quarters_to_target"]
     assert "'fast'" in verdict
     assert set(per_run.replication) == {0, 1, 2}
@@ -69,7 +62,7 @@ def test_common_random_numbers_shrink_the_interval_of_the_difference(baseline_pa
     b = sim.load(baseline_path, [*SMALL, "rollout.name=b", "scoring.cutoff=27"])
 
     def width(crn: bool) -> float:
-        _, _, s, _ = ex.compare([a, b], 12, target=0.2, quarters=4, common_random_numbers=crn)
+        s = ex.compare([a, b], 12, target=0.2, quarters=4, common_random_numbers=crn).summary
         row = s[(s.strategy == "b") & (s.metric == "invited_share_q4")].iloc[0]
         return row.diff_ci_high - row.diff_ci_low
 
@@ -93,12 +86,12 @@ def test_sweep_is_identical_in_process_pool_and_dask(tmp_path, baseline_path):
     design = sweep.grid(["scoring.cutoff=22,28"])
     kwargs = {"reps": 2, "quarters": 1, "overrides": SMALL}
     plain = sweep.run_sweep(baseline_path, design, tmp_path / "a", **kwargs)
-    pool = ex.ProcessPool(2)
+    pool = ProcessPool(2)
     try:
         pooled = sweep.run_sweep(baseline_path, design, tmp_path / "b", executor=pool, **kwargs)
     finally:
         pool.close()
-    dask = ex.DaskCluster(workers=2)
+    dask = DaskCluster(workers=2)
     try:
         clustered = sweep.run_sweep(baseline_path, design, tmp_path / "c", executor=dask,
                                     **kwargs)
@@ -152,8 +145,7 @@ def test_swap_set_cells_add_up_and_follow_the_strategies(baseline_path):
     wide = sim.load(baseline_path, [*SMALL, everyone, "rollout.name=wide"])
     narrow = sim.load(baseline_path, [*SMALL, everyone, "rollout.name=narrow",
                                       "scoring.cutoff=40"])
-    outputs, *_ = ex.compare([wide, narrow], 2, target=0.3, quarters=4)
-    swaps = ex.swap_sets(outputs)
+    swaps = ex.compare([wide, narrow], 2, target=0.3, quarters=4).swap_sets
     assert set(swaps.cell) == {"both", "champion_only", "challenger_only", "neither"}
     assert swaps.users.sum() == pytest.approx(8000)  # every user in exactly one cell
     cells = swaps.set_index("cell")

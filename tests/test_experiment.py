@@ -6,6 +6,7 @@ import pytest
 
 import sim
 from sim.experiments import runs as ex
+from sim.experiments.executors import DaskCluster, ProcessPool
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +35,12 @@ def test_replications_differ_and_are_labelled(small):
 def test_process_pool_and_dask_match_in_process(small):
     pytest.importorskip("dask.distributed")
     inproc = ex.concat(ex.replications(small, 3, quarters=1), "segments")
-    pool = ex.ProcessPool(2)
+    pool = ProcessPool(2)
     try:
         pooled = ex.concat(ex.replications(small, 3, quarters=1, executor=pool), "segments")
     finally:
         pool.close()
-    dask = ex.DaskCluster(workers=2)
+    dask = DaskCluster(workers=2)
     try:
         clustered = ex.concat(ex.replications(small, 3, quarters=1, executor=dask), "segments")
     finally:

@@ -168,12 +168,25 @@ def test_benchmark_command_writes_every_field(tmp_path):
 # --------------------------------------------------------------------------- size guard
 
 
-def test_estimate_is_linear_in_users_and_months():
-    a, b = resources.estimate(1_000_000, 36), resources.estimate(2_000_000, 36)
-    assert b["bytes"] - a["bytes"] == pytest.approx(a["bytes"] - resources.FIXED_BYTES)
-    c = resources.estimate(1_000_000, 72)
-    assert c["seconds"] - resources.FIXED_SECONDS == pytest.approx(
-        2 * (a["seconds"] - resources.FIXED_SECONDS))
+def test_estimate_is_linear_in_users_and_months(baseline_path):
+    def at(users: int, quarters: int):
+        return resources.estimate(sim.load(baseline_path, [f"population.users={users}"]),
+                                  quarters)
+
+    a, b, c = at(1_000_000, 12), at(2_000_000, 12), at(1_000_000, 24)
+    fixed = resources.BASE_BYTES + a.tables
+    assert b.total - a.total == pytest.approx(a.total - fixed, rel=1e-6)
+    assert c.seconds - resources.FIXED_SECONDS == pytest.approx(
+        2 * (a.seconds - resources.FIXED_SECONDS))
+    assert c.tables == 2 * a.tables  # a row per month (and segment) until the tables are built
+
+
+def test_the_warning_and_the_refusal_use_one_estimate(baseline_path):
+    sc = sim.load(baseline_path, ["population.users=1000000"])
+    need = resources.estimate(sc, 4)
+    assert resources.check_memory(sc, 4, available=(need.total, "test")) == need
+    with pytest.raises(resources.ResourceError, match="need about"):
+        resources.check_memory(sc, 4, available=(need.total - 1, "test"))
 
 
 def test_run_warns_before_a_large_population(monkeypatch, baseline_path, tmp_path):

@@ -1,14 +1,8 @@
 """A/B arms and champion/challenger: per-arm tables and the statistics that compare them.
 
-The statistics are textbook large-sample formulas, pure functions of counts:
-
-* :func:`two_proportion_interval`: the difference of two proportions with its Wald interval;
-* :func:`mean_difference_interval`: the difference of two means with a Welch (unequal
-  variance) normal interval;
-* :func:`srm_test`: the sample-ratio-mismatch check, Pearson's chi-square of the arm sizes
-  against the configured shares;
-* :func:`minimum_detectable_difference`: the smallest difference in a proportion that a
-  two-sided test at level ``alpha`` detects with the given power at the arms' sizes.
+The statistics themselves (Wald and Welch intervals, the sample-ratio-mismatch test, the
+minimum detectable difference) live in :mod:`sim.analysis.stats`; this module assembles them
+into the A/B report of a run and the swap-set tables of two runs.
 
 Intervals and the SRM check are computed on simulated users, the sample the simulated
 figures actually come from (a weighted count would claim ``weight`` times the precision the
@@ -23,8 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from sim.analysis.stats import (
+    mean_difference_interval,
+    minimum_detectable_difference,
+    srm_test,
+    two_proportion_interval,
+)
+from sim.errors import GreysimError
 from sim.model.population import Population
 
 if TYPE_CHECKING:
@@ -38,57 +38,12 @@ ARM_COLUMNS = ("arm", "share", "users", "accounts", "invited", "visible", "borro
 SWAP_CELLS = ("both", "champion_only", "challenger_only", "neither")
 
 
-# --------------------------------------------------------------------------- statistics
+class PopulationMismatch(GreysimError, ValueError):
+    """Two runs that are not on the same population cannot be set against each other."""
 
 
-def _z(level: float) -> float:
-    return float(stats.norm.ppf(0.5 + level / 2.0))
-
-
-def two_proportion_interval(x1: float, n1: float, x2: float, n2: float,
-                            level: float = 0.95) -> tuple[float, float, float]:
-    """``p2 - p1`` and its two-sided Wald interval (unpooled standard error); nan when an arm
-    is empty."""
-    if n1 <= 0 or n2 <= 0:
-        return (np.nan, np.nan, np.nan)
-    p1, p2 = x1 / n1, x2 / n2
-    se = np.sqrt(p1 * (1.0 - p1) / n1 + p2 * (1.0 - p2) / n2)
-    diff = p2 - p1
-    half = _z(level) * se
-    return float(diff), float(diff - half), float(diff + half)
-
-
-def mean_difference_interval(a: np.ndarray, b: np.ndarray,
-                             level: float = 0.95) -> tuple[float, float, float]:
-    """``mean(b) - mean(a)`` and its two-sided normal interval with Welch's standard error."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.size < 2 or b.size < 2:
-        return (np.nan, np.nan, np.nan)
-    diff = b.mean() - a.mean()
-    se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
-    half = _z(level) * se
-    return float(diff), float(diff - half), float(diff + half)
-
-
-def srm_test(counts, shares) -> tuple[float, float]:
-    """Sample-ratio mismatch: Pearson's chi-square statistic of the observed arm sizes against
-    the configured shares, and its p-value (k - 1 degrees of freedom)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    shares = np.asarray(shares, dtype=np.float64)
-    expected = counts.sum() * shares / shares.sum()
-    chi2, p = stats.chisquare(counts, expected)
-    return float(chi2), float(p)
-
-
-def minimum_detectable_difference(p: float, n1: float, n2: float, alpha: float = 0.05,
-                                  power: float = 0.80) -> float:
-    """Smallest difference from a base rate ``p`` that a two-sided two-proportion z-test at
-    ``alpha`` detects with ``power``, with ``n1`` and ``n2`` units in the arms:
-    ``(z[1 - alpha/2] + z[power]) * sqrt(p (1 - p) (1/n1 + 1/n2))``."""
-    if n1 <= 0 or n2 <= 0 or not np.isfinite(p):
-        return float("nan")
-    z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
-    return float(z * np.sqrt(p * (1.0 - p) * (1.0 / n1 + 1.0 / n2)))
+SAME_POPULATION = ("the swap set needs two runs on the same population: the same "
+                   "population keys and seed (common random numbers)")
 
 
 def ab_summary(arm: np.ndarray, names: tuple[str, ...], pop: Population, book: Book,
@@ -209,8 +164,7 @@ def swap_set(champion: Result, challenger: Result) -> pd.DataFrame:
     with each cell's accounts, the default rate observed in each run that invited it, and the
     latent 12-month default probability (what the bank would never see for ``neither``)."""
     if champion.population.weight != challenger.population.weight:
-        raise ValueError("the swap set needs two runs on the same population: the same "
-                         "population keys and seed (common random numbers)")
+        raise PopulationMismatch(SAME_POPULATION)
     return swap_set_of(outcomes(champion), outcomes(challenger), champion.population.weight)
 
 
@@ -219,8 +173,7 @@ def swap_set_of(a: pd.DataFrame, b: pd.DataFrame, weight: float) -> pd.DataFrame
     same = len(a) == len(b) and np.array_equal(a["latent_pd_12m"].to_numpy(),
                                                b["latent_pd_12m"].to_numpy())
     if not same:
-        raise ValueError("the swap set needs two runs on the same population: the same "
-                         "population keys and seed (common random numbers)")
+        raise PopulationMismatch(SAME_POPULATION)
     ia, ib = a["ever_invited"].to_numpy(), b["ever_invited"].to_numpy()
     cells = {"both": ia & ib, "champion_only": ia & ~ib, "challenger_only": ~ia & ib,
              "neither": ~ia & ~ib}

@@ -27,7 +27,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
-from scipy import stats
+
+from sim.analysis.stats import t_half_width
+from sim.errors import GreysimError
 
 __all__ = ["MissingData", "capital", "churn", "coverage", "funnel", "net_income", "risk_reach",
            "segment_heatmap", "theme", "vintage_curves", "CHARTS"]
@@ -45,7 +47,7 @@ NAMES = {
 HOLIDAY_COLOUR = "#f2c14e"
 
 
-class MissingData(ValueError):
+class MissingData(GreysimError, ValueError):
     """The table lacks what a chart needs; ``str()`` is a one-line note for the report."""
 
 
@@ -104,8 +106,8 @@ def _mean_ci(df: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
     """Mean of ``value`` over replications per ``by`` group, with its 95% t-interval."""
     g = df.groupby(by, sort=False)[value]
     out = g.agg(mean="mean", sd="std", n="count").reset_index()
-    t = stats.t.ppf(0.975, np.maximum(out["n"] - 1, 1))
-    half = np.where(out["n"] > 1, t * out["sd"].fillna(0) / np.sqrt(out["n"]), 0.0)
+    # a single replication draws its line without a band
+    half = np.nan_to_num(t_half_width(out["sd"].fillna(0), out["n"]), nan=0.0)
     out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
     return out
 

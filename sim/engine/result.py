@@ -35,6 +35,19 @@ class Result:
     gates: pd.DataFrame | None = None  # every gate decision
     timings: dict[str, float] = field(default_factory=dict)  # seconds per process (TIMED)
 
+    def __repr__(self) -> str:
+        s, credit = self.summary, self.summary.get("credit") or {}
+        final = s.get("final", {})
+        default = credit.get("annualised_default_rate")
+        return "\n".join([
+            f"Result of '{self.scenario.name}' ({self.scenario.rollout.name}), seed {self.seed}",
+            f"  {self.population.n:,} users x {self.population.weight:g}, "
+            f"{len(self.monthly)} months, {self.wall_seconds:.1f}s",
+            f"  final coverage: invited {final.get('invited_share', float('nan')):.1%}, "
+            f"visible {final.get('visible_share', float('nan')):.1%}",
+            "  annualised default rate " + ("n/a" if default is None else f"{default:.2%}"),
+        ])
+
     @property
     def quarterly(self) -> pd.DataFrame:
         return quarterly(self.monthly)

@@ -25,6 +25,7 @@ from scipy.optimize import least_squares
 
 from sim.engine.recorder import MONTHLY_COLUMNS
 from sim.engine.simulation import Simulation
+from sim.errors import GreysimError
 from sim.model.population import Population
 from sim.scenario import Scenario, ScenarioError, validate
 
@@ -43,7 +44,7 @@ OBSERVED_COUNTS = ("eligible", "invited", "visible", "gained_access", "lost_acce
 Progress = Callable[[int, int, float], None]
 
 
-class TargetError(ValueError):
+class TargetError(GreysimError, ValueError):
     """A targets file or parameter that cannot be used; ``str()`` is the user message."""
 
 
@@ -113,9 +114,10 @@ class Parameter:
         return cls(key.strip(), low, high)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Fit:
-    """What :func:`calibrate` found."""
+    """What :func:`calibrate` found: the fitted values, the calibrated scenario, and one row
+    per target of how close its run comes (``report``)."""
 
     params: dict[str, float]
     changed: dict[str, float]  # every scenario key the fit changed (fitted keys and shares)
@@ -126,6 +128,18 @@ class Fit:
     seconds: float
     message: str
     at_bound: dict[str, str] = field(default_factory=dict)  # key -> "lower" / "upper"
+
+    def __repr__(self) -> str:
+        within = int(self.report["within"].sum()) if "within" in self.report else 0
+        lines = [f"Fit of {len(self.params)} parameters to {len(self.report)} targets: "
+                 f"{within} within tolerance, cost {self.cost:.4g} after {self.evaluations} "
+                 f"runs ({self.seconds:.0f}s; {self.message})"]
+        for key, value in list(self.params.items())[:8]:
+            side = self.at_bound.get(key)
+            lines.append(f"  {key} = {value:.6g}" + (f" (at its {side} bound)" if side else ""))
+        if len(self.params) > 8:
+            lines.append(f"  ... and {len(self.params) - 8} more")
+        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- targets

@@ -18,12 +18,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.experiments.runs import RunOutput, RunSpec, execute, replication_seeds, run_metrics
+from sim.errors import GreysimError, OptionError
+from sim.experiments.compare import COVERAGES, run_metrics
+from sim.experiments.runs import RunOutput, RunSpec, replication_seeds, run_all
 from sim.scenario import Scenario, ScenarioError, load
 
 #: Outputs whose sensitivity to the swept parameters is summarised.
 OUTPUTS = ("invited_share_final", "visible_share_final", "quarters_to_target",
            "default_rate_12m", "loss_rate", "net_income")
+
+
+class SweepError(GreysimError, ValueError):
+    """A sweep design that cannot be built; ``str()`` is the message users see."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,43 @@ class Design:
     def digest(self) -> str:
         text = self.points.to_json(orient="split", double_precision=15)
         return hashlib.sha256(f"{self.kind}:{text}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, repr=False)
+class Sweep:
+    """A finished sweep: its design, per-run results and which parameters move which output.
+
+    ``results`` has one row per run (point, replication, the point's parameter values and the
+    run's figures); ``sensitivity`` one row per output and parameter (first-order share of
+    variance, Spearman correlation, rank); ``metrics`` the monthly table of every point,
+    labelled by point as ``strategy``; ``root`` the folder holding the points (rerunning the
+    same sweep there resumes it).
+    """
+
+    design: Design
+    results: pd.DataFrame
+    sensitivity: pd.DataFrame
+    metrics: pd.DataFrame
+    root: Path
+    reps: int
+    target: float
+    coverage: str
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The tables of a sweep's summary folder, by file stem."""
+        return {"results": self.results, "sensitivity": self.sensitivity,
+                "comparison": self.sensitivity,  # shown as the report's table
+                "metrics": self.metrics}
+
+    def __repr__(self) -> str:
+        lines = [f"Sweep of {len(self.design.points)} points x {self.reps} replications "
+                 f"({self.design.kind}) over {', '.join(self.design.keys)} in {self.root}"]
+        if not self.sensitivity.empty:
+            top = self.sensitivity[self.sensitivity["rank"] == 1]
+            for r in top.head(6).itertuples():
+                share = "" if np.isnan(r.first_order) else f" (first order {r.first_order:.2f})"
+                lines.append(f"  {r.output}: moved most by {r.parameter}{share}")
+        return "\n".join(lines)
 
 
 def _yaml_value(value) -> str:
@@ -170,8 +213,58 @@ def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
             _write_point(root, point, runs, design, target, coverage)
 
     if specs:
-        execute(specs, executor, progress, on_result=collect)
+        run_all(specs, executor, progress, on_result=collect)
     return load_results(root)
+
+
+def design_of(grid_specs: Sequence[str] | None = None, ranges: Sequence[str] | None = None,
+              samples: int | None = None, seed: int = 0) -> Design:
+    """A full factorial over ``key=v1,v2,...`` strings, or a Latin hypercube of ``samples``
+    points over ``key=lo:hi`` ranges; :class:`SweepError` when neither or both are asked."""
+    if bool(grid_specs) == bool(samples):
+        raise SweepError("give either a grid (key=v1,v2,...) or a number of samples with "
+                         "ranges (key=lo:hi)")
+    try:
+        return grid(grid_specs) if grid_specs else latin_hypercube(ranges or [], samples, seed)
+    except SweepError:
+        raise
+    except ValueError as exc:  # the design parsers say which spec is malformed
+        raise SweepError(str(exc)) from None
+
+
+def sweep_root(base: Scenario, design: Design, reps: int, quarters: int | None,
+               target: float, coverage: str) -> Path:
+    """The default folder of a sweep: named by everything that shapes it, so the same sweep
+    run again finds its finished points and resumes."""
+    from sim.io.folders import scenario_folder
+
+    key = hashlib.sha256(f"{base.digest()}:{design.digest()}:{reps}:{quarters}:"
+                         f"{target}:{coverage}".encode()).hexdigest()[:12]
+    return scenario_folder(base.name) / f"sweep-{key}"
+
+
+def sweep(scenario: str | Path, design: Design | None = None, *,
+          grid: Sequence[str] | None = None, ranges: Sequence[str] | None = None,
+          samples: int | None = None, root: str | Path | None = None, reps: int = 1,
+          quarters: int | None = None, overrides: Sequence[str] = (), target: float = 0.3,
+          coverage: str = "invited", executor=None,
+          progress: Callable[[int, int], None] | None = None) -> Sweep:
+    """Run the scenario file at every point of ``design`` (or of ``grid``, or of ``samples``
+    Latin hypercube points over ``ranges``), ``reps`` times each on common random numbers,
+    keeping finished points under ``root`` so an interrupted sweep resumes."""
+    if coverage not in COVERAGES:
+        raise OptionError(f"coverage must be 'invited' or 'visible', got '{coverage}'")
+    if design is None or root is None:
+        base = load(scenario, list(overrides))
+        design = design or design_of(grid, ranges, samples, base.seed)
+        root = root or sweep_root(base, design, reps, quarters, target, coverage)
+    root = Path(root)
+    results = run_sweep(Path(scenario), design, root, reps=reps, quarters=quarters,
+                        overrides=overrides, target=target, coverage=coverage,
+                        executor=executor, progress=progress)
+    return Sweep(design=design, results=results, sensitivity=sensitivity(results, design),
+                 metrics=load_metrics(root, design), root=root, reps=reps, target=target,
+                 coverage=coverage)
 
 
 def _check_design(root: Path, design: Design) -> None:

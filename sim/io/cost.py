@@ -1,10 +1,11 @@
 """What a run costs before it starts: peak memory and wall time, and the refusal of a run
 that cannot fit.
 
-:func:`estimate_memory` draws a tiny population from the scenario and scales its arrays;
-:func:`check_memory` compares that with the memory available and raises
-:class:`ResourceError` with the estimate and the limit. :func:`estimate` is the coarse
-figure from the benchmark constants (``benchmarks/README.md``) used for warnings.
+:func:`estimate` draws a tiny population from the scenario, scales its arrays to the
+scenario's users and adds the tables and the interpreter; the wall time comes from the
+benchmark constants (``benchmarks/README.md``). :func:`check_memory` compares that one
+estimate with the memory available and raises :class:`ResourceError` with the estimate and
+the limit; the command line warns with the same estimate above :data:`WARN_BYTES`.
 """
 
 from __future__ import annotations
@@ -29,18 +30,22 @@ ROW_BYTES = 1500
 BASE_BYTES = 200 * 2**20
 #: Overrides the detected limit, e.g. ``GREYSIM_MEMORY_LIMIT=8G`` on a shared machine.
 LIMIT_ENV = "GREYSIM_MEMORY_LIMIT"
+#: Seconds per simulated user-month (measured about 3.5e6 user-months a second on 2 cores,
+#: rounded down), plus the fixed start-up.
+SECONDS_PER_USER_MONTH = 1 / 3.0e6
+FIXED_SECONDS = 1.0
+#: Runs estimated to need more than this many bytes print a warning with the estimate.
+WARN_BYTES = 2_000_000_000
+
 
 class ResourceError(GreysimError):
     """A run that cannot fit; ``str()`` is the message users see."""
 
 
-
-# --------------------------------------------------------------------------- memory
-
-
 @dataclass(frozen=True)
-class MemoryEstimate:
-    """Bytes a run needs: per user (arrays and temporaries), the tables, and a fixed base."""
+class Estimate:
+    """What a run needs: bytes per user (arrays and temporaries), the tables and a fixed
+    base, and its wall time on the benchmark machine."""
 
     users: int
     months: int
@@ -53,11 +58,17 @@ class MemoryEstimate:
 
     @property
     def total(self) -> int:
+        """Peak bytes."""
         return int(self.users * self.per_user) + self.tables + BASE_BYTES
 
+    @property
+    def seconds(self) -> float:
+        return FIXED_SECONDS + SECONDS_PER_USER_MONTH * self.users * self.months
 
-def estimate_memory(scenario: Scenario, quarters: int | None = None) -> MemoryEstimate:
-    """Estimate peak memory from a tiny population drawn from the same scenario."""
+
+def estimate(scenario: Scenario, quarters: int | None = None) -> Estimate:
+    """Estimate peak memory and wall time from a tiny population drawn from the same
+    scenario."""
     from sim.engine.recorder import segment_codes
     from sim.model import invites, scoring
 
@@ -68,7 +79,7 @@ def estimate_memory(scenario: Scenario, quarters: int | None = None) -> MemoryEs
     invites.decide(pop, scoring.evaluate(pop, tiny))
     months = 3 * (quarters or scenario.quarters)
     segments = sum(len(labels) for _, _, labels in segment_codes(pop, scenario.reporting.bands))
-    return MemoryEstimate(users=scenario.population.users, months=months,
+    return Estimate(users=scenario.population.users, months=months,
                           per_user=WORKING_SET * pop.nbytes() / sample,
                           table_rows=months * (segments + 1))
 
@@ -124,9 +135,9 @@ def human(n: float) -> str:
 
 
 def check_memory(scenario: Scenario, quarters: int | None = None,
-                 available: tuple[int, str] | None = None) -> MemoryEstimate:
+                 available: tuple[int, str] | None = None) -> Estimate:
     """Raise :class:`ResourceError` when the run cannot fit; returns the estimate."""
-    est = estimate_memory(scenario, quarters)
+    est = estimate(scenario, quarters)
     limit = available if available is not None else available_memory()
     if limit is None or est.total <= limit[0]:
         return est
@@ -140,27 +151,3 @@ def check_memory(scenario: Scenario, quarters: int | None = None,
         "the weight rises), or shorten the horizon with --quarters."
     )
 
-
-
-# --------------------------------------------------------------------------- estimate
-
-#: Resident bytes of the interpreter with numpy, pandas, simpy and greysim imported.
-FIXED_BYTES = 130_000_000
-#: Peak resident bytes per simulated user: the arrays (about 200) plus the temporaries
-#: (measured 306 at 1M users, rounded up).
-BYTES_PER_USER = 320
-#: Seconds per simulated user-month (measured about 3.5e6 user-months a second on 2 cores,
-#: rounded down), plus the fixed start-up.
-SECONDS_PER_USER_MONTH = 1 / 3.0e6
-FIXED_SECONDS = 1.0
-#: Runs estimated to need more than this many bytes print a warning with the estimate.
-WARN_BYTES = 2_000_000_000
-
-
-def estimate(users: int, months: int) -> dict[str, float]:
-    """Estimated peak resident memory (``bytes``) and wall time (``seconds``) of one run of
-    ``users`` simulated users over ``months`` months, on the benchmark machine."""
-    return {
-        "bytes": float(FIXED_BYTES + BYTES_PER_USER * users),
-        "seconds": float(FIXED_SECONDS + SECONDS_PER_USER_MONTH * users * months),
-    }

@@ -30,6 +30,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sim.analysis import charts
+from sim.errors import GreysimError
 
 REPORT = "report.html"
 CHARTS_DIR = "charts"
@@ -38,7 +39,7 @@ TABLES = {"monthly": "metrics", "segments": "segments", "batches": "batches",
           "vintages": "vintages", "comparison": "comparison"}
 
 
-class ReportError(RuntimeError):
+class ReportError(GreysimError, RuntimeError):
     """A folder the report cannot be made from; ``str()`` is the message users see."""
 
 

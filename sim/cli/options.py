@@ -1,0 +1,91 @@
+"""What every command shares: the consoles, option types, scenario loading and formatters.
+
+Light on purpose: typer and rich's console. The scenario package (pydantic, yaml) is imported
+when a scenario is loaded and the numerical libraries inside the commands that need them, so
+``greysim --help``, ``version`` and ``validate`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from sim.errors import OptionError
+
+if TYPE_CHECKING:
+    from sim.scenario import Scenario
+
+# Not a terminal (CI, pipes): wide enough for the summary table instead of rich's 80.
+# no emoji codes: a message like "file.yaml:100: ..." must not print as "file.yaml💯 ..."
+# markup off: names, paths and messages are user text and print literally ("[/]x", "[red]")
+out = Console(width=None if sys.stdout.isatty() else 160, emoji=False, markup=False)
+err = Console(stderr=True, emoji=False, markup=False)
+
+#: The line Ctrl-C prints in the running command (set by :func:`when_interrupted`).
+interrupted_line: ContextVar[str] = ContextVar("interrupted_line", default="interrupted")
+
+ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a key, e.g. --set rollout.phases.0.batch.share=0.05 "
+                 "(repeatable)."),
+]
+UsersOpt = Annotated[int | None, typer.Option(
+    help="Simulated users, standing for the real population (the weight scales).", min=1)]
+QuartersOpt = Annotated[int | None, typer.Option(help="Simulate the first Q quarters.", min=1)]
+QuietOpt = Annotated[bool, typer.Option(help="No progress bar.")]
+NoReportOpt = Annotated[bool, typer.Option("--no-report",
+                                           help="Skip the charts and report.html.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    help="Worker processes (default: the machine's cores; 1 runs in this process).", min=1)]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    help="Dask scheduler address, e.g. tcp://host:8786, to run on a cluster.")]
+DaskLocalOpt = Annotated[int | None, typer.Option(
+    "--dask-local", help="Start a local Dask cluster with this many workers.", min=1)]
+CoverageOpt = Annotated[str, typer.Option(
+    help="Coverage the target applies to: invited or visible.")]
+
+
+def load_scenario(path: Path, overrides: list[str], users: int | None = None,
+                  seed: int | None = None) -> Scenario:
+    """The scenario file with ``--set`` overrides, ``--users`` and ``--seed`` applied."""
+    from sim.scenario import load  # pydantic builds the schema on import: not for --help
+
+    extra = list(overrides)
+    if seed is not None:
+        extra.append(f"seed={seed}")
+    return load(path, extra, users)
+
+
+def when_interrupted(message: str) -> None:
+    """The one line Ctrl-C prints from now on in this command (what was kept, what was not)."""
+    interrupted_line.set(message)
+
+
+def check_coverage(coverage: str) -> None:
+    if coverage not in ("invited", "visible"):
+        raise OptionError(f"--coverage must be 'invited' or 'visible', got '{coverage}'")
+
+
+def write_report(folder: Path) -> None:
+    """Charts and report.html of a folder just written (imports matplotlib only now)."""
+    from sim.io.report import write_report as write
+
+    write(folder)
+
+
+def share(x) -> str:
+    return "" if x is None else f"{100 * x:.1f}%"
+
+
+def millions(x) -> str:
+    return "" if x is None else f"{x / 1e6:,.2f}M"
+
+
+def billions(x) -> str:
+    return "" if x is None else f"{x / 1e9:,.2f}bn"

@@ -1,0 +1,20 @@
+"""``greysim report``: the charts and report.html of a run, comparison or sweep folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sim.cli.options import out
+
+
+def report_command(
+    folder: Annotated[Path, typer.Argument(help="A run or comparison folder.",
+                                           show_default=False)],
+) -> None:
+    """Write the charts and one self-contained report.html of a run or comparison folder."""
+    from sim.io.report import write_report
+
+    out.print(f"wrote {write_report(folder)}")

@@ -1,0 +1,67 @@
+"""The command line starts without the numerical libraries, and its modules import no cycle."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sim.cli
+
+HEAVY = ("numpy", "pandas", "scipy", "matplotlib", "dask")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("args", [["version"], ["--help"],
+                                  ["validate", "scenarios/baseline.yaml"]])
+def test_light_commands_load_no_numerical_library(args):
+    code = ("import sys\nfrom typer.testing import CliRunner\nimport sim.cli.app\n"
+            f"res = CliRunner().invoke(sim.cli.app.app, {args!r})\n"
+            "assert res.exit_code == 0, res.output\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def _cli_imports(path: Path) -> set[str]:
+    """The sim.cli modules a module imports when it is imported (module level only)."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sim.cli"):
+            names = [f"{node.module}.{a.name}" for a in node.names]
+            found |= {n for n in [node.module, *names] if _module_path(n)}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("sim.cli")}
+    return found
+
+
+def _module_path(name: str) -> Path | None:
+    base = Path(sim.cli.__file__).parent / Path(*name.split(".")[2:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if name != "sim.cli" and path.is_file():
+            return path
+    return None
+
+
+def test_cli_modules_import_no_cycle():
+    folder = Path(sim.cli.__file__).parent
+    graph = {f"sim.cli.{p.stem}": _cli_imports(p) for p in folder.glob("*.py")
+             if p.stem != "__init__"}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
+        if name in done:
+            return
+        for dep in graph.get(name, ()):
+            visit(dep, (*path, name))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())
+    assert {"sim.cli.run", "sim.cli.experiment"} <= graph["sim.cli.app"]  # the walk sees edges
