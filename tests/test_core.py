@@ -74,7 +74,7 @@ def test_newest_clients_are_shown_the_entry_more_at_the_horizon(baseline_run):
 
 
 def test_batches_invite_only_eligible_users(baseline):
-    s = Simulation(baseline, seed=3, quarters=1)
+    s = Simulation(baseline.replace({"seed": 3}), quarters=1)
     s.pop.eligible[:] = False  # nobody passes the first scoring
     result = s.run()
     # no batch can go out before the month-3 re-evaluation scores everyone again

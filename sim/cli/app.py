@@ -25,7 +25,7 @@ from sim.experiments.runs import run
 from sim.io.cost import ResourceError, check_memory
 from sim.io.folders import OutputError, write_run
 from sim.model.numeric import NumericError
-from sim.scenario import Scenario, ScenarioError, load
+from sim.scenario import Scenario, ScenarioError, keys, load
 
 app = typer.Typer(
     help="Plan the grey release of an invitation-only credit line.",
@@ -58,10 +58,11 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _load(path: Path, overrides: list[str], users: int | None = None,
           seed: int | None = None) -> Scenario:
-    extra = list(overrides)
+    """The scenario with its ``--set key=value`` overrides, ``--users`` and ``--seed``."""
+    changes = keys.parse_assignments(overrides, str(path))
     if seed is not None:
-        extra.append(f"seed={seed}")
-    return load(path, extra, users)
+        changes["seed"] = seed
+    return load(path, changes, users, note="set on the command line")
 
 
 def _share(x) -> str:
@@ -369,14 +370,16 @@ def calibrate_command(
 
     import yaml
 
-    from sim.experiments.calibrate import Parameter, TargetError, calibrate, evaluate, nested
+    from sim.experiments.calibrate import TargetError, calibrate, evaluate, nested
+    from sim.experiments.parameters import Parameter
     from sim.io.folders import write_text_atomic
 
     try:
         sc = _load(scenario, [], users, seed)
         goals, defaults = _read_targets(targets, share_tolerance, count_tolerance)
         free = {p.key: p for p in defaults}
-        free.update({p.key: p for p in map(Parameter.parse, params or [])})
+        free.update({p.key: p for p in (Parameter.parse_range(t, str(scenario))
+                                        for t in params or [])})
         dest = out_file or scenario.with_name(f"{scenario.stem}.calibrated.yaml")
         if check:
             report = evaluate(sc, goals)
@@ -404,7 +407,8 @@ def calibrate_command(
                   f"# weighted squared distance {fit.cost:.4g} after {fit.evaluations} runs "
                   f"of {sc.population.users} users (seed {sc.seed}).\n"
                   f"# targets: {', '.join(map(str, targets))}\n")
-        body = yaml.safe_dump({"extends": parent, **nested(fit.changed)}, sort_keys=False)
+        body = yaml.safe_dump({"extends": parent, **nested(fit.changed, fit.scenario)},
+                              sort_keys=False)
         write_text_atomic(dest, header + body, force=force)
     except (ScenarioError, UserError, OutputError, TargetError, ResourceError,
             NumericError) as exc:

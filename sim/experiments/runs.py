@@ -1,6 +1,6 @@
 """Many runs: replications, strategies and sweeps mapped over an executor.
 
-A run is described by a :class:`RunSpec` (scenario, seed, labels) and executed by a top-level
+A run is described by a :class:`RunSpec` (scenario, labels) and executed by a top-level
 function, so it can travel to a process pool or a Dask cluster. Runs return only their tables
 and summary (not the population arrays), tagged with their labels; tables are concatenated in
 the order of the specs whatever order the runs finished in, so results are identical across
@@ -27,15 +27,20 @@ Progress = Callable[[int, int], None]
 
 def run(scenario: Scenario, seed: int | None = None, progress: Progress | None = None,
         quarters: int | None = None) -> Result:
-    """Simulate ``scenario`` with ``seed`` (default: the scenario's own) and return the result,
-    with the A/B statistics in its summary when the scenario has arms.
+    """Simulate ``scenario`` and return the result, with the A/B statistics in its summary
+    when the scenario has arms.
+
+    The run's seed is ``scenario.seed``; ``seed`` is a shorthand for
+    ``scenario.replace({"seed": seed})``, so the result's scenario records the seed it ran.
 
     ``quarters`` simulates only the first quarters of the scenario's horizon (its calendar,
     phases and releases stay as written), which is how short test and benchmark runs are made.
     """
     from sim.analysis.abtest import attach_ab_summary
 
-    result = Simulation(scenario, seed, progress, quarters).run()
+    if seed is not None:
+        scenario = scenario.replace({"seed": int(seed)})
+    result = Simulation(scenario, progress, quarters).run()
     attach_ab_summary(result)
     return result
 
@@ -46,12 +51,20 @@ def replication_seeds(seed: int, reps: int) -> list[int]:
     return [int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children]
 
 
+def replicate(scenario: Scenario, reps: int, offset: int = 0) -> list[Scenario]:
+    """The ``reps`` replications of a scenario: replication ``r`` is the scenario with the
+    ``r``-th seed spawned from its own seed (plus ``offset``, to decorrelate on purpose), so
+    scenarios that share a seed share every replication's random numbers."""
+    return [scenario.replace({"seed": seed})
+            for seed in replication_seeds(scenario.seed + offset, reps)]
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to make: a scenario, its seed, and labels that tag every row it produces."""
+    """One run to make: a scenario (its seed included) and labels that tag every row it
+    produces."""
 
     scenario: Scenario
-    seed: int
     quarters: int | None = None
     labels: dict = field(default_factory=dict)
 
@@ -70,7 +83,7 @@ class RunOutput:
 
 def execute_one(spec: RunSpec) -> RunOutput:
     """Run one spec; a top-level function so that worker processes can import it."""
-    result = run(spec.scenario, seed=spec.seed, quarters=spec.quarters)
+    result = run(spec.scenario, quarters=spec.quarters)
     tables = {}
     for name, table in result.tables().items():
         table = table.copy()
@@ -180,8 +193,8 @@ def concat(outputs: Iterable[RunOutput], table: str) -> pd.DataFrame:
 def replications(scenario: Scenario, reps: int, quarters: int | None = None,
                  executor=None, progress: Progress | None = None) -> list[RunOutput]:
     """``reps`` runs of one scenario with seeds spawned from its seed."""
-    specs = [RunSpec(scenario, seed, quarters, {"replication": r})
-             for r, seed in enumerate(replication_seeds(scenario.seed, reps))]
+    specs = [RunSpec(replica, quarters, {"replication": r})
+             for r, replica in enumerate(replicate(scenario, reps))]
     return execute(specs, executor, progress)
 
 
@@ -303,21 +316,20 @@ def compare(scenarios: Sequence[Scenario], reps: int, *, target: float,
             common_random_numbers: bool = True):
     """Run every strategy ``reps`` times on common random numbers and compare them.
 
-    Replication ``r`` of every strategy uses the same seed (spawned from the first scenario's
-    seed), hence the same synthetic population and random streams, so paired differences
-    measure the strategy and not the noise. ``common_random_numbers=False`` gives each strategy
-    its own seeds, which only exists to show how much wider the intervals then are.
+    Replication ``r`` of a strategy uses the ``r``-th seed spawned from that scenario's own
+    seed: strategies that share a seed (the usual case) share the synthetic population and
+    random streams of every replication, so paired differences measure the strategy and not
+    the noise. ``common_random_numbers=False`` gives each strategy its own seeds, which only
+    exists to show how much wider the intervals then are.
     """
     names = [s.rollout.name if s.rollout.name else s.name for s in scenarios]
     if len(set(names)) != len(names):
         names = [f"{s.name}:{s.rollout.name}" for s in scenarios]
-    base = scenarios[0].seed
     specs = []
     for k, (name, sc) in enumerate(zip(names, scenarios, strict=True)):
-        seeds = replication_seeds(base if common_random_numbers else base + 7919 * (k + 1),
-                                  reps)
-        specs += [RunSpec(sc, seed, quarters, {"strategy": name, "replication": r})
-                  for r, seed in enumerate(seeds)]
+        offset = 0 if common_random_numbers else 7919 * (k + 1)
+        specs += [RunSpec(replica, quarters, {"strategy": name, "replication": r})
+                  for r, replica in enumerate(replicate(sc, reps, offset))]
     outputs = execute(specs, executor, progress)
     per_run = metrics_table(outputs, target, coverage)
     summary = summarize_strategies(per_run)
