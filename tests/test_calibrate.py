@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 import sim
 from sim.cli.app import app
 from sim.experiments.calibrate import (
-    Parameter,
     Target,
     TargetError,
     calibrate,
@@ -22,6 +21,7 @@ from sim.experiments.calibrate import (
     parse_targets,
     with_values,
 )
+from sim.experiments.parameters import Parameter
 from sim.model.population import synthesize, tilted_shares
 from sim.scenario import ScenarioError, parse_yaml
 
@@ -55,9 +55,9 @@ def test_calibration_recovers_known_parameters(baseline_path):
     perturbed, _ = with_values(truth, {"population.device_grades.A.score_offset": 25.0,
                                        "population.regions.county.score_offset": -5.0,
                                        "scoring.cutoff": 35.0})
-    params = [Parameter("population.device_grades.A.score_offset", 0, 80),
-              Parameter("population.regions.county.score_offset", -60, 20),
-              Parameter("scoring.cutoff", 10, 45)]
+    params = [Parameter.between("population.device_grades.A.score_offset", 0, 80),
+              Parameter.between("population.regions.county.score_offset", -60, 20),
+              Parameter.between("scoring.cutoff", 10, 45)]
     fit = calibrate(perturbed, targets, params, budget_evals=120)
     # Common random numbers make the truth an exact zero of the objective; the score is
     # continuous, so 20,000 users pin each parameter to well under one score point.
@@ -237,7 +237,7 @@ def test_a_parameter_pinned_at_its_bound_is_reported(baseline_path):
     targets = _eligibility_targets(truth)
     # the true cut-off lies below the range offered: the fit presses on the lower bound
     low = truth.scoring.cutoff + 8
-    fit = calibrate(truth, targets, [Parameter("scoring.cutoff", low, low + 20)],
+    fit = calibrate(truth, targets, [Parameter.between("scoring.cutoff", low, low + 20)],
                     budget_evals=30)
     assert fit.params["scoring.cutoff"] == pytest.approx(low, abs=0.05)
     assert fit.at_bound == {"scoring.cutoff": "lower"}

@@ -330,9 +330,9 @@ def with_values(scenario: Scenario, values: Mapping[str, float]) -> tuple[Scenar
     Setting a category's ``share`` rescales the categories whose share is not set, so the
     shares still sum to 1 (see :mod:`sim.scenario.keys`).
     """
-    changed = keys.set_values(scenario.model_dump(mode="json"), values, Scenario,
-                              source="<calibration>")
     try:
+        changed = keys.set_values(scenario.model_dump(mode="json"), values, Scenario,
+                                  source="<calibration>")
         return scenario.replace(changed), changed
     except ScenarioError as exc:
         raise TargetError(f"the parameters make an invalid scenario: {exc}") from None

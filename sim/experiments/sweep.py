@@ -43,7 +43,9 @@ class Design:
     def changes(self, point: int) -> dict[str, object]:
         """The point's values by key, for :meth:`Scenario.replace`."""
         row = self.points.iloc[point]
-        return {key: keys.plain(row[key]) for key in self.keys}
+        # a level written as YAML text ("[4000]") is read as what it writes, like an override
+        return {key: keys.parse_value(v) if isinstance(v, str) else keys.plain(v)
+                for key, v in ((k, row[k]) for k in self.keys)}
 
     def digest(self) -> str:
         text = self.points.to_json(orient="split", double_precision=15)
@@ -85,7 +87,7 @@ def point_scenarios(path: Path, design: Design,
         try:
             scenarios.append(base.replace(design.changes(point)))
         except ScenarioError as exc:
-            raise ScenarioError(exc.source, exc.path,
+            raise ScenarioError(str(path), exc.path,
                                 f"{exc.problem} (sweep point {point})", exc.line) from None
     return scenarios
 
