@@ -50,7 +50,7 @@ def _eligibility_targets(scenario, tolerance=0.01):
 def test_calibration_recovers_known_parameters(baseline_path):
     known = {"population.device_grades.A.score_offset": 43.0,
              "population.regions.county.score_offset": -28.0, "scoring.cutoff": 25.0}
-    truth, _ = with_values(sim.load(baseline_path, ["population.users=20000"]), known)
+    truth, _ = with_values(sim.load(baseline_path, {"population.users": 20000}), known)
     targets = _eligibility_targets(truth)
     perturbed, _ = with_values(truth, {"population.device_grades.A.score_offset": 25.0,
                                        "population.regions.county.score_offset": -5.0,
@@ -91,7 +91,7 @@ def test_domain_targets_cover_every_table_of_the_issue():
 
 
 def test_observed_csv_targets_fit_through_the_command_line(tmp_path, baseline_path):
-    truth = sim.load(baseline_path, ["population.users=20000"])
+    truth = sim.load(baseline_path, {"population.users": 20000})
     observed = sim.run(truth, quarters=2).monthly  # a bank's first two quarters of shares
     csv = tmp_path / "observed.csv"
     observed[["date", "month", "eligible_share", "invited_share", "visible_share"]].to_csv(
@@ -111,7 +111,7 @@ def test_observed_csv_targets_fit_through_the_command_line(tmp_path, baseline_pa
     assert set(written) == {"extends", "scoring"} and set(written["scoring"]) == {"cutoff"}
     assert written["scoring"]["cutoff"] == pytest.approx(known, abs=1.0)
     assert "eligible_share@6" in res.output and "fitted" in res.output
-    fitted = sim.load(out, ["population.users=20000"])
+    fitted = sim.load(out, {"population.users": 20000})
     assert fitted.population.archetypes == truth.population.archetypes
 
 
@@ -183,9 +183,10 @@ def test_tilted_shares_keep_the_margin_and_the_odds():
 
 
 def test_tilts_skew_segments_by_archetype_but_keep_population_shares(baseline_path):
-    sc = sim.load(baseline_path, [
-        "population.users=200000",
-        "population.archetypes.affluent_active.tilts={device_grades: {A: 6.0, C: 0.2}}"])
+    sc = sim.load(baseline_path, {
+        "population.users": 200000,
+        "population.archetypes.affluent_active.tilts": {"device_grades": {"A": 6.0, "C": 0.2}},
+    })
     pop = synthesize(sc, np.random.default_rng(5))
     shares = np.bincount(pop.device_grade, minlength=3) / pop.n
     assert np.allclose(shares, [0.34, 0.52, 0.14], atol=0.005)
@@ -202,7 +203,7 @@ def test_tilts_skew_segments_by_archetype_but_keep_population_shares(baseline_pa
 def test_unknown_tilt_category_names_the_key(baseline_path):
     with pytest.raises(ScenarioError) as exc:
         sim.load(baseline_path,
-                 ["population.archetypes.mass_market.tilts={device_grades: {Z: 2.0}}"])
+                 {"population.archetypes.mass_market.tilts": {"device_grades": {"Z": 2.0}}})
     assert "population.archetypes.mass_market.tilts.device_grades" in str(exc.value)
     assert "allowed: ['A', 'B', 'C']" in str(exc.value)
 
@@ -233,7 +234,7 @@ def test_rounded_shares_still_sum_to_one():
 
 
 def test_a_parameter_pinned_at_its_bound_is_reported(baseline_path):
-    truth = sim.load(baseline_path, ["population.users=5000"])
+    truth = sim.load(baseline_path, {"population.users": 5000})
     targets = _eligibility_targets(truth)
     # the true cut-off lies below the range offered: the fit presses on the lower bound
     low = truth.scoring.cutoff + 8

@@ -18,7 +18,7 @@ from sim.cli.app import app
 from sim.experiments import runs as ex
 from sim.experiments import sweep
 
-SMALL = ["population.users=8000"]
+SMALL = {"population.users": 8000}
 
 
 def _per_run(rows):
@@ -53,10 +53,10 @@ def test_verdict_follows_the_table():
 
 
 def test_compare_finds_the_faster_strategy(baseline_path):
-    slow = sim.load(baseline_path, [*SMALL, "rollout.name=slow"])
-    fast = sim.load(baseline_path, [*SMALL, "rollout.name=fast",
-                                    "rollout.phases.1.batch.share=0.2",
-                                    "rollout.phases.2.batch.share=0.2"])
+    slow = sim.load(baseline_path, {**SMALL, "rollout.name": "slow"})
+    fast = sim.load(baseline_path, {**SMALL, "rollout.name": "fast",
+                                    "rollout.phases.1.batch.share": 0.2,
+                                    "rollout.phases.2.batch.share": 0.2})
     _, per_run, summary, verdict = ex.compare([slow, fast], 3, target=0.25, quarters=8)
     means = summary.pivot(index="strategy", columns="metric", values="mean")
     assert means.loc["fast", "quarters_to_target"] < means.loc["slow", "quarters_to_target"]
@@ -65,8 +65,8 @@ def test_compare_finds_the_faster_strategy(baseline_path):
 
 
 def test_common_random_numbers_shrink_the_interval_of_the_difference(baseline_path):
-    a = sim.load(baseline_path, [*SMALL, "rollout.name=a"])
-    b = sim.load(baseline_path, [*SMALL, "rollout.name=b", "scoring.cutoff=27"])
+    a = sim.load(baseline_path, {**SMALL, "rollout.name": "a"})
+    b = sim.load(baseline_path, {**SMALL, "rollout.name": "b", "scoring.cutoff": 27})
 
     def width(crn: bool) -> float:
         _, _, s, _ = ex.compare([a, b], 12, target=0.2, quarters=4, common_random_numbers=crn)
@@ -147,11 +147,11 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path, baseline_path):
 
 
 def test_swap_set_cells_add_up_and_follow_the_strategies(baseline_path):
-    everyone = ("rollout.phases=[{name: all, start: 2025-01-01, cadence_days: 14, "
-                "batch: {share: 1.0}}]")  # invite every eligible user at once
-    wide = sim.load(baseline_path, [*SMALL, everyone, "rollout.name=wide"])
-    narrow = sim.load(baseline_path, [*SMALL, everyone, "rollout.name=narrow",
-                                      "scoring.cutoff=40"])
+    everyone = {"rollout.phases": [{"name": "all", "start": "2025-01-01", "cadence_days": 14,
+                                    "batch": {"share": 1.0}}]}  # every eligible user at once
+    wide = sim.load(baseline_path, {**SMALL, **everyone, "rollout.name": "wide"})
+    narrow = sim.load(baseline_path, {**SMALL, **everyone, "rollout.name": "narrow",
+                                      "scoring.cutoff": 40})
     outputs, *_ = ex.compare([wide, narrow], 2, target=0.3, quarters=4)
     swaps = ex.swap_sets(outputs)
     assert set(swaps.cell) == {"both", "champion_only", "challenger_only", "neither"}

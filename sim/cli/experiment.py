@@ -23,7 +23,7 @@ from sim.experiments import sweep
 from sim.io.cost import ResourceError, check_memory
 from sim.io.folders import OutputError, check_destination, new_run_id, write_folder
 from sim.model.numeric import NumericError
-from sim.scenario import ScenarioError
+from sim.scenario import ScenarioError, keys
 
 WorkersOpt = Annotated[int | None, typer.Option(
     help="Worker processes (default: the machine's cores; 1 runs in this process).", min=1)]
@@ -253,9 +253,10 @@ def sweep_command(
         base = _load(scenario, set_ or [], users)
         check_memory(base, quarters)
         design = _design(grid, sample, ranges, base.seed)
-        overrides = [*(set_ or []), *([f"population.users={users}",
-                                       f"population.weight={base.population.weight!r}"]
-                                      if users else [])]
+        overrides = keys.parse_assignments(set_ or [], str(scenario))
+        if users:
+            overrides.update({"population.users": users,
+                              "population.weight": base.population.weight})
         key = hashlib.sha256(f"{base.digest()}:{design.digest()}:{reps}:{quarters}:"
                              f"{target}:{coverage}".encode()).hexdigest()[:12]
         root = out_dir or Path("outputs") / base.name / f"sweep-{key}"
