@@ -119,7 +119,7 @@ class Scenario(_Model):
         set, so they still sum to 1. An unknown key or a bad value raises
         :class:`ScenarioError` naming the key (with the nearest key) and what is allowed.
         """
-        raw = self.model_dump(mode="json")
+        raw = _own_arm_keys(self.model_dump(mode="json"))
         origins: dict[Key, Origin] = {}
         keys.set_values(raw, changes, Scenario, source="<replace>", origins=origins,
                         note="replaced")
@@ -244,3 +244,25 @@ def _merge_arms(raw: dict) -> dict:
         if isinstance(arm, dict) and isinstance(arm.get("rollout", {}), dict):
             arm["rollout"] = merge(base, arm.get("rollout", {}))
     return raw
+
+
+def _own_arm_keys(raw: dict) -> dict:
+    """A dumped scenario with each A/B arm's rollout cut back to the keys where it differs
+    from the scenario's, so a replaced rollout key reaches the arms that inherit it."""
+    arms = (raw.get("ab") or {}).get("arms") or {}
+    for arm in arms.values():
+        arm["rollout"] = _differences(arm["rollout"], raw["rollout"])
+    return raw
+
+
+def _differences(value: dict, base: dict) -> dict:
+    """The keys of ``value`` that ``merge(base, ...)`` needs to give ``value`` back."""
+    out = {}
+    for key, v in value.items():
+        b = base.get(key)
+        if isinstance(v, dict) and isinstance(b, dict):
+            if v != b:
+                out[key] = _differences(v, b)
+        elif v != b or key not in base:
+            out[key] = v
+    return out

@@ -42,3 +42,19 @@ def test_plain_share_keys_are_plain_numbers(baseline):
 
 def test_the_seed_is_replaced_like_any_key(baseline):
     assert baseline.replace({"seed": 42}).seed == 42
+
+
+def test_a_replaced_rollout_key_reaches_the_arms_that_inherit_it():
+    """Arms merge their own keys over the rollout, as in the file; replace keeps that."""
+    from pathlib import Path
+
+    import sim
+
+    ab = sim.load(Path(__file__).resolve().parents[2] / "scenarios" / "ab-version-vs-tier.yaml")
+    assert ab.replace({}) == ab
+    new = ab.replace({"rollout.phases.0.batch.share": 0.11})
+    own = {name: arm.rollout for name, arm in ab.ab.arms.items()}
+    for name, arm in new.ab.arms.items():
+        inherits = own[name].phases[0].batch == ab.rollout.phases[0].batch
+        expected = 0.11 if inherits else own[name].phases[0].batch.share
+        assert arm.rollout.phases[0].batch.share == expected
