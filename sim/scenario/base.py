@@ -147,6 +147,3 @@ def is_share_category(root: type, parts: Sequence[str]) -> bool:
     mapping = strip(annotation_at(root, parts[:-2]))
     return (isinstance(item, type) and issubclass(item, _Shared)
             and get_origin(mapping) is dict)
-
-
-
