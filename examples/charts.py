@@ -11,7 +11,7 @@ import sim
 from sim.analysis import charts
 
 ROOT = Path(__file__).resolve().parents[1]
-scenario = sim.load(ROOT / "scenarios" / "baseline.yaml", ["population.users=50000"])
+scenario = sim.load(ROOT / "scenarios" / "baseline.yaml", {"population.users": 50000})
 result = sim.run(scenario, seed=7)
 
 figures = {

@@ -25,4 +25,4 @@ def baseline() -> sim.Scenario:
 @pytest.fixture(scope="session")
 def baseline_run() -> sim.Result:
     """The baseline over its whole horizon at 100k users (sampling error well under 1 pp)."""
-    return sim.run(sim.load(BASELINE, ["population.users=100000"]))
+    return sim.run(sim.load(BASELINE, {"population.users": 100000}))

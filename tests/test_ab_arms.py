@@ -21,10 +21,15 @@ AB = ROOT / "scenarios" / "ab-version-vs-tier.yaml"
 
 @pytest.fixture(scope="module")
 def ab_run() -> sim.Result:
-    sc = sim.load(AB, ["population.users=40000",
-                       "ab.arms={control: {share: 0.6}, treatment: {share: 0.4, "
-                       "rollout: {name: version-first, phases: [{name: v, start: 2025-01-01, "
-                       "batch: {share: 0.05}, ordering: score, min_version: 8.0.40}]}}}"])
+    sc = sim.load(AB, {
+        "population.users": 40000,
+        "ab.arms": {
+            "control": {"share": 0.6},
+            "treatment": {"share": 0.4, "rollout": {"name": "version-first", "phases": [
+                {"name": "v", "start": "2025-01-01", "batch": {"share": 0.05},
+                 "ordering": "score", "min_version": "8.0.40"}]}},
+        },
+    })
     return sim.run(sc, quarters=6)
 
 
@@ -87,8 +92,11 @@ def test_ab_summary_differences_come_from_the_arm_counts(ab_run):
 
 
 def test_small_arm_is_warned_in_summary_and_cli(tmp_path):
-    sc = sim.load(AB, ["population.users=40000",
-                       "ab.arms.control.share=0.98", "ab.arms.treatment.share=0.02"])
+    sc = sim.load(AB, {
+        "population.users": 40000,
+        "ab.arms.control.share": 0.98,
+        "ab.arms.treatment.share": 0.02,
+    })
     result = sim.run(sc, quarters=4)
     warnings = result.summary["warnings"]
     assert len(warnings) == 1 and "'treatment'" in warnings[0]
@@ -103,8 +111,10 @@ def test_small_arm_is_warned_in_summary_and_cli(tmp_path):
 
 
 def test_holdout_invites_a_random_share_just_under_the_cutoff(baseline_path):
-    sc = sim.load(baseline_path, ["population.users=40000",
-                                  "rollout.holdout={share: 0.25, margin: 6}"])
+    sc = sim.load(baseline_path, {
+        "population.users": 40000,
+        "rollout.holdout": {"share": 0.25, "margin": 6},
+    })
     s = Simulation(sc, quarters=1)
     plan, phase = sc.rollout, sc.rollout.phases[2]  # national: every open region
     pop = s.pop
@@ -118,8 +128,10 @@ def test_holdout_invites_a_random_share_just_under_the_cutoff(baseline_path):
 
 
 def test_holdout_keeps_its_invitation_and_its_defaults_are_observed(baseline_path):
-    sc = sim.load(baseline_path, ["population.users=30000",
-                                  "rollout.holdout={share: 0.5, margin: 5}"])
+    sc = sim.load(baseline_path, {
+        "population.users": 30000,
+        "rollout.holdout": {"share": 0.5, "margin": 5},
+    })
     result = sim.run(sc, quarters=4)
     pop, held = result.population, result.holdout
     assert (result.batches["kind"] == "holdout").any()
@@ -131,9 +143,9 @@ def test_holdout_keeps_its_invitation_and_its_defaults_are_observed(baseline_pat
 
 def test_swap_set_cells_add_up_to_the_population(baseline_path):
     champion = sim.run(sim.load(ROOT / "scenarios" / "tier-first.yaml",
-                                ["population.users=20000"]), quarters=4)
+                                {"population.users": 20000}), quarters=4)
     challenger = sim.run(sim.load(ROOT / "scenarios" / "version-first.yaml",
-                                  ["population.users=20000"]), quarters=4)
+                                  {"population.users": 20000}), quarters=4)
     table = abtest.swap_set(champion, challenger).set_index("cell")
     assert table.index.tolist() == list(abtest.SWAP_CELLS)
     assert table["users"].sum() == 20_000
@@ -144,6 +156,6 @@ def test_swap_set_cells_add_up_to_the_population(baseline_path):
     assert table.loc["champion_only", "users"] > 0 and table.loc["challenger_only", "users"] > 0
     assert np.isnan(table.loc["neither", "default_rate_champion"])
     other_seed = sim.run(sim.load(ROOT / "scenarios" / "version-first.yaml",
-                                  ["population.users=20000"]), seed=1, quarters=1)
+                                  {"population.users": 20000}), seed=1, quarters=1)
     with pytest.raises(ValueError, match="same population"):
         abtest.swap_set(champion, other_seed)

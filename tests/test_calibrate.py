@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 import sim
 from sim.cli.app import app
 from sim.experiments.calibrate import (
-    Parameter,
     Target,
     TargetError,
     calibrate,
@@ -22,6 +21,7 @@ from sim.experiments.calibrate import (
     parse_targets,
     with_values,
 )
+from sim.experiments.parameters import Parameter
 from sim.model.population import synthesize, tilted_shares
 from sim.scenario import ScenarioError, parse_yaml
 
@@ -50,14 +50,14 @@ def _eligibility_targets(scenario, tolerance=0.01):
 def test_calibration_recovers_known_parameters(baseline_path):
     known = {"population.device_grades.A.score_offset": 43.0,
              "population.regions.county.score_offset": -28.0, "scoring.cutoff": 25.0}
-    truth, _ = with_values(sim.load(baseline_path, ["population.users=20000"]), known)
+    truth, _ = with_values(sim.load(baseline_path, {"population.users": 20000}), known)
     targets = _eligibility_targets(truth)
     perturbed, _ = with_values(truth, {"population.device_grades.A.score_offset": 25.0,
                                        "population.regions.county.score_offset": -5.0,
                                        "scoring.cutoff": 35.0})
-    params = [Parameter("population.device_grades.A.score_offset", 0, 80),
-              Parameter("population.regions.county.score_offset", -60, 20),
-              Parameter("scoring.cutoff", 10, 45)]
+    params = [Parameter.between("population.device_grades.A.score_offset", 0, 80),
+              Parameter.between("population.regions.county.score_offset", -60, 20),
+              Parameter.between("scoring.cutoff", 10, 45)]
     fit = calibrate(perturbed, targets, params, budget_evals=120)
     # Common random numbers make the truth an exact zero of the objective; the score is
     # continuous, so 20,000 users pin each parameter to well under one score point.
@@ -91,7 +91,7 @@ def test_domain_targets_cover_every_table_of_the_issue():
 
 
 def test_observed_csv_targets_fit_through_the_command_line(tmp_path, baseline_path):
-    truth = sim.load(baseline_path, ["population.users=20000"])
+    truth = sim.load(baseline_path, {"population.users": 20000})
     observed = sim.run(truth, quarters=2).monthly  # a bank's first two quarters of shares
     csv = tmp_path / "observed.csv"
     observed[["date", "month", "eligible_share", "invited_share", "visible_share"]].to_csv(
@@ -111,7 +111,7 @@ def test_observed_csv_targets_fit_through_the_command_line(tmp_path, baseline_pa
     assert set(written) == {"extends", "scoring"} and set(written["scoring"]) == {"cutoff"}
     assert written["scoring"]["cutoff"] == pytest.approx(known, abs=1.0)
     assert "eligible_share@6" in res.output and "fitted" in res.output
-    fitted = sim.load(out, ["population.users=20000"])
+    fitted = sim.load(out, {"population.users": 20000})
     assert fitted.population.archetypes == truth.population.archetypes
 
 
@@ -183,9 +183,10 @@ def test_tilted_shares_keep_the_margin_and_the_odds():
 
 
 def test_tilts_skew_segments_by_archetype_but_keep_population_shares(baseline_path):
-    sc = sim.load(baseline_path, [
-        "population.users=200000",
-        "population.archetypes.affluent_active.tilts={device_grades: {A: 6.0, C: 0.2}}"])
+    sc = sim.load(baseline_path, {
+        "population.users": 200000,
+        "population.archetypes.affluent_active.tilts": {"device_grades": {"A": 6.0, "C": 0.2}},
+    })
     pop = synthesize(sc, np.random.default_rng(5))
     shares = np.bincount(pop.device_grade, minlength=3) / pop.n
     assert np.allclose(shares, [0.34, 0.52, 0.14], atol=0.005)
@@ -202,7 +203,7 @@ def test_tilts_skew_segments_by_archetype_but_keep_population_shares(baseline_pa
 def test_unknown_tilt_category_names_the_key(baseline_path):
     with pytest.raises(ScenarioError) as exc:
         sim.load(baseline_path,
-                 ["population.archetypes.mass_market.tilts={device_grades: {Z: 2.0}}"])
+                 {"population.archetypes.mass_market.tilts": {"device_grades": {"Z": 2.0}}})
     assert "population.archetypes.mass_market.tilts.device_grades" in str(exc.value)
     assert "allowed: ['A', 'B', 'C']" in str(exc.value)
 
@@ -233,11 +234,11 @@ def test_rounded_shares_still_sum_to_one():
 
 
 def test_a_parameter_pinned_at_its_bound_is_reported(baseline_path):
-    truth = sim.load(baseline_path, ["population.users=5000"])
+    truth = sim.load(baseline_path, {"population.users": 5000})
     targets = _eligibility_targets(truth)
     # the true cut-off lies below the range offered: the fit presses on the lower bound
     low = truth.scoring.cutoff + 8
-    fit = calibrate(truth, targets, [Parameter("scoring.cutoff", low, low + 20)],
+    fit = calibrate(truth, targets, [Parameter.between("scoring.cutoff", low, low + 20)],
                     budget_evals=30)
     assert fit.params["scoring.cutoff"] == pytest.approx(low, abs=0.05)
     assert fit.at_bound == {"scoring.cutoff": "lower"}

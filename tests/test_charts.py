@@ -22,7 +22,7 @@ from sim.io import report
 
 @pytest.fixture(scope="module")
 def small_run(baseline_path) -> sim.Result:
-    return sim.run(sim.load(baseline_path, ["population.users=20000"]))
+    return sim.run(sim.load(baseline_path, {"population.users": 20000}))
 
 
 def credit_monthly(strategies=("tier_first",), reps=1, months=12, seed=0) -> pd.DataFrame:

@@ -74,7 +74,7 @@ def test_newest_clients_are_shown_the_entry_more_at_the_horizon(baseline_run):
 
 
 def test_batches_invite_only_eligible_users(baseline):
-    s = Simulation(baseline, seed=3, quarters=1)
+    s = Simulation(baseline.replace({"seed": 3}), quarters=1)
     s.pop.eligible[:] = False  # nobody passes the first scoring
     result = s.run()
     # no batch can go out before the month-3 re-evaluation scores everyone again
@@ -106,7 +106,7 @@ def test_population_does_not_depend_on_the_strategy(baseline, baseline_path):
     """Common random numbers: strategies that differ share one population."""
     other = sim.load(
         baseline_path,
-        ["rollout.phases.0.batch.share=0.5", "rollout.name=other", "scoring.cutoff=40"],
+        {"rollout.phases.0.batch.share": 0.5, "rollout.name": "other", "scoring.cutoff": 40},
     )
     a = Simulation(baseline, quarters=1).pop
     b = Simulation(other, quarters=1).pop
@@ -155,8 +155,10 @@ def test_holiday_batches_are_wider(baseline_run):
 
 
 def test_freeze_window_sends_no_batch(baseline_path):
-    sc = sim.load(baseline_path, ["population.users=20000",
-                                  "rollout.freeze=[{start: 2025-02-01, end: 2025-03-31}]"])
+    sc = sim.load(baseline_path, {
+        "population.users": 20000,
+        "rollout.freeze": [{"start": "2025-02-01", "end": "2025-03-31"}],
+    })
     b = sim.run(sc, quarters=1).batches
     batch_days = b[b.kind == "batch"].date
     assert not batch_days.between("2025-02-01", "2025-03-31").any()
@@ -174,8 +176,8 @@ def test_phase_filters_are_respected(baseline_run):
 @pytest.mark.parametrize("rho", [0.0, 0.8])
 def test_class_iii_keeps_its_share_and_follows_activity(baseline_path, rho):
     """The copula moves who is class III within an archetype, never how many are."""
-    sc = sim.load(baseline_path, ["population.users=100000",
-                                  f"population.variation.class_iii_activity={rho}"])
+    sc = sim.load(baseline_path, {"population.users": 100000,
+                                  "population.variation.class_iii_activity": rho})
     pop = synthesize(sc, np.random.default_rng(3))
     for code, arch in enumerate(sc.population.archetypes.values()):
         mine = pop.archetype == code

@@ -11,7 +11,7 @@ from sim.experiments.executors import DaskCluster, ProcessPool
 
 @pytest.fixture(scope="module")
 def small(baseline_path):
-    return sim.load(baseline_path, ["population.users=10000"])
+    return sim.load(baseline_path, {"population.users": 10000})
 
 
 def test_replication_seeds_are_spawned_and_stable():

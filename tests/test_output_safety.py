@@ -137,7 +137,7 @@ def dying(obj, path):
         os.kill(os.getpid(), signal.SIGKILL)
     real(obj, path)
 output.write_json = dying
-result = sim.run(sim.load(sys.argv[1], ["population.users=2000"]), quarters=1)
+result = sim.run(sim.load(sys.argv[1], {"population.users": 2000}), quarters=1)
 output.write_run(result, sys.argv[2])
 """
 
@@ -162,7 +162,7 @@ from sim.io import folders as output
 def dying(src, dst):
     os.kill(os.getpid(), signal.SIGKILL)  # the old run is set aside, the new one not in place
 output.os = types.SimpleNamespace(**{**vars(os), "rename": dying})
-result = sim.run(sim.load(sys.argv[1], ["population.users=2000"]), quarters=1)
+result = sim.run(sim.load(sys.argv[1], {"population.users": 2000}), quarters=1)
 output.write_run(result, sys.argv[2], force=True)
 """
 
@@ -211,7 +211,7 @@ def test_ctrl_c_is_held_until_the_folder_is_in_place(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_result() -> sim.Result:
-    return sim.run(sim.load(BASELINE, ["population.users=2000"]), quarters=1)
+    return sim.run(sim.load(BASELINE, {"population.users": 2000}), quarters=1)
 
 
 def test_two_runs_started_in_the_same_second_both_survive(tmp_path, monkeypatch, small_result):
@@ -278,7 +278,7 @@ def test_check_reports_a_run_that_reproduces_and_one_that_does_not(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert "reproduces byte for byte" in ok.output
     # another seed's table in place of this run's
-    other = sim.run(sim.load(BASELINE, ["population.users=2000"]), seed=1, quarters=1)
+    other = sim.run(sim.load(BASELINE, {"population.users": 2000}), seed=1, quarters=1)
     output.write_table(other.monthly, out / "metrics.parquet")
     bad = CliRunner().invoke(app, ["run", "--check", str(out), "--quiet"])
     assert bad.exit_code == 1, bad.output
@@ -314,7 +314,7 @@ def test_key_order_in_the_yaml_does_not_change_the_tables(tmp_path):
     shuffled.write_text(yaml.safe_dump(reverse(raw), sort_keys=False))
     assert list(sim.scenario.parse_yaml(shuffled.read_text())["population"]["regions"])[0] \
         == "closed_province"
-    runs = [sim.run(sim.load(path, ["population.users=3000"]), quarters=2)
+    runs = [sim.run(sim.load(path, {"population.users": 3000}), quarters=2)
             for path in (BASELINE, shuffled)]
     for stem in ("metrics", "segments", "batches"):
         a, b = (output.table_bytes(r.tables()[stem]) for r in runs)

@@ -105,7 +105,7 @@ def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
     fb = fraud.new_fraud_book(n, spec, rng, 2025)
     fb.level[:] = rng.choice(4, n, p=[0.85, 0.05, 0.05, 0.05])
     pop = sim.engine.simulation.Simulation(sim.load(ROOT / "scenarios" / "baseline.yaml",
-                                         [f"population.users={n}"])).pop
+                                         {"population.users": n})).pop
     pop.closed[:] = rng.random(n) < 0.05
     level0, closed0, hidden0 = fb.level.copy(), pop.closed.copy(), fb.hidden_until.copy()
     draws = np.random.default_rng(seed + 100)
@@ -131,7 +131,7 @@ def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
 
 def test_a_run_reports_the_time_of_every_process(baseline):
     result = sim.run(sim.load(ROOT / "scenarios" / "baseline.yaml",
-                              ["population.users=5000"]), quarters=1)
+                              {"population.users": 5000}), quarters=1)
     assert set(result.timings) == set(engine.TIMED)
     assert all(t >= 0 for t in result.timings.values())
     inside = sum(t for k, t in result.timings.items() if k != "setup")

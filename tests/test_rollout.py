@@ -37,10 +37,11 @@ def test_bucket_of_a_user_does_not_depend_on_population_size():
 
 
 def test_ramp_steps_keep_every_user_of_the_smaller_step(baseline_path):
-    ramp = ("rollout.phases=[{name: ramp, start: 2025-01-01, cadence_days: 7, "
-            "ramp: [{percent: 10, days: 35}, {percent: 20, days: 35}, {percent: 50, days: 60}]}]")
-    sc = sim.load(baseline_path, ["population.users=50000", ramp,
-                                  "reevaluation.every_months=120"])
+    ramp = [{"name": "ramp", "start": "2025-01-01", "cadence_days": 7,
+             "ramp": [{"percent": 10, "days": 35}, {"percent": 20, "days": 35},
+                      {"percent": 50, "days": 60}]}]
+    sc = sim.load(baseline_path, {"population.users": 50000, "rollout.phases": ramp,
+                                  "reevaluation.every_months": 120})
     sim_ = Simulation(sc, quarters=1)
     # ever invited at each month end (a default may close access later)
     sim_.recorder.declare("ever_invited", lambda obs: [{"month": obs.month,
@@ -80,7 +81,7 @@ def test_batch_count_is_in_real_users():
 
 
 def test_tier_ordering_invites_highest_value_first(baseline_path):
-    sc = sim.load(baseline_path, ["population.users=30000"])
+    sc = sim.load(baseline_path, {"population.users": 30000})
     s = Simulation(sc, quarters=1)
     phase = sc.rollout.phases[0]
     pool = invites.candidates(s.pop, sc, phase)

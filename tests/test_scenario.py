@@ -42,7 +42,7 @@ def test_extends_overrides_only_what_it_names(tmp_path, baseline_path, baseline)
 
 
 def test_set_overrides_nested_keys_and_list_items(baseline_path):
-    sc = load(baseline_path, ["rollout.phases.1.batch.share=0.2", "scoring.cutoff=30"])
+    sc = load(baseline_path, {"rollout.phases.1.batch.share": 0.2, "scoring.cutoff": 30})
     assert sc.rollout.phases[1].batch.share == 0.2 and sc.scoring.cutoff == 30
 
 
@@ -103,9 +103,9 @@ def test_extends_loop_and_missing_parent(tmp_path):
 
 def test_set_unknown_path_is_refused(baseline_path):
     with pytest.raises(ScenarioError, match="no list item 7"):
-        load(baseline_path, ["rollout.phases.7.batch.share=0.1"])
+        load(baseline_path, {"rollout.phases.7.batch.share": 0.1})
     with pytest.raises(ScenarioError, match="did you mean 'cutoff'"):
-        load(baseline_path, ["scoring.cutof=3"])
+        load(baseline_path, {"scoring.cutof": 3})
 
 
 def test_yaml_tags_that_build_objects_are_refused(tmp_path):
@@ -125,7 +125,7 @@ def test_users_option_keeps_the_real_population(baseline_path):
     base = load(baseline_path)
     real = base.population.users * base.population.weight
     for n in (20_000, 300_000):
-        sized = load(baseline_path, ["seed=7"], users=n)
+        sized = load(baseline_path, {"seed": 7}, users=n)
         assert sized.population.users == n
         assert sized.population.users * sized.population.weight == pytest.approx(real)
         assert sized.seed == 7  # other overrides still apply
@@ -141,4 +141,4 @@ def test_users_option_keeps_the_real_population(baseline_path):
 def test_bound_cards_beyond_the_counted_maximum_is_refused(baseline_path):
     """A mean far above what is counted used to crash the Poisson draw (found by the fuzzer)."""
     with pytest.raises(ScenarioError, match="account_classes.III.bound_cards.*less than or"):
-        load(baseline_path, ["population.account_classes.III.bound_cards=9e18"])
+        load(baseline_path, {"population.account_classes.III.bound_cards": "9e18"})

@@ -52,14 +52,16 @@ def calibrate_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sim import __version__
-    from sim.experiments.calibrate import Parameter, calibrate, evaluate, nested
+    from sim.experiments.calibrate import calibrate, evaluate, nested
+    from sim.experiments.parameters import Parameter
     from sim.io.folders import OutputError, write_text_atomic
 
     when_interrupted("interrupted; nothing was written")
     sc = load_scenario(scenario, [], users, seed)
     goals, defaults = _read_targets(targets, share_tolerance, count_tolerance)
     free = {p.key: p for p in defaults}
-    free.update({p.key: p for p in map(Parameter.parse, params or [])})
+    free.update({p.key: p for p in (Parameter.parse_range(t, str(scenario))
+                                    for t in params or [])})
     dest = out_file or scenario.with_name(f"{scenario.stem}.calibrated.yaml")
     if check:
         report = evaluate(sc, goals)
@@ -86,7 +88,8 @@ def calibrate_command(
               f"# weighted squared distance {fit.cost:.4g} after {fit.evaluations} runs "
               f"of {sc.population.users} users (seed {sc.seed}).\n"
               f"# targets: {', '.join(map(str, targets))}\n")
-    body = yaml.safe_dump({"extends": parent, **nested(fit.changed)}, sort_keys=False)
+    body = yaml.safe_dump({"extends": parent, **nested(fit.changed, fit.scenario)},
+                          sort_keys=False)
     write_text_atomic(dest, header + body, force=force)
     out.print(fit_table(fit.report, f"{sc.name}: {fit.message} after {fit.evaluations} runs, "
                                     f"{fit.seconds:.0f}s"))

@@ -91,13 +91,16 @@ def compare_command(
                  jsons={"summary": {"scenario": "comparison of " + ", ".join(result.strategies),
                                     "verdict": result.verdict, "target": target,
                                     "coverage": coverage, "max_default_rate": max_default_rate,
-                                    "reps": reps, "strategies": result.strategies},
+                                    "reps": reps, "strategies": result.strategies,
+                                    "notes": list(result.notes)},
                         "manifest": _manifest(scenarios, loaded, reps, quarters)},
                  finish=None if no_report else write_report)
     for table in strategy_tables(result.summary):
         out.print(table)
     for table in swap_tables(result.swap_sets, result.strategies[0]):
         out.print(table)
+    for note in result.notes:
+        out.print(Text.assemble(("note:", "yellow"), " ", note))
     out.print(Text.assemble(("verdict:", "bold"), " ", result.verdict))
     out.print(f"wrote {dest}")
 
@@ -131,14 +134,16 @@ def sweep_command(
     from sim.experiments import sweep
     from sim.io.cost import check_memory
     from sim.io.folders import claim_folder, write_folder
+    from sim.scenario import keys
 
     check_coverage(coverage)
     base = load_scenario(scenario, set_ or [], users)
     check_memory(base, quarters)
     design = _design(grid, sample, ranges, base.seed)
-    overrides = [*(set_ or []), *([f"population.users={users}",
-                                   f"population.weight={base.population.weight!r}"]
-                                  if users else [])]
+    overrides = keys.parse_assignments(set_ or [], str(scenario))
+    if users:
+        overrides.update({"population.users": users,
+                          "population.weight": base.population.weight})
     root = out_dir or sweep.sweep_root(base, design, reps, quarters, target, coverage)
     claim_folder(root, "sweep", force=force)  # --force discards only a greysim sweep
     done = len(sweep.completed_points(root))

@@ -54,12 +54,12 @@ CoverageOpt = Annotated[str, typer.Option(
 def load_scenario(path: Path, overrides: list[str], users: int | None = None,
                   seed: int | None = None) -> Scenario:
     """The scenario file with ``--set`` overrides, ``--users`` and ``--seed`` applied."""
-    from sim.scenario import load  # pydantic builds the schema on import: not for --help
+    from sim.scenario import keys, load  # pydantic builds the schema on import: not for --help
 
-    extra = list(overrides)
+    changes = keys.parse_assignments(overrides, str(path))
     if seed is not None:
-        extra.append(f"seed={seed}")
-    return load(path, extra, users)
+        changes["seed"] = seed
+    return load(path, changes, users, note="set on the command line")
 
 
 def when_interrupted(message: str) -> None:

@@ -91,13 +91,13 @@ class State:
 class Simulation:
     """One run of a scenario: builds the population, registers the processes, runs them."""
 
-    def __init__(self, scenario: Scenario, seed: int | None = None,
-                 progress: Progress | None = None, quarters: int | None = None):
+    def __init__(self, scenario: Scenario, progress: Progress | None = None,
+                 quarters: int | None = None):
         if quarters is not None and not 1 <= quarters <= scenario.quarters:
             raise ValueError(f"quarters must be between 1 and the scenario's {scenario.quarters}")
         self.scenario = scenario
         self.months = 3 * (quarters or scenario.quarters)
-        self.seed = scenario.seed if seed is None else int(seed)
+        self.seed = scenario.seed  # the one seed: another run is scenario.replace({"seed": n})
         self.progress = progress
         self.timings = dict.fromkeys(TIMED, 0.0)
         started = time.perf_counter()

@@ -12,6 +12,7 @@ stairs, not the slope. Nothing here reads or writes files.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -26,8 +27,9 @@ from scipy.optimize import least_squares
 from sim.engine.recorder import MONTHLY_COLUMNS
 from sim.engine.simulation import Simulation
 from sim.errors import GreysimError
+from sim.experiments.parameters import Parameter
 from sim.model.population import Population
-from sim.scenario import Scenario, ScenarioError, validate
+from sim.scenario import Scenario, ScenarioError, keys
 
 TABLES = ("metrics", "segments", "quarterly", "users")
 #: Continuous attributes summed per access group in the ``users`` table.
@@ -92,28 +94,6 @@ class Target(_Model):
         return num.strip(), (den.strip() or None)
 
 
-@dataclass(frozen=True)
-class Parameter:
-    """A free scenario key (dotted path, as for ``--set``) and its bounds."""
-
-    key: str
-    low: float
-    high: float
-
-    @classmethod
-    def parse(cls, text: str) -> Parameter:
-        """``key=lo:hi``, e.g. ``scoring.cutoff=10:40``."""
-        key, sep, bounds = text.partition("=")
-        lo, sep2, hi = bounds.partition(":")
-        try:
-            low, high = float(lo), float(hi)
-        except ValueError:
-            low = high = math.nan
-        if not sep or not sep2 or not key.strip() or not low < high:
-            raise TargetError(f"--params takes key=lo:hi with lo < hi, got '{text}'")
-        return cls(key.strip(), low, high)
-
-
 @dataclass(frozen=True, repr=False)
 class Fit:
     """What :func:`calibrate` found: the fitted values, the calibrated scenario, and one row
@@ -171,7 +151,14 @@ def parse_targets(raw, source: str = "<targets>") -> tuple[list[Target], list[Pa
     for key, bounds in (raw.get("params") or {}).items():
         if not (isinstance(bounds, list) and len(bounds) == 2):
             raise TargetError(f"{source} at key 'params.{key}': give the bounds as [lo, hi]")
-        params.append(Parameter.parse(f"{key}={bounds[0]}:{bounds[1]}"))
+        try:
+            params.append(Parameter.between(str(key), float(bounds[0]), float(bounds[1]),
+                                            source))
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ScenarioError):
+                raise
+            raise TargetError(f"{source} at key 'params.{key}': give the bounds as numbers "
+                              "[lo, hi]") from None
     return targets, params
 
 
@@ -229,19 +216,22 @@ def user_table(pop: Population, month: int) -> list[dict]:
 
 def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None = None
                ) -> dict[str, pd.DataFrame]:
-    """Simulate as many quarters as the targets need and return the tables they read."""
+    """Simulate as many quarters as the targets need and return the tables they read
+    (``seed`` is a shorthand for ``scenario.replace({"seed": seed})``)."""
     targets = list(targets)
+    if seed is not None:
+        scenario = scenario.replace({"seed": int(seed)})
     last = max(m for t in targets for m in t.months)
     quarters = min(scenario.quarters, -(-last // 3))
     if last > 3 * quarters:
         raise TargetError(f"a target reads month {last}, beyond the scenario's horizon of "
                           f"{scenario.months} months")
     want = {m for t in targets if t.table == "users" for m in t.months}
-    sim = Simulation(scenario, seed, quarters=quarters)
+    sim = Simulation(scenario, quarters=quarters)
     sim.recorder.declare("users", lambda obs: user_table(obs.pop, obs.month)
                          if obs.month in want else [])
-    result = sim.run()
     users = sim.recorder.rows["users"]
+    result = sim.run()
     seg = result.segments.copy()
     seg["without_access"] = seg["population"] - seg["invited"]
     q = result.quarterly.copy()
@@ -326,49 +316,18 @@ def report(targets: list[Target], tables: Mapping[str, pd.DataFrame]) -> pd.Data
 # --------------------------------------------------------------------------- parameters
 
 
-def _lookup(raw, key: str):
-    node = raw
-    for part in key.split("."):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            raise KeyError(key)
-    return node
-
-
-def _set(raw, key: str, value: float) -> None:
-    """Set a dotted key, creating the mappings of share tilts not written in the scenario."""
-    parts = key.split(".")
-    node = raw
-    for part in parts[:-1]:
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and (part in node or ".tilts" in key):
-            node = node.setdefault(part, {})
-        else:
-            raise TargetError(f"parameter '{key}' is not a key of the scenario "
-                              f"(give existing keys, as for --set)")
-    if isinstance(node, list) or not (parts[-1] in node or ".tilts." in key):
-        raise TargetError(f"parameter '{key}' is not a key of the scenario "
-                          f"(give existing keys, as for --set)")
-    node[parts[-1]] = float(value)
-
-
 def current_values(scenario: Scenario, params: Iterable[Parameter]) -> dict[str, float]:
-    """The scenario's own values of the free parameters (a tilt not written starts at 1)."""
+    """The scenario's own values of the free parameters (an odds tilt not written starts at
+    1, no tilt)."""
     raw = scenario.model_dump(mode="json")
     out = {}
     for p in params:
         try:
-            value = _lookup(raw, p.key)
+            value = keys.get(raw, p.key)
         except KeyError:
-            if ".tilts." in p.key:
-                out[p.key] = 1.0
-                continue
-            raise TargetError(f"parameter '{p.key}' is not a key of the scenario "
-                              f"(give existing keys, as for --set)") from None
+            keys.set_values(copy.deepcopy(raw), {p.key: 1.0}, Scenario, source="<parameters>")
+            out[p.key] = 1.0  # the key may be added: only tilts' odds are optional numbers
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TargetError(f"parameter '{p.key}' is not a number (it holds {value!r})")
         out[p.key] = float(value)
@@ -379,54 +338,38 @@ def with_values(scenario: Scenario, values: Mapping[str, float]) -> tuple[Scenar
     """The scenario with ``values`` set, and every key that changed.
 
     Setting a category's ``share`` rescales the categories whose share is not set, so the
-    shares still sum to 1.
+    shares still sum to 1 (see :mod:`sim.scenario.keys`).
     """
-    raw = scenario.model_dump(mode="json")
-    changed = dict(values)
-    for key, value in values.items():
-        _set(raw, key, value)
-    shares = [k for k in values if k.endswith(".share")]
-    groups = {k.rsplit(".", 2)[0] for k in shares}
-    for group in groups:
-        cats = _lookup(raw, group)
-        fixed = {c for c in cats if f"{group}.{c}.share" in values}
-        free = [c for c in cats if c not in fixed]
-        free_total = sum(cats[c]["share"] for c in free)
-        room = 1.0 - sum(cats[c]["share"] for c in fixed)
-        if not free or free_total <= 0 or room < 0:
-            raise TargetError(f"fitted shares of '{group}' leave no room for the others")
-        for c in free:
-            cats[c]["share"] = cats[c]["share"] * room / free_total
-            changed[f"{group}.{c}.share"] = cats[c]["share"]
     try:
-        return validate(raw, "<calibration>"), changed
+        changed = keys.set_values(scenario.model_dump(mode="json"), values, Scenario,
+                                  source="<calibration>")
+        return scenario.replace(changed), changed
     except ScenarioError as exc:
         raise TargetError(f"the parameters make an invalid scenario: {exc}") from None
 
 
-def nested(values: Mapping[str, float]) -> dict:
-    """Dotted keys as nested mappings (list items by index become ``{index: ...}``).
+def nested(values: Mapping[str, float], scenario: Scenario | None = None) -> dict:
+    """Dotted keys as nested mappings, to write a scenario that ``extends`` the fitted one's
+    parent (a key inside a list writes that whole list from ``scenario``).
 
-    Values are rounded to 6 decimals; within each group of ``share`` keys the largest absorbs
-    the rounding, so the shares still sum to what they did (the scenario checks 1 to 1e-6).
+    Values are rounded to 6 decimals; within each mapping of category shares the largest
+    absorbs the rounding, so the shares still sum to what they did (the scenario checks 1 to
+    1e-6).
     """
     rounded = {key: round(float(value), 6) for key, value in values.items()}
     groups: dict[str, list[str]] = {}
     for key in rounded:
-        if key.endswith(".share"):
-            groups.setdefault(key.rsplit(".", 2)[0], []).append(key)
-    for keys in groups.values():
-        big = max(keys, key=rounded.__getitem__)
-        rest = sum(rounded[k] for k in keys if k != big)
-        rounded[big] = round(sum(float(values[k]) for k in keys) - rest, 6)
-    out: dict = {}
-    for key, value in rounded.items():
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
+        group = keys.share_group(Scenario, key)
+        if group is not None:
+            groups.setdefault(group, []).append(key)
+    for members in groups.values():
+        big = max(members, key=rounded.__getitem__)
+        rest = sum(rounded[k] for k in members if k != big)
+        rounded[big] = round(sum(float(values[k]) for k in members) - rest, 6)
+    full = None
+    if scenario is not None:
+        full = scenario.replace(rounded).model_dump(mode="json")
+    return keys.nest(rounded, full)
 
 
 # --------------------------------------------------------------------------- the fit
@@ -464,7 +407,8 @@ def calibrate(scenario: Scenario, targets: list[Target], params: list[Parameter]
     limit = budget_evals or 10**9
 
     def values_at(x) -> dict[str, float]:
-        return {p.key: float(v) for p, v in zip(params, low + span * np.asarray(x), strict=True)}
+        return {p.key: p.value(v) for p, v in zip(params, low + span * np.asarray(x),
+                                                    strict=True)}
 
     def residuals(x: np.ndarray) -> np.ndarray:
         if best["n"] >= limit or (budget_seconds is not None

@@ -18,7 +18,7 @@ from sim.experiments.runs import (
     RunOutput,
     RunSpec,
     concat,
-    replication_seeds,
+    replicate,
     run_all,
 )
 from sim.scenario import Scenario, load
@@ -48,6 +48,7 @@ class Comparison:
     metrics: pd.DataFrame
     vintages: pd.DataFrame | None
     verdict: str
+    notes: tuple[str, ...] = ()  # what could not be computed, and why
 
     @property
     def differences(self) -> pd.DataFrame:
@@ -186,10 +187,11 @@ def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
     """Run every strategy ``reps`` times on common random numbers and compare them.
 
     ``scenarios`` are :class:`~sim.scenario.Scenario` objects or scenario files, one per
-    strategy (the first is the champion the others are set against). Replication ``r`` of
-    every strategy uses the same seed (spawned from the first scenario's seed), hence the same
-    synthetic population and random streams, so paired differences measure the strategy and
-    not the noise. ``common_random_numbers=False`` gives each strategy its own seeds, which
+    strategy (the first is the champion the others are set against). Replication ``r`` of a
+    strategy uses the ``r``-th seed spawned from that scenario's own seed: strategies that
+    share a seed (the usual case) share the synthetic population and random streams of every
+    replication, so paired differences measure the strategy and not the noise.
+    ``common_random_numbers=False`` gives each strategy its own seeds, which
     only exists to show how much wider the intervals then are (and leaves the swap sets,
     which need one population, empty).
     """
@@ -199,13 +201,15 @@ def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
                               common_random_numbers)
     per_run = metrics_table(outputs, target, coverage)
     summary = summarize_strategies(per_run)
+    swaps = swap_sets(outputs) if common_random_numbers else pd.DataFrame()
     return Comparison(
         strategies=list(dict.fromkeys(per_run.strategy)), reps=reps, target=target,
         coverage=coverage, max_default_rate=max_default_rate, runs=per_run, summary=summary,
-        swap_sets=swap_sets(outputs) if common_random_numbers else pd.DataFrame(),
+        swap_sets=swaps,
         metrics=concat(outputs, "metrics"),
         vintages=concat(outputs, "vintages") if "vintages" in outputs[0].tables else None,
-        verdict=verdict(summary, target, max_default_rate, coverage))
+        verdict=verdict(summary, target, max_default_rate, coverage),
+        notes=_swap_notes(swaps, per_run, common_random_numbers))
 
 
 def _check(scenarios: Sequence[Scenario], reps: int, coverage: str,
@@ -226,20 +230,34 @@ def _run_strategies(scenarios: Sequence[Scenario], reps: int, quarters: int | No
     names = [s.rollout.name if s.rollout.name else s.name for s in scenarios]
     if len(set(names)) != len(names):
         names = [f"{s.name}:{s.rollout.name}" for s in scenarios]
-    base = scenarios[0].seed
     specs = []
     for k, (name, sc) in enumerate(zip(names, scenarios, strict=True)):
-        seeds = replication_seeds(base if common_random_numbers else base + 7919 * (k + 1),
-                                  reps)
-        specs += [RunSpec(sc, seed, quarters, {"strategy": name, "replication": r})
-                  for r, seed in enumerate(seeds)]
+        offset = 0 if common_random_numbers else 7919 * (k + 1)
+        specs += [RunSpec(replica, quarters, {"strategy": name, "replication": r})
+                  for r, replica in enumerate(replicate(sc, reps, offset))]
     return run_all(specs, executor, progress)
+
+
+def _swap_notes(swaps: pd.DataFrame, per_run: pd.DataFrame,
+                common_random_numbers: bool) -> tuple[str, ...]:
+    """Say which challengers have no swap set (their population is not the champion's)."""
+    strategies = list(dict.fromkeys(per_run.strategy))
+    have = set(swaps["challenger"]) if "challenger" in swaps else set()
+    missing = [s for s in strategies[1:] if s not in have]
+    if not missing:
+        return ()
+    why = ("the comparison ran without common random numbers" if not common_random_numbers
+           else "their populations differ from the champion's (a population key or the seed)")
+    return (f"no swap set for {', '.join(repr(m) for m in missing)}: {why}",)
+
 
 def swap_sets(outputs: Sequence[RunOutput]) -> pd.DataFrame:
     """The swap-set table of every strategy against the first (the champion), averaged over
     replications: users invited by both, by the champion only, by the challenger only, by
-    neither, with each cell's accounts and default rates. Needs common random numbers."""
-    from sim.analysis.abtest import swap_set_of
+    neither, with each cell's accounts and default rates. Needs common random numbers: a
+    challenger whose population differs from the champion's (another population key or seed)
+    has no swap set, and is left out rather than failing the finished comparison."""
+    from sim.analysis.abtest import PopulationMismatch, swap_set_of
 
     by_run = {(o.labels["strategy"], o.labels["replication"]): o for o in outputs}
     strategies = list(dict.fromkeys(o.labels["strategy"] for o in outputs))
@@ -248,7 +266,10 @@ def swap_sets(outputs: Sequence[RunOutput]) -> pd.DataFrame:
         champion = by_run[(strategies[0], rep)]
         if name == strategies[0] or champion.outcomes is None:
             continue
-        cells = swap_set_of(champion.outcomes, challenger.outcomes, champion.weight)
+        try:
+            cells = swap_set_of(champion.outcomes, challenger.outcomes, champion.weight)
+        except PopulationMismatch:
+            continue
         cells.insert(0, "challenger", name)
         cells.insert(1, "replication", rep)
         frames.append(cells)

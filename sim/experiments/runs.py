@@ -1,6 +1,6 @@
 """One run, and many: a run described by a :class:`RunSpec`, executed by a top-level function.
 
-A run is described by a :class:`RunSpec` (scenario, seed, labels) and executed by
+A run is described by a :class:`RunSpec` (scenario, labels) and executed by
 :func:`execute_one`, a top-level function, so it can travel to a process pool or a Dask
 cluster (:mod:`sim.experiments.executors`). Runs return only their tables and summary (not
 the population arrays), tagged with their labels; :func:`run_all` puts them back in the order
@@ -23,15 +23,20 @@ from sim.scenario import Scenario
 
 def run(scenario: Scenario, seed: int | None = None, progress: Progress | None = None,
         quarters: int | None = None) -> Result:
-    """Simulate ``scenario`` with ``seed`` (default: the scenario's own) and return the result,
-    with the A/B statistics in its summary when the scenario has arms.
+    """Simulate ``scenario`` and return the result, with the A/B statistics in its summary
+    when the scenario has arms.
+
+    The run's seed is ``scenario.seed``; ``seed`` is a shorthand for
+    ``scenario.replace({"seed": seed})``, so the result's scenario records the seed it ran.
 
     ``quarters`` simulates only the first quarters of the scenario's horizon (its calendar,
     phases and releases stay as written), which is how short test and benchmark runs are made.
     """
     from sim.analysis.abtest import attach_ab_summary
 
-    result = Simulation(scenario, seed, progress, quarters).run()
+    if seed is not None:
+        scenario = scenario.replace({"seed": int(seed)})
+    result = Simulation(scenario, progress, quarters).run()
     attach_ab_summary(result)
     return result
 
@@ -42,12 +47,20 @@ def replication_seeds(seed: int, reps: int) -> list[int]:
     return [int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children]
 
 
+def replicate(scenario: Scenario, reps: int, offset: int = 0) -> list[Scenario]:
+    """The ``reps`` replications of a scenario: replication ``r`` is the scenario with the
+    ``r``-th seed spawned from its own seed (plus ``offset``, to decorrelate on purpose), so
+    scenarios that share a seed share every replication's random numbers."""
+    return [scenario.replace({"seed": seed})
+            for seed in replication_seeds(scenario.seed + offset, reps)]
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to make: a scenario, its seed, and labels that tag every row it produces."""
+    """One run to make: a scenario (its seed included) and labels that tag every row it
+    produces."""
 
     scenario: Scenario
-    seed: int
     quarters: int | None = None
     labels: dict = field(default_factory=dict)
 
@@ -66,7 +79,7 @@ class RunOutput:
 
 def execute_one(spec: RunSpec) -> RunOutput:
     """Run one spec; a top-level function so that worker processes can import it."""
-    result = run(spec.scenario, seed=spec.seed, quarters=spec.quarters)
+    result = run(spec.scenario, quarters=spec.quarters)
     tables = {}
     for name, table in result.tables().items():
         table = table.copy()
@@ -94,6 +107,6 @@ def concat(outputs: Iterable[RunOutput], table: str) -> pd.DataFrame:
 def replications(scenario: Scenario, reps: int, quarters: int | None = None,
                  executor=None, progress: Progress | None = None) -> list[RunOutput]:
     """``reps`` runs of one scenario with seeds spawned from its seed."""
-    specs = [RunSpec(scenario, seed, quarters, {"replication": r})
-             for r, seed in enumerate(replication_seeds(scenario.seed, reps))]
+    specs = [RunSpec(replica, quarters, {"replication": r})
+             for r, replica in enumerate(replicate(scenario, reps))]
     return run_all(specs, executor, progress)

@@ -1,9 +1,11 @@
 """Sweeps: run a scenario over a grid or a Latin hypercube of parameter values.
 
-Every point runs the same replication seeds (common random numbers), so differences between
-points come from the parameters. Each finished point is written as its own folder of a Parquet
-dataset (``points/point=NNNN/``, atomically), so an interrupted sweep rerun with the same
-command skips the points already complete and never duplicates a row.
+Every point runs the replication seeds spawned from its own seed, so points that share a seed
+share their random numbers (common random numbers) and differences between them come from the
+parameters; sweeping ``seed`` itself gives each point its own. Each finished point is written
+as its own folder of a Parquet dataset (``points/point=NNNN/``, atomically), so an
+interrupted sweep rerun with the same command skips the points already complete and never
+duplicates a row.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +22,9 @@ import pandas as pd
 
 from sim.errors import GreysimError, OptionError
 from sim.experiments.compare import COVERAGES, run_metrics
-from sim.experiments.runs import RunOutput, RunSpec, replication_seeds, run_all
-from sim.scenario import Scenario, ScenarioError, load
+from sim.experiments.parameters import Parameter
+from sim.experiments.runs import RunOutput, RunSpec, replicate, run_all
+from sim.scenario import Scenario, ScenarioError, keys, load
 
 #: Outputs whose sensitivity to the swept parameters is summarised.
 OUTPUTS = ("invited_share_final", "visible_share_final", "quarters_to_target",
@@ -43,9 +46,12 @@ class Design:
     def keys(self) -> list[str]:
         return [c for c in self.points.columns if c != "point"]
 
-    def overrides(self, point: int) -> list[str]:
+    def changes(self, point: int) -> dict[str, object]:
+        """The point's values by key, for :meth:`Scenario.replace`."""
         row = self.points.iloc[point]
-        return [f"{key}={_yaml_value(row[key])}" for key in self.keys]
+        # a level written as YAML text ("[4000]") is read as what it writes, like an override
+        return {key: keys.parse_value(v) if isinstance(v, str) else keys.plain(v)
+                for key, v in ((k, row[k]) for k in self.keys)}
 
     def digest(self) -> str:
         text = self.points.to_json(orient="split", double_precision=15)
@@ -89,66 +95,42 @@ class Sweep:
         return "\n".join(lines)
 
 
-def _yaml_value(value) -> str:
-    if isinstance(value, float | np.floating):
-        return repr(float(value))
-    return str(value)
-
-
-def _parse_scalar(text: str):
-    from sim.scenario import parse_yaml
-
-    value = parse_yaml(text)
-    return value if isinstance(value, int | float | str | bool) else text
-
-
-def grid(specs: Sequence[str]) -> Design:
-    """A full factorial design from ``key=v1,v2,...`` strings."""
-    axes = {}
-    for spec in specs:
-        key, sep, values = spec.partition("=")
-        if not sep or not values.strip():
-            raise ValueError(f"--grid takes key=v1,v2,..., got '{spec}'")
-        axes[key.strip()] = [_parse_scalar(v.strip()) for v in values.split(",")]
+def grid(specs: Sequence[str | Parameter]) -> Design:
+    """A full factorial design over parameters' levels (or ``key=v1,v2,...`` strings)."""
+    params = [p if isinstance(p, Parameter) else Parameter.parse_levels(p) for p in specs]
+    axes = {p.key: list(p.levels) for p in params}
     rows = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
     points = pd.DataFrame(rows)
     points.insert(0, "point", range(len(points)))
     return Design(points, "grid")
 
 
-def latin_hypercube(ranges: Sequence[str], n: int, seed: int) -> Design:
-    """``n`` points of a Latin hypercube over ``key=lo:hi`` ranges (scipy.stats.qmc)."""
+def latin_hypercube(ranges: Sequence[str | Parameter], n: int, seed: int) -> Design:
+    """``n`` points of a Latin hypercube over parameter ranges (or ``key=lo:hi`` strings),
+    drawn with scipy.stats.qmc; integer keys take whole values."""
     from scipy.stats import qmc
 
-    bounds = {}
-    for spec in ranges:
-        key, sep, span = spec.partition("=")
-        lo, colon, hi = span.partition(":")
-        try:
-            bounds[key.strip()] = (float(lo), float(hi))
-        except ValueError:
-            raise ValueError(f"--range takes key=lo:hi with numbers, got '{spec}'") from None
-        if not sep or not colon or float(hi) <= float(lo):
-            raise ValueError(f"--range takes key=lo:hi with lo < hi, got '{spec}'")
-    if not bounds:
-        raise ValueError("--sample lhs:N needs at least one --range key=lo:hi")
-    unit = qmc.LatinHypercube(d=len(bounds), rng=np.random.default_rng(seed)).random(n)
-    lows = np.array([b[0] for b in bounds.values()])
-    highs = np.array([b[1] for b in bounds.values()])
-    values = qmc.scale(unit, lows, highs)
-    points = pd.DataFrame(values, columns=list(bounds))
+    params = [p if isinstance(p, Parameter) else Parameter.parse_range(p) for p in ranges]
+    if not params:
+        raise ValueError("a Latin hypercube needs at least one range key=lo:hi")
+    unit = qmc.LatinHypercube(d=len(params), rng=np.random.default_rng(seed)).random(n)
+    values = qmc.scale(unit, [p.low for p in params], [p.high for p in params])
+    points = pd.DataFrame({p.key: [p.value(x) for x in values[:, i]]
+                           for i, p in enumerate(params)})
     points.insert(0, "point", range(n))
     return Design(points, "lhs")
 
 
-def point_scenarios(path: Path, design: Design, overrides: Sequence[str] = ()) -> list[Scenario]:
+def point_scenarios(path: Path, design: Design,
+                    overrides: Mapping[str, object] | Sequence[str] = ()) -> list[Scenario]:
     """The scenario of every point, validated up front so a bad value fails before any run."""
+    base = load(path, overrides)
     scenarios = []
     for point in range(len(design.points)):
         try:
-            scenarios.append(load(path, [*overrides, *design.overrides(point)]))
+            scenarios.append(base.replace(design.changes(point)))
         except ScenarioError as exc:
-            raise ScenarioError(exc.source, exc.path,
+            raise ScenarioError(str(path), exc.path,
                                 f"{exc.problem} (sweep point {point})", exc.line) from None
     return scenarios
 
@@ -188,7 +170,8 @@ def _final(metrics: dict) -> dict:
 
 
 def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
-              quarters: int | None = None, overrides: Sequence[str] = (), target: float = 0.3,
+              quarters: int | None = None, overrides: Mapping[str, object] | Sequence[str] = (),
+              target: float = 0.3,
               coverage: str = "invited", executor=None,
               progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Run every point not yet complete under ``root`` and return the per-run results."""
@@ -199,9 +182,10 @@ def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
     _check_design(root, design)
     done = completed_points(root)
     todo = [p for p in range(len(scenarios)) if p not in done]
-    seeds = replication_seeds(scenarios[0].seed, reps)
-    specs = [RunSpec(scenarios[p], seed, quarters, {"point": p, "replication": r})
-             for p in todo for r, seed in enumerate(seeds)]
+    # each point replicates from its own seed: points that differ only in other keys share
+    # their random numbers, and a swept seed gives each point its own
+    specs = [RunSpec(replica, quarters, {"point": p, "replication": r})
+             for p in todo for r, replica in enumerate(replicate(scenarios[p], reps))]
     pending: dict[int, dict[int, RunOutput]] = {}
 
     def collect(_: int, output: RunOutput) -> None:
@@ -246,7 +230,8 @@ def sweep_root(base: Scenario, design: Design, reps: int, quarters: int | None,
 def sweep(scenario: str | Path, design: Design | None = None, *,
           grid: Sequence[str] | None = None, ranges: Sequence[str] | None = None,
           samples: int | None = None, root: str | Path | None = None, reps: int = 1,
-          quarters: int | None = None, overrides: Sequence[str] = (), target: float = 0.3,
+          quarters: int | None = None,
+          overrides: Mapping[str, object] | Sequence[str] = (), target: float = 0.3,
           coverage: str = "invited", executor=None,
           progress: Callable[[int, int], None] | None = None) -> Sweep:
     """Run the scenario file at every point of ``design`` (or of ``grid``, or of ``samples``
@@ -255,7 +240,7 @@ def sweep(scenario: str | Path, design: Design | None = None, *,
     if coverage not in COVERAGES:
         raise OptionError(f"coverage must be 'invited' or 'visible', got '{coverage}'")
     if design is None or root is None:
-        base = load(scenario, list(overrides))
+        base = load(scenario, overrides)
         design = design or design_of(grid, ranges, samples, base.seed)
         root = root or sweep_root(base, design, reps, quarters, target, coverage)
     root = Path(root)

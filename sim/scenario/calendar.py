@@ -1,0 +1,126 @@
+"""Time: client releases and their adoption, holidays, policy changes, macro shocks, and how
+the monthly tables are banded for reporting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from sim.scenario.base import DIMENSIONS, PositiveFloat, Probability, _Model
+
+
+class ClientVersion(_Model):
+    name: str
+    released: dt.date
+    share: Probability = 0.0
+    visible: Probability
+    features: Literal["none", "entry_only", "basic", "full"] = "full"
+
+
+class Release(_Model):
+    versions: list[ClientVersion]
+    adoption_half_life_weeks: PositiveFloat
+    laggards: Probability
+
+    @field_validator("versions")
+    @classmethod
+    def _ordered(cls, v):
+        if not v:
+            raise ValueError("at least one client version is needed")
+        dates = [x.released for x in v]
+        if dates != sorted(dates):
+            raise ValueError("versions must be listed oldest first (by 'released')")
+        names = [x.name for x in v]
+        if len(set(names)) != len(names):
+            raise ValueError("version names must be unique")
+        return v
+
+
+class Window(_Model):
+    name: str = ""
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.end < self.start:
+            raise ValueError(f"window ends ({self.end}) before it starts ({self.start})")
+        return self
+
+    def contains(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+
+class PolicyChange(_Model):
+    date: dt.date
+    cutoff: float
+
+
+class Calendar(_Model):
+    holidays: list[Window] = []
+    policy_changes: list[PolicyChange] = []
+
+
+BANDABLE = ("account_age_months", "credit_history_years", "payments_per_month", "monthly_spend",
+            "wealth_days", "wealth_balance", "spend_volatility", "offline_share", "night_share",
+            "social_quality", "income", "debt_to_income", "contacts")
+
+
+class Reporting(_Model):
+    """How continuous attributes are banded into segments (upper-open bands, edges rising)."""
+
+    bands: dict[str, list[float]] = {
+        "account_age_months": [6, 24, 60],
+        "credit_history_years": [1, 3, 5],
+        "payments_per_month": [9, 15, 28],
+        "wealth_days": [1, 90, 180],
+        "spend_volatility": [1.0, 2.0],
+        "offline_share": [0.35, 0.6],
+        "social_quality": [0.3, 0.5],
+        "income": [5000, 10000, 20000],
+    }
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, v):
+        for name, edges in v.items():
+            if name not in BANDABLE:
+                raise ValueError(f"cannot band '{name}'; allowed: {list(BANDABLE)}")
+            if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+                raise ValueError(f"band edges of '{name}' must be a rising, non-empty list")
+        return v
+
+    #: Pairs of categorical dimensions cross-tabulated in the segment table (dimension
+    #: ``"a x b"``, value ``"<a value> x <b value>"``), drawn as access-rate heat maps.
+    crosses: list[tuple[str, str]] = [("archetype", "region"), ("version", "device_grade")]
+    #: The planner's coverage target (share of the population invited), marked on the charts.
+    target_coverage: float | None = Field(default=None, gt=0, le=1)
+
+    @field_validator("crosses")
+    @classmethod
+    def _crosses(cls, v):
+        for pair in v:
+            for name in pair:
+                if name not in DIMENSIONS:
+                    raise ValueError(f"cannot cross '{name}'; allowed: {list(DIMENSIONS)}")
+            if pair[0] == pair[1]:
+                raise ValueError(f"cannot cross '{pair[0]}' with itself")
+        return v
+
+
+class MacroShock(Window):
+    """A macro shock: default hazard times ``hazard_multiplier`` (cures divided by it)."""
+
+    hazard_multiplier: PositiveFloat
+
+
+class Macro(_Model):
+    shocks: list[MacroShock] = []
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day-of-month ``months`` later (``day`` must be a first of month)."""
+    total = day.year * 12 + (day.month - 1) + months
+    return dt.date(total // 12, total % 12 + 1, day.day)

@@ -1,0 +1,159 @@
+"""The credit line: pricing, limits and caps, repayment, delinquency, loss, capital, fraud."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from sim.scenario.base import (
+    SHARE_TOLERANCE,
+    NonNegFloat,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    _Model,
+)
+
+
+class Pricing(_Model):
+    """Daily interest rate, set at activation by the score's rank among the eligible."""
+
+    min_daily: Annotated[float, Field(ge=0.0, le=0.01)]
+    max_daily: Annotated[float, Field(ge=0.0, le=0.01)]
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.max_daily < self.min_daily:
+            raise ValueError("max_daily is below min_daily")
+        return self
+
+
+class CapRule(_Model):
+    """A per-borrower limit cap in force from ``start``: ``amount`` CNY (times the region's
+    ``limit_multiplier``) and/or ``income_share`` of annual income."""
+
+    name: str
+    start: dt.date
+    amount: PositiveFloat | None = None
+    income_share: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.amount is None and self.income_share is None:
+            raise ValueError("a cap gives 'amount', 'income_share' or both")
+        return self
+
+
+class Limits(_Model):
+    first_min: PositiveFloat
+    first_max: PositiveFloat
+    round_to: PositiveFloat = 100.0
+    raise_after_months: Annotated[int, Field(gt=0, le=120)]
+    raise_on_time_share: Probability
+    raise_factor: Annotated[float, Field(ge=1.0)]
+    minimum_streak_cancels_raise: PositiveInt = 3
+    freeze_days: Annotated[int, Field(ge=0)]
+    cut_on_delinquency: Probability
+    caps: list[CapRule]
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.first_max < self.first_min:
+            raise ValueError("limits.first_max is below first_min")
+        if not self.caps:
+            raise ValueError("limits.caps needs at least one rule")
+        if len(self.caps) > 8:
+            raise ValueError("at most 8 cap rules")
+        names = [c.name for c in self.caps]
+        if len(set(names)) != len(names):
+            raise ValueError("cap names must be unique")
+        starts = [c.start for c in self.caps]
+        if starts != sorted(starts):
+            raise ValueError("caps must be listed in order of 'start'")
+        return self
+
+
+class Repayment(_Model):
+    """What a current borrower does with the month's bill."""
+
+    full: Probability
+    minimum_only: Probability
+    minimum_share: Probability
+    instalment_months: PositiveInt
+
+    @model_validator(mode="after")
+    def _sum(self):
+        if self.full + self.minimum_only > 1.0 + SHARE_TOLERANCE:
+            raise ValueError("repayment.full + repayment.minimum_only must not exceed 1")
+        return self
+
+
+class Delinquency(_Model):
+    """Roll and cure: an account 1-30 / 31-60 / 61-90 days past due cures with
+    ``logistic(logit(cure[k]) - cure_elasticity x log(hazard / mean hazard))``, otherwise rolls
+    one bucket on;
+    reaching 90+ is the default. A current borrower misses a payment with probability
+    ``hazard x macro / roll-through``, so the monthly default hazard is ``hazard x macro``."""
+
+    cure: Annotated[list[Probability], Field(min_length=3, max_length=3)]
+    cure_elasticity: NonNegFloat = 0.5
+
+
+class Loss(_Model):
+    lgd: Probability
+    ccf: Probability
+    charge_off_dpd: Annotated[int, Field(ge=90)]
+    lifetime_months: PositiveInt
+    funding_rate: NonNegFloat
+
+
+class ScoreEffects(_Model):
+    overdue_points: NonNegFloat
+    early_repayment_points: NonNegFloat
+    floor: float
+    ceiling: float
+
+
+class Credit(_Model):
+    """The credit line's life (issue 3): activation, use, repayment, delinquency, loss."""
+
+    activation: dict[str, Probability]
+    draw_rate: Probability
+    draw_share: Annotated[float, Field(gt=0.0, le=1.0)]
+    pricing: Pricing
+    limits: Limits
+    repayment: Repayment
+    delinquency: Delinquency
+    loss: Loss
+    score: ScoreEffects
+    vintage_maturity_months: PositiveInt = 12
+
+
+class Capital(_Model):
+    """Total outstanding may not exceed ``equity x max_leverage`` (no cap when null)."""
+
+    equity: PositiveFloat | None = None
+    max_leverage: PositiveFloat | None = None
+
+    @property
+    def max_outstanding(self) -> float | None:
+        if self.equity is None or self.max_leverage is None:
+            return None
+        return self.equity * self.max_leverage
+
+
+class Fraud(_Model):
+    """Risk signals and levels R1 / R2 / R3 (DOMAIN section 5)."""
+
+    fraudsters: Probability
+    r1_rate: Probability
+    r2_rate: Probability
+    r3_rate: Probability
+    fraudster_rate_multiplier: Annotated[float, Field(ge=1.0)]
+    fraudster_r3: Probability
+    r1_hidden_days: PositiveInt
+    appeal_rate: Probability
+    review_success: Probability
+    max_reviews_per_year: Annotated[int, Field(ge=0)]

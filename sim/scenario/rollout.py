@@ -1,0 +1,164 @@
+"""The rollout strategy: phases of invitation batches or ramps, gates, holdouts, freezes,
+and A/B arms that each run their own strategy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from sim.scenario.base import (
+    MODULES,
+    NonNegFloat,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    _Model,
+    _Shared,
+    _shared,
+)
+from sim.scenario.calendar import Window
+
+
+class Batch(_Model):
+    """A batch: ``count`` real users, or ``share`` of the eligible, not-yet-invited pool."""
+
+    count: Annotated[float, Field(gt=0)] | None = None
+    share: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.count is None) == (self.share is None):
+            raise ValueError("a batch gives exactly one of 'count' (real users) or 'share'")
+        return self
+
+
+class RampStep(_Model):
+    percent: Annotated[float, Field(gt=0.0, le=100.0)]
+    days: PositiveInt
+
+
+class Gate(_Model):
+    """A canary check made before every batch: pass (go on, times ``grow_factor``), fail
+    (``on_fail``: halt, shrink by ``shrink_factor`` or pause) or inconclusive (pause).
+
+    ``vintage_dpd30`` judges the newest batch vintage with at least ``months_on_book`` months
+    on book (pooled with older seasoned ones up to ``min_accounts`` real accounts) by its share
+    of accounts 30+ days past due: inconclusive while the seasoned vintages are too young or
+    too small; batches go out unjudged (the canary) until they hold ``min_accounts``.
+    ``capital_use`` judges outstanding over the capital limit (``capital``). A ``dry_run`` gate
+    records what it would have decided without acting.
+    """
+
+    name: str
+    metric: Literal["vintage_dpd30", "capital_use"]
+    threshold: NonNegFloat
+    months_on_book: PositiveInt = 3
+    min_accounts: NonNegFloat = 0.0
+    on_fail: Literal["halt", "shrink", "pause"] = "halt"
+    shrink_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    grow_factor: Annotated[float, Field(ge=1.0)] = 1.0
+    max_factor: Annotated[float, Field(ge=1.0)] = 4.0
+    dry_run: bool = False
+
+
+def _unique_gates(gates: list[Gate]) -> list[Gate]:
+    names = [g.name for g in gates]
+    if len(set(names)) != len(names):
+        raise ValueError(f"gate names must be unique, got {names}")
+    return gates
+
+
+class Holdout(_Model):
+    """A random ``share`` of the users whose only failing is a score less than ``margin``
+    points under the cut-off, invited anyway with each batch and flagged, so that the default
+    rate below the cut-off is observed."""
+
+    share: Annotated[float, Field(gt=0.0, le=1.0)]
+    margin: PositiveFloat
+    salt: str | None = None
+
+
+class Phase(_Model):
+    name: str
+    start: dt.date
+    cadence_days: PositiveInt = 14
+    batch: Batch | None = None
+    ramp: list[RampStep] | None = None
+    ordering: Literal["tier", "score", "random"] = "tier"
+    min_version: str | None = None
+    regions: list[str] | None = None
+    holiday_multiplier: NonNegFloat = 1.0
+    min_score: float | None = None
+    salt: str | None = None
+    gates: list[Gate] = []
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v):
+        return _unique_gates(v)
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.batch is None) == (self.ramp is None):
+            raise ValueError("a phase gives exactly one of 'batch' or 'ramp'")
+        if self.ramp:
+            pct = [s.percent for s in self.ramp]
+            if pct != sorted(pct):
+                raise ValueError("ramp percentages must not decrease (sticky rollout)")
+        return self
+
+
+class Rollout(_Model):
+    name: str
+    phases: list[Phase]
+    freeze: list[Window] = []
+    value_weights: dict[str, Probability] = {"spending_capacity": 0.6, "assets": 0.4}
+    gates: list[Gate] = []
+    holdout: Holdout | None = None
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v):
+        return _unique_gates(v)
+
+    @field_validator("phases")
+    @classmethod
+    def _ordered(cls, v):
+        starts = [p.start for p in v]
+        if starts != sorted(starts):
+            raise ValueError("phases must be listed in order of 'start'")
+        return v
+
+    @field_validator("value_weights")
+    @classmethod
+    def _value_modules(cls, v):
+        unknown = set(v) - set(MODULES)
+        if unknown:
+            raise ValueError(f"unknown score module {sorted(unknown)}; allowed: {list(MODULES)}")
+        return v
+
+
+class Arm(_Shared):
+    """An A/B arm: its ``share`` of the users and the strategy it runs (the scenario's
+    ``rollout`` with the arm's keys merged over it, as ``extends`` merges)."""
+
+    rollout: Rollout
+
+
+class AB(_Model):
+    """Arms inside one population: users split by a stable hash of user id and ``salt``."""
+
+    salt: str
+    arms: dict[str, Arm]
+    min_arm_accounts: NonNegFloat = Field(
+        2500, description="an arm with fewer invited accounts is flagged as too small to measure")
+    srm_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v):
+        if len(v) < 2:
+            raise ValueError("an A/B test needs at least two arms")
+        return _shared(v, "arm")

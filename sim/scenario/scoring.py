@@ -1,0 +1,152 @@
+"""The access score: signals, modules and their weights, cut-offs, penalties, preconditions,
+the latent risk the score sees imperfectly and the quarterly re-evaluation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from sim.scenario.base import (
+    MODULES,
+    NonNegFloat,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    _check_shares,
+    _Model,
+)
+
+
+class Cutoff(_Model):
+    """An access threshold on one signal; failing it costs ``points`` (``hard`` excludes)."""
+
+    min: NonNegFloat
+    points: NonNegFloat = 0.0
+    hard: bool = False
+
+
+class Penalty(_Model):
+    threshold: NonNegFloat = 0.0
+    points: NonNegFloat
+
+
+class Preconditions(_Model):
+    min_account_age_months: NonNegFloat
+    require_real_name_card: bool = True
+    require_class_iii: bool = True
+    exclude_past_default: bool = True
+    exclude_device_closed: bool = True
+    exclude_risky_social_graph: bool = True
+    exclude_expired_id_after_months: NonNegFloat = 3
+
+
+class OtherIndicators(_Model):
+    """The many indicators not modelled one by one: a persistent per-user score component."""
+
+    sd: NonNegFloat
+    persistence: Probability
+
+
+class References(_Model):
+    payments_per_month: PositiveFloat
+    monthly_spend: PositiveFloat
+    wealth_days: PositiveFloat
+    wealth_balance: PositiveFloat
+    credit_history_years: PositiveFloat
+    contacts: PositiveFloat
+    income: PositiveFloat
+
+
+class SpendingSignals(_Model):
+    payments: float
+    spend: float
+
+
+class RepaymentSignals(_Model):
+    credit_transactions: float
+    utility_bills: float
+    intercept: float
+
+
+class SocialSignals(_Model):
+    contacts: float
+    quality: float
+    quality_reference: Probability
+
+
+class AssetSignals(_Model):
+    days: float
+    balance: float
+
+
+class StabilitySignals(_Model):
+    intercept: float
+    night: float
+    device_switches: float
+    volatility: float
+    dormant: float
+
+
+class ResilienceSignals(_Model):
+    debt_to_income: float
+    debt_to_income_reference: NonNegFloat
+
+
+class Signals(_Model):
+    """How each module combines its signals before the logistic (weights in logit units)."""
+
+    spending_capacity: SpendingSignals
+    repayment_trust: RepaymentSignals
+    social_influence: SocialSignals
+    assets: AssetSignals
+    behavioural_stability: StabilitySignals
+    risk_resilience: ResilienceSignals
+
+
+class Scoring(_Model):
+    weights: dict[str, Probability]
+    slope: PositiveFloat
+    signals: Signals
+    references: References
+    cutoff: float
+    cutoffs: dict[Literal["payments_per_month", "wealth_days", "credit_history_years"], Cutoff]
+    penalties: dict[
+        Literal[
+            "low_offline_share",
+            "high_spend_volatility",
+            "night_activity",
+            "device_switches",
+            "no_utility_bills",
+            "awakened",
+        ],
+        Penalty,
+    ]
+    other_indicators: OtherIndicators
+    preconditions: Preconditions
+
+    @field_validator("weights")
+    @classmethod
+    def _modules(cls, v):
+        unknown = set(v) - set(MODULES)
+        if unknown:
+            raise ValueError(f"unknown score module {sorted(unknown)}; allowed: {list(MODULES)}")
+        missing = set(MODULES) - set(v)
+        if missing:
+            raise ValueError(f"missing score module weights {sorted(missing)}")
+        _check_shares(v, "score module weight")
+        return v
+
+
+class Risk(_Model):
+    """Latent risk: the truth the score sees only imperfectly."""
+
+    score_correlation: Annotated[float, Field(ge=-1.0, le=1.0)]
+    monthly_hazard: Probability
+    dispersion: NonNegFloat
+    auc_horizon_months: PositiveInt = 12
+
+
+class Reevaluation(_Model):
+    every_months: PositiveInt = 3
+    admit_new: bool = True
