@@ -86,6 +86,10 @@ class Spread(_Model):
     sigma: NonNegFloat
 
 
+#: The longest span in months a scenario may give (a century).
+MAX_MONTHS = 1200
+
+
 class Variation(_Model):
     """How users of one archetype vary around its means (beyond ``log_spread``)."""
 
@@ -94,8 +98,10 @@ class Variation(_Model):
     credit_history_shape: PositiveFloat  # gamma shape of the multiplier (mean 1)
     debt_to_income_shape: PositiveFloat
     night_share_shape: PositiveFloat
-    id_expired_max_months: PositiveInt  # an expired ID at the start expired 0..N-1 months ago
-    account_age_max_months: PositiveInt
+    # an expired ID at the start expired 0..N-1 months ago (at most a century: months are
+    # counted in int32 arrays, and a larger bound passed validation then crashed the draw)
+    id_expired_max_months: Annotated[int, Field(gt=0, le=MAX_MONTHS)]
+    account_age_max_months: Annotated[int, Field(gt=0, le=MAX_MONTHS)]
     # Gaussian-copula correlation of class III verification with payment activity and
     # wealth holding: users who bind three cards from different banks are the active ones.
     class_iii_activity: Annotated[float, Field(ge=0.0, le=0.99)] = 0.0

@@ -19,7 +19,7 @@ import sim
 from sim.cli.app import app
 from sim.io import folders as output
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASELINE = ROOT / "scenarios" / "baseline.yaml"
 SMALL = ["--users", "2000", "--quarters", "1", "--quiet", "--no-report"]
 FILES = {"metrics.parquet", "segments.parquet", "batches.parquet", "vintages.parquet",

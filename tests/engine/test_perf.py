@@ -20,7 +20,7 @@ from sim.engine import simulation as engine
 from sim.io import cost as resources
 from sim.model import fraud
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- recorder

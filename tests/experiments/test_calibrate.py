@@ -25,7 +25,7 @@ from sim.experiments.parameters import Parameter
 from sim.model.population import synthesize, tilted_shares
 from sim.scenario import ScenarioError, parse_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOMAIN_TARGETS = ROOT / "scenarios" / "targets" / "domain.yaml"
 runner = CliRunner()
 
