@@ -101,7 +101,7 @@ def credit_summary(sim: Simulation, monthly: pd.DataFrame) -> dict:
             bit = np.uint32(1 << (3 * i + k))
             users = np.count_nonzero(book.cap_bound & bit)
             cap_bound[f"{rule.name}:{kind}"] = float(users * pop.weight)
-    since = sim.horizon - 365
+    since = sim.end - 365  # the run's last year
     return {
         "annualised_default_rate": _num(monthly["new_defaults"].sum() / borrower_years
                                         if borrower_years > 0 else np.nan),

@@ -16,8 +16,9 @@ def outstanding(book: Book, weight: float) -> float:
 
 
 def binds(book: Book, weight: float, limit: float | None) -> bool:
-    """Whether outstanding has reached the capital ``limit`` (never without one)."""
-    return limit is not None and outstanding(book, weight) >= limit
+    """Whether the book is at the capital ``limit`` (never without one): outstanding has
+    reached it, or the last month's draws had to be scaled down to fit under it."""
+    return limit is not None and (book.capital_held or outstanding(book, weight) >= limit)
 
 
 def simulated_limit(weight: float, limit: float | None) -> int | None:

@@ -67,6 +67,9 @@ class Book:
     draw_at_default: np.ndarray  # cum_draw at default (a defaulted user never draws again)
     last_draw_month: np.ndarray  # month index of the last draw; -1 never
     cap_bound: np.ndarray  # bit 3*i+k: cap rule i of kind CAP_KINDS[k] ever held the limit
+    #: the last month's draws were scaled down to fit under the capital limit: the book is at
+    #: the limit (see :mod:`sim.model.capital`)
+    capital_held: bool = False
 
     @property
     def n(self) -> int:
@@ -209,9 +212,9 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     in default, delinquency (arrears cure or roll on, current borrowers miss a bill),
     repayment, limit reviews, activation of new lines, draws, caps, and the funding cost of
     the opening balance. Each step draws from ``streams`` for month ``month``, per user.
-    While the book is at the capital limit, limits are not raised and nothing is drawn; the
-    month's draws are scaled down to the room left under it (``capital_capped`` is 1 when
-    the limit held raises or draws back).
+    While the book is at the capital limit (outstanding at it, or last month's draws scaled
+    down to fit under it) limits are not raised; the month's draws are scaled down to the
+    room left under it (``capital_capped`` is 1 when the limit held raises or draws back).
     """
     cfg: Credit = scenario.credit
     flows: dict[str, int] = {}
@@ -244,7 +247,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["early_repayments"] = int(full)
 
     can_use = visible & ~pop.closed
-    capped = capital is not None and int(book.balance.sum()) >= capital
+    capped = capital is not None and (book.capital_held or int(book.balance.sum()) >= capital)
     flows["limit_raises"] = (0 if capped else
                              review_limits(book, pop, scenario, day=day, date=date))
     flows["new_activations"] = activate(book, pop, scenario, can_use, month=month, date=date,
@@ -252,6 +255,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     room = None if capital is None else max(capital - int(book.balance.sum()), 0)
     flows["draws"], flows["draw_accounts"], held = draw(
         book, cfg, can_use, month=month, day=day, streams=streams, room=room)
+    book.capital_held = held
     flows["capital_capped"] = int(capped or held)
     flows["cap_cuts"] = cap_limits(book, pop, scenario, date)
     flows["closing_balance"] = int(book.balance.sum())
