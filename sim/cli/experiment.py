@@ -65,9 +65,12 @@ def compare_command(
     dask_local: DaskLocalOpt = None,
     quiet: QuietOpt = False,
     no_report: NoReportOpt = False,
+    independent: Annotated[bool, typer.Option(
+        "--independent", help="Give each strategy its own seeds (no common random numbers), "
+        "to see how much wider the paired intervals are.")] = False,
 ) -> None:
     """Compare strategies on common random numbers: intervals, paired differences, verdict."""
-    from sim.experiments.compare import compare
+    from sim.experiments.compare import compare, strategy_labels
     from sim.io.cost import check_memory
     from sim.io.folders import check_destination, new_run_id, write_folder
 
@@ -76,6 +79,7 @@ def compare_command(
     if len(scenarios) < 2:
         raise OptionError("compare needs at least two scenario files")
     loaded = [load_scenario(p, set_ or [], users) for p in scenarios]
+    strategy_labels(loaded, [str(p) for p in scenarios])  # one label each, before any run
     for sc in loaded:  # each run must fit (a worker holds one run at a time)
         check_memory(sc, quarters)
     if quarters is not None and quarters > min(s.quarters for s in loaded):
@@ -86,7 +90,7 @@ def compare_command(
     with _running("comparing", quiet, executor) as progress:
         result = compare(loaded, reps, target=target, max_default_rate=max_default_rate,
                          coverage=coverage, quarters=quarters, executor=executor,
-                         progress=progress)
+                         progress=progress, common_random_numbers=not independent)
     write_folder(dest, kind="comparison", force=force, tables=result.tables(),
                  jsons={"summary": {"scenario": "comparison of " + ", ".join(result.strategies),
                                     "verdict": result.verdict, "target": target,

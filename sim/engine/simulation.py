@@ -36,7 +36,7 @@ from sim.model import (
     scoring,
 )
 from sim.model.population import assign_latent_risk, synthesize
-from sim.model.streams import streams
+from sim.model.streams import Streams, generator
 from sim.scenario import Scenario, add_months
 
 #: Offsets within a day: calendar events, then rollout batches, then the month end.
@@ -89,28 +89,35 @@ class State:
 
 
 class Simulation:
-    """One run of a scenario: builds the population, registers the processes, runs them."""
+    """One run of a scenario: builds the population, registers the processes, runs them.
+
+    ``quarters`` (default the scenario's) is the rollout horizon; ``run_off`` months (default
+    ``reporting.run_off_months``) follow it with no new invitations, so that every batch
+    matures before it is judged.
+    """
 
     def __init__(self, scenario: Scenario, progress: Progress | None = None,
-                 quarters: int | None = None):
+                 quarters: int | None = None, run_off: int | None = None):
         if quarters is not None and not 1 <= quarters <= scenario.quarters:
             raise ValueError(f"quarters must be between 1 and the scenario's {scenario.quarters}")
         self.scenario = scenario
-        self.months = 3 * (quarters or scenario.quarters)
+        self.rollout_months = 3 * (quarters or scenario.quarters)
+        self.run_off = scenario.reporting.run_off_months if run_off is None else run_off
+        self.months = self.rollout_months + self.run_off
         self.seed = scenario.seed  # the one seed: another run is scenario.replace({"seed": n})
         self.progress = progress
         self.timings = dict.fromkeys(TIMED, 0.0)
         started = time.perf_counter()
-        self.rng = streams(self.seed)
+        self.streams = Streams(self.seed)
         self.env = simpy.Environment()
-        self.pop = synthesize(scenario, self.rng["population"])
+        self.pop = synthesize(scenario, generator(self.seed, "population"))
         first = scoring.evaluate(self.pop, scenario)
         numeric.check_finite(first.score, name="score", process="scoring", month=0,
                             key="scoring")
         # Latent risk follows what behaviour says (the score without its transient "other
         # indicators" part), so quarter-to-quarter score noise moves access, not risk.
         assign_latent_risk(self.pop, scenario, first.score - self.pop.other_indicators,
-                           self.rng["risk"])
+                           generator(self.seed, "risk"))
         numeric.check_probability(self.pop.hazard, name="monthly default hazard", process="risk",
                                  month=0, key=("risk.monthly_hazard", "risk.dispersion"))
         invites.decide(self.pop, first)
@@ -126,14 +133,22 @@ class Simulation:
                                  maturity=scenario.credit.vintage_maturity_months,
                                  capital_limit=scenario.capital.max_outstanding)
         self.flows = Flows()  # this month's; the month end starts a new one
-        self.month_ends = [(add_months(scenario.start, m) - scenario.start).days
-                           for m in range(1, self.months + 1)]
-        self.horizon = self.month_ends[-1]
+        self.month_ends = []
+        for m in range(1, self.months + 1):
+            try:
+                self.month_ends.append((add_months(scenario.start, m) - scenario.start).days)
+            except (ValueError, OverflowError):  # a run-off past the year 9999 stops there
+                break
+        self.months = len(self.month_ends)
+        self.run_off = self.months - self.rollout_months
+        self.horizon = self.month_ends[self.rollout_months - 1]  # invitations stop here
+        self.end = self.month_ends[-1]  # the run-off goes on to here
         self.initial_reasons = first.reasons.copy()
         self.book = credit.new_book(self.pop.n)
-        self.fraud = fraud.new_fraud_book(self.pop.n, scenario.fraud, self.rng["fraud"],
+        self.fraud = fraud.new_fraud_book(self.pop.n, scenario.fraud, self.streams,
                                           scenario.start.year)
         self.max_outstanding = scenario.capital.max_outstanding
+        self.capital_fen = capital.simulated_limit(self.pop.weight, self.max_outstanding)
         self.plans = scenario.strategies()  # A/B arm name -> its strategy
         self.arm_names = tuple(self.plans)
         self.arm = (np.zeros(self.pop.n, dtype=np.int8) if scenario.ab is None else
@@ -169,7 +184,7 @@ class Simulation:
 
         def add(day: dt.date, order: int, action):
             offset = (day - sc.start).days
-            if 0 <= offset < self.horizon:
+            if 0 <= offset < self.end:
                 events.append((offset, order, action))
 
         for h in sc.calendar.holidays:
@@ -299,20 +314,20 @@ class Simulation:
     def age(self, month: Month) -> None:
         """Behaviour ages a month (:func:`behaviour.age`)."""
         with np.errstate(over="ignore"):  # overflow is reported by the guard below
-            behaviour.age(self.pop, self.scenario, self.rng["behaviour"])
+            behaviour.age(self.pop, self.scenario, self.streams, month.number)
         numeric.check_population(self.pop, process="behaviour", month=month.number,
                                  key="behaviour.drift_sd")
 
     def adopt(self, month: Month) -> None:
         """Clients move along the adoption curve to the newest version (:func:`release.adopt`)."""
         release.adopt(self.pop, self.scenario.release, self.state.newest_version, month.days,
-                      self.rng["release"])
+                      self.streams, month.number)
 
     def fraud_month(self, month: Month) -> None:
         """Risk signals, R1 expiry and R2 reviews (:func:`fraud.month`)."""
         self.flows.fraud = fraud.month(self.fraud, self.pop, self.scenario.fraud,
                                        day=month.day, year=month.date.year,
-                                       rng=self.rng["fraud"])
+                                       streams=self.streams, month=month.number)
 
     def credit_month(self, month: Month) -> None:
         """Every credit line's month (:func:`credit.month`)."""
@@ -320,7 +335,9 @@ class Simulation:
             self.flows.credit = credit.month(
                 self.book, self.pop, self.scenario, month=month.number, day=month.day,
                 days=month.days, date=month.date, visible=self.visible(),
-                macro=self.state.macro, rng=self.rng["credit"])
+                macro=self.state.macro, streams=self.streams, capital=self.capital_fen)
+            if self.flows.credit.get("capital_capped"):
+                self.flows.capital_bound = True  # the limit held raises or draws back
         except credit.HazardTooHigh as exc:
             raise numeric.numeric_error(
                 "credit", month.number, "the chance of missing a payment (default hazard x "
@@ -331,16 +348,17 @@ class Simulation:
     def reevaluate(self, month: Month) -> None:
         """At the end of each evaluation period, re-score everyone, revoke and give back
         access (:func:`reevaluation.reevaluate`), and admit the newly eligible in each arm's
-        active phase unless the capital limit holds."""
+        active phase unless the capital limit holds or the rollout is over (run-off)."""
         sc = self.scenario
         if month.number % sc.reevaluation.every_months:
             return
         pop = self.pop
         change = reevaluation.reevaluate(pop, sc, self.state.cutoff, self.holdout,
-                                         self.rng["reevaluation"])
+                                         self.streams, month.number)
         admitted = 0
         phases = [invites.active_phase(plan, month.date) for plan in self.plans.values()]
-        admit = sc.reevaluation.admit_new and any(p is not None for p in phases)
+        admit = (sc.reevaluation.admit_new and any(p is not None for p in phases)
+                 and month.number <= self.rollout_months)
         if admit and capital.binds(self.book, pop.weight, self.max_outstanding):
             self.flows.capital_bound = True  # the limit holds admissions back
             admit = False
@@ -389,10 +407,11 @@ class Simulation:
         for arm in range(len(self.arm_names)):
             self.env.process(self._timed("rollout", self.rollout(arm)))
         self.env.process(self.month_end())  # timed step by step
-        self.env.run(until=self.horizon + 1)
+        self.env.run(until=self.end + 1)
         tables_started = time.perf_counter()
         rec = self.recorder
         monthly = rec.monthly_frame()
+        monthly["run_off"] = monthly["month"] > self.rollout_months
         batches = pd.DataFrame(
             self.state.batches,
             columns=["vintage", "date", "phase", "kind", "users", "accounts", "holiday", "arm"],

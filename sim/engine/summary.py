@@ -27,7 +27,9 @@ def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
     reasons = sim.initial_reasons
     why_not = {name: float(np.count_nonzero(reasons & bit) * pop.weight)
                for name, bit in scoring.REASONS.items()}
-    last = monthly.iloc[-1]
+    # coverage is the rollout's: read at the horizon, before the run-off months
+    at_horizon = horizon_rows(monthly)
+    last = at_horizon.iloc[-1]
     return {
         "scenario": sc.name,
         "strategy": sc.rollout.name,
@@ -35,7 +37,8 @@ def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
         "users": pop.n,
         "weight": pop.weight,
         "population": float(pop.n * pop.weight),
-        "months": sim.months,
+        "months": sim.rollout_months,
+        "run_off_months": sim.run_off,
         "score_auc": round(weighted_auc(pop.score, pd_h), 6),
         "score_auc_horizon_months": horizon,
         "mean_monthly_hazard": float(pop.hazard.mean()),
@@ -64,12 +67,20 @@ def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
                 "outstanding": _num(r.outstanding),
                 "ecl_allowance": _num(r.ecl_allowance),
                 "capital_bound_months": int(r.capital_bound_months),
+                "run_off": bool(3 * int(r.quarter) > sim.rollout_months),
             }
             for r in q.itertuples()
         ],
         "not_eligible_at_start": why_not,
         "credit": credit_summary(sim, monthly),
     }
+
+
+def horizon_rows(monthly: pd.DataFrame) -> pd.DataFrame:
+    """The months of the rollout horizon (without the run-off months after it)."""
+    if "run_off" not in monthly:
+        return monthly
+    return monthly[~monthly["run_off"].to_numpy(dtype=bool)]
 
 
 def _num(x) -> float | None:
@@ -90,7 +101,7 @@ def credit_summary(sim: Simulation, monthly: pd.DataFrame) -> dict:
             bit = np.uint32(1 << (3 * i + k))
             users = np.count_nonzero(book.cap_bound & bit)
             cap_bound[f"{rule.name}:{kind}"] = float(users * pop.weight)
-    since = sim.horizon - 365
+    since = sim.end - 365  # the run's last year
     return {
         "annualised_default_rate": _num(monthly["new_defaults"].sum() / borrower_years
                                         if borrower_years > 0 else np.nan),

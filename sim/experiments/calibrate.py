@@ -227,7 +227,7 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
         raise TargetError(f"a target reads month {last}, beyond the scenario's horizon of "
                           f"{scenario.months} months")
     want = {m for t in targets if t.table == "users" for m in t.months}
-    sim = Simulation(scenario, quarters=quarters)
+    sim = Simulation(scenario, quarters=quarters, run_off=0)  # targets read the horizon only
     sim.recorder.declare("users", lambda obs: user_table(obs.pop, obs.month)
                          if obs.month in want else [])
     users = sim.recorder.rows["users"]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.stats import interval
+from sim.engine.summary import horizon_rows
 from sim.errors import OptionError
 from sim.experiments.runs import (
     Progress,
@@ -90,11 +91,13 @@ def quarter_ends(monthly: pd.DataFrame) -> pd.DataFrame:
 def run_metrics(monthly: pd.DataFrame, target: float, coverage: str = "invited") -> dict:
     """The figures a planner compares strategies on, from one run's monthly table.
 
-    Credit figures are included when the table has them: the 12-month default rate at the
-    horizon, the annualised loss rate over the last 12 months (charge-offs over the mean
-    outstanding balance), net income over the horizon and the peak outstanding balance.
+    Coverage is read at the quarter ends of the rollout horizon (the run-off months after it
+    invite no one). Credit figures are included when the table has them: the 12-month
+    default rate at the end of the run (after the run-off), the annualised loss rate over the
+    last 12 months (charge-offs over the mean outstanding balance), net income over the whole
+    run and the peak outstanding balance.
     """
-    ends = quarter_ends(monthly)
+    ends = quarter_ends(horizon_rows(monthly))  # coverage at the horizon, not the run-off
     share = ends[f"{coverage}_share"]
     reached = share.index[share.to_numpy() >= target]
     out = {f"{kind}_share_q{q}": float(ends.loc[q, f"{kind}_share"])
@@ -193,10 +196,14 @@ def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
     replication, so paired differences measure the strategy and not the noise.
     ``common_random_numbers=False`` gives each strategy its own seeds, which
     only exists to show how much wider the intervals then are (and leaves the swap sets,
-    which need one population, empty).
+    which need one population, empty). Two strategies with one label are refused
+    (:func:`strategy_labels`).
     """
+    sources = [f"scenario {i + 1}" if isinstance(s, Scenario) else str(s)
+               for i, s in enumerate(scenarios)]
     scenarios = [s if isinstance(s, Scenario) else load(s) for s in scenarios]
     _check(scenarios, reps, coverage, quarters)
+    strategy_labels(scenarios, sources)
     outputs = _run_strategies(scenarios, reps, quarters, executor, progress,
                               common_random_numbers)
     per_run = metrics_table(outputs, target, coverage)
@@ -224,12 +231,31 @@ def _check(scenarios: Sequence[Scenario], reps: int, coverage: str,
         raise OptionError(f"quarters={quarters} is longer than a scenario's horizon")
 
 
+def strategy_labels(scenarios: Sequence[Scenario],
+                    sources: Sequence[str] | None = None) -> list[str]:
+    """Each strategy's label (its rollout's name, else the scenario's); a label given twice
+    (the same file twice, or two files whose rollout names collide) is refused, as its runs
+    would be pooled as one strategy with duplicated replications. ``sources`` name the
+    strategies in the message (their files); by default their positions."""
+    names = [s.rollout.name if s.rollout.name else s.name for s in scenarios]
+    where = list(sources) if sources is not None else [
+        f"strategy {i + 1}" for i in range(len(names))]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise OptionError(
+                f"{where[seen[name]]} and {where[i]} are both labelled '{name}' (rollout.name):"
+                " a comparison needs one label per strategy; give one of them another "
+                "rollout.name (its buckets are keyed by rollout.salt, so a new name changes "
+                "no draw)")
+        seen[name] = i
+    return names
+
+
 def _run_strategies(scenarios: Sequence[Scenario], reps: int, quarters: int | None,
                     executor, progress: Progress | None,
                     common_random_numbers: bool) -> list[RunOutput]:
-    names = [s.rollout.name if s.rollout.name else s.name for s in scenarios]
-    if len(set(names)) != len(names):
-        names = [f"{s.name}:{s.rollout.name}" for s in scenarios]
+    names = strategy_labels(scenarios)
     specs = []
     for k, (name, sc) in enumerate(zip(names, scenarios, strict=True)):
         offset = 0 if common_random_numbers else 7919 * (k + 1)

@@ -1,7 +1,11 @@
-"""The capital limit: the most the book may lend out. When outstanding reaches it, the
-book is capped: no new invitations (rollout batches, re-evaluation admissions)."""
+"""The capital limit: the most the book may lend out. While outstanding is at the limit the
+book is capped: no new invitations (rollout batches, re-evaluation admissions), no limit
+raises and no new draws (:func:`sim.model.credit.month` scales the month's draws down to the
+room left), so outstanding exceeds the limit by at most a month's interest."""
 
 from __future__ import annotations
+
+import math
 
 from sim.model.credit import FEN, Book
 
@@ -12,5 +16,11 @@ def outstanding(book: Book, weight: float) -> float:
 
 
 def binds(book: Book, weight: float, limit: float | None) -> bool:
-    """Whether outstanding has reached the capital ``limit`` (never without one)."""
-    return limit is not None and outstanding(book, weight) >= limit
+    """Whether the book is at the capital ``limit`` (never without one): outstanding has
+    reached it, or the last month's draws had to be scaled down to fit under it."""
+    return limit is not None and (book.capital_held or outstanding(book, weight) >= limit)
+
+
+def simulated_limit(weight: float, limit: float | None) -> int | None:
+    """The capital ``limit`` (CNY, real accounts) in fen of the simulated book (None: none)."""
+    return None if limit is None else math.floor(limit * FEN / weight)

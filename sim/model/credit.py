@@ -8,7 +8,9 @@ fen (1/100 CNY) per simulated user, so the month's balance identity
     opening + draws + interest - repayments - charge-offs = closing
 
 holds exactly, to the fen, in the simulated book (and in the weighted book for whole-number
-weights). Nothing here does I/O; every stochastic step takes its generator.
+weights). Nothing here does I/O; every draw is per user, from
+:class:`sim.model.streams.Streams` keyed by the month and the decision, so a user's draws are
+the same whichever other users draw (common random numbers across strategies).
 
 States (:data:`STATES`): current, 1-30, 31-60, 61-90 days past due, 90+ (the default) and
 charged off. A month is one step: an account in 1-30 / 31-60 / 61-90 cures (pays its arrears
@@ -31,7 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.model import invites
+from sim.model import streams as purposes
 from sim.model.population import Population
+from sim.model.streams import Streams
 from sim.scenario import Credit, Scenario
 
 FEN = 100  # fen per CNY
@@ -63,6 +67,9 @@ class Book:
     draw_at_default: np.ndarray  # cum_draw at default (a defaulted user never draws again)
     last_draw_month: np.ndarray  # month index of the last draw; -1 never
     cap_bound: np.ndarray  # bit 3*i+k: cap rule i of kind CAP_KINDS[k] ever held the limit
+    #: the last month's draws were scaled down to fit under the capital limit: the book is at
+    #: the limit (see :mod:`sim.model.capital`)
+    capital_held: bool = False
 
     @property
     def n(self) -> int:
@@ -196,14 +203,18 @@ class HazardTooHigh(ArithmeticError):
 
 def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: int,
           days: int, date: dt.date, visible: np.ndarray, macro: float,
-          rng: np.random.Generator) -> dict[str, int]:
+          streams: Streams, capital: int | None = None) -> dict[str, int]:
     """One month of every credit line; returns the month's flows (unweighted fen, counts).
 
     ``day`` is the day index of the month end, ``days`` the days in the month, ``visible``
-    who can see the entry now. The steps, in order: interest on the opening balance,
-    charge-off of lines long in default, delinquency (arrears cure or roll on, current
-    borrowers miss a bill), repayment, limit reviews, activation of new lines, draws, caps,
-    and the funding cost of the opening balance. The draws come from ``rng`` in this order.
+    who can see the entry now, ``capital`` the most the simulated book may lend (fen; None:
+    no limit). The steps, in order: interest on the opening balance, charge-off of lines long
+    in default, delinquency (arrears cure or roll on, current borrowers miss a bill),
+    repayment, limit reviews, activation of new lines, draws, caps, and the funding cost of
+    the opening balance. Each step draws from ``streams`` for month ``month``, per user.
+    While the book is at the capital limit (outstanding at it, or last month's draws scaled
+    down to fit under it) limits are not raised; the month's draws are scaled down to the
+    room left under it (``capital_capped`` is 1 when the limit held raises or draws back).
     """
     cfg: Credit = scenario.credit
     flows: dict[str, int] = {}
@@ -215,14 +226,14 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     due, gross, recovered = charge_off(book, cfg)
     late = np.flatnonzero((book.state >= D1_30) & (book.state <= D61_90))
     billed = np.flatnonzero((book.state == CURRENT) & (opening > 0))
-    u = rng.random(book.n)  # one draw a user, kept only where it decides something
-    u_late, u_billed = u[late], u[billed]
-    del u
+    u_late = streams.uniform(purposes.ROLL, month, late)
+    u_billed = streams.uniform(purposes.MISS, month, billed)
     cured, arrears, defaulted = roll(book, pop, scenario, late, u_late, month=month)
     missing = miss(book, pop, scenario, billed, u_billed, macro=macro, day=day)
 
     payers = np.setdiff1d(billed, missing, assume_unique=True)
-    repaid, full = repay(book, pop, cfg, opening, interest, payers, cured, arrears, rng)
+    repaid, full = repay(book, pop, cfg, opening, interest, payers, cured, arrears,
+                         streams.uniform(purposes.REPAY, month, payers))
     del opening, interest  # the rest of the month needs neither
     flows["repayments"] = int(repaid)
     flows["charge_offs"] = int(gross.sum())
@@ -236,11 +247,16 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["early_repayments"] = int(full)
 
     can_use = visible & ~pop.closed
-    flows["limit_raises"] = review_limits(book, pop, scenario, day=day, date=date)
+    capped = capital is not None and (book.capital_held or int(book.balance.sum()) >= capital)
+    flows["limit_raises"] = (0 if capped else
+                             review_limits(book, pop, scenario, day=day, date=date))
     flows["new_activations"] = activate(book, pop, scenario, can_use, month=month, date=date,
-                                        rng=rng)
-    flows["draws"], flows["draw_accounts"] = draw(book, cfg, can_use, month=month, day=day,
-                                                  rng=rng)
+                                        streams=streams)
+    room = None if capital is None else max(capital - int(book.balance.sum()), 0)
+    flows["draws"], flows["draw_accounts"], held = draw(
+        book, cfg, can_use, month=month, day=day, streams=streams, room=room)
+    book.capital_held = held
+    flows["capital_capped"] = int(capped or held)
     flows["cap_cuts"] = cap_limits(book, pop, scenario, date)
     flows["closing_balance"] = int(book.balance.sum())
     flows["funding_cost"] = funding_cost(flows["opening_balance"], cfg.loss.funding_rate, days)
@@ -316,12 +332,12 @@ def miss(book: Book, pop: Population, scenario: Scenario, billed: np.ndarray, u:
 
 def repay(book: Book, pop: Population, cfg: Credit, opening: np.ndarray, interest: np.ndarray,
           payers: np.ndarray, cured: np.ndarray, arrears: np.ndarray,
-          rng: np.random.Generator) -> tuple[int, int]:
-    """Current borrowers with a bill pay in full, the minimum or an instalment (one draw
-    each); the cured pay their arrears. Returns (fen repaid, users who paid in full)."""
+          v: np.ndarray) -> tuple[int, int]:
+    """Current borrowers with a bill (``payers``, uniform draws ``v``) pay in full, the
+    minimum or an instalment; the cured pay their arrears. Returns (fen repaid, users who
+    paid in full)."""
     # four disjoint groups, so amounts are computed and paid on their indices only
     term = cfg.repayment.instalment_months
-    v = rng.random(payers.size)
     full = payers[v < cfg.repayment.full]
     minimum = payers[(v >= cfg.repayment.full)
                      & (v < cfg.repayment.full + cfg.repayment.minimum_only)]
@@ -370,34 +386,41 @@ def review_limits(book: Book, pop: Population, scenario: Scenario, *, day: int,
 
 
 def activate(book: Book, pop: Population, scenario: Scenario, can_use: np.ndarray, *,
-             month: int, date: dt.date, rng: np.random.Generator) -> int:
+             month: int, date: dt.date, streams: Streams) -> int:
     """Users who can use the entry and have no line open one with their archetype's
     activation chance. Returns how many opened."""
     candidates = np.flatnonzero(can_use & ~book.opened)
     p = np.array([scenario.credit.activation[a] for a in pop.labels["archetype"]])[
         pop.archetype[candidates]]
-    new = candidates[rng.random(candidates.size) < p]
+    new = candidates[streams.uniform(purposes.ACTIVATION, month, candidates) < p]
     _open_lines(book, pop, scenario, new, month, date)
     return int(new.size)
 
 
 def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
-         rng: np.random.Generator) -> tuple[int, int]:
+         streams: Streams, room: int | None = None) -> tuple[int, int, bool]:
     """Current, unfrozen lines with room under the limit draw with ``draw_rate`` a beta share
-    (mean ``draw_share``) of what is available, in whole CNY. Returns (fen drawn, lines that
-    drew)."""
+    (mean ``draw_share``) of what is available, in whole CNY. When the draws would take more
+    than ``room`` (fen left under the capital limit; None: no limit), every draw is scaled
+    down by the same factor, so no user's draw depends on the order of the others. Returns
+    (fen drawn, lines that drew, whether the capital limit held draws back)."""
     users = np.flatnonzero(book.opened & can_use & (book.state == CURRENT)
                            & (book.frozen_until <= day) & (book.balance < book.limit))
-    users = users[rng.random(users.size) < cfg.draw_rate]
-    share = rng.beta(2.0, 2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9, users.size)
+    users = users[streams.uniform(purposes.DRAW, month, users) < cfg.draw_rate]
+    share = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
+                          purposes.DRAW_SHARE, month, users)
     available = book.limit[users] - book.balance[users]
-    amount = (np.floor(available * share / FEN) * FEN).astype(np.int64)
+    wanted = available * share
+    held = room is not None and float(wanted.sum()) > room
+    if held:
+        wanted *= room / float(wanted.sum())
+    amount = (np.floor(wanted / FEN) * FEN).astype(np.int64)
     amount = np.clip(amount, 0, available)
     book.balance[users] += amount
     book.cum_draw[users] += amount
     drew = users[amount > 0]
     book.last_draw_month[drew] = month
-    return int(amount.sum()), int(drew.size)
+    return int(amount.sum()), int(drew.size), held
 
 
 def cap_limits(book: Book, pop: Population, scenario: Scenario, date: dt.date) -> int:

@@ -12,7 +12,7 @@ linking them to fraud outright.
   ``review_success`` (68% in DOMAIN), a fraudster's never.
 * **R3** (linked to fraud) closes access for good (``pop.closed``).
 
-Nothing here does I/O; the one stochastic step takes its generator.
+Nothing here does I/O; the draws are per user, from :class:`sim.model.streams.Streams`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.model import invites
+from sim.model import streams as purposes
 from sim.model.population import Population
+from sim.model.streams import Streams
 from sim.scenario import Fraud
 
 NONE, R1, R2, R3 = range(4)
@@ -46,10 +48,10 @@ class FraudBook:
         return int(self.level.shape[0])
 
 
-def new_fraud_book(n: int, spec: Fraud, rng: np.random.Generator, year: int) -> FraudBook:
-    """Draw who is a fraudster (from the fraud stream, so the population draw is untouched)."""
+def new_fraud_book(n: int, spec: Fraud, streams: Streams, year: int) -> FraudBook:
+    """Draw who is a fraudster (its own purpose, so the population draw is untouched)."""
     return FraudBook(
-        fraudster=rng.random(n) < spec.fraudsters,
+        fraudster=streams.uniform(purposes.FRAUDSTER, 0, n) < spec.fraudsters,
         level=np.zeros(n, dtype=np.int8),
         hidden_until=np.zeros(n, dtype=np.int32),
         reviews_year=np.zeros(n, dtype=np.int8),
@@ -61,11 +63,12 @@ def new_fraud_book(n: int, spec: Fraud, rng: np.random.Generator, year: int) -> 
 
 
 def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
-              rng: np.random.Generator) -> dict[str, int]:
-    """One month of signals, R1 expiry and R2 reviews; hides the entry from R1 / R2 users and
-    closes R3 users' access (through :mod:`sim.model.invites`). Returns the month's counts
-    (unweighted)."""
-    n = fb.n
+          streams: Streams, month: int) -> dict[str, int]:
+    """One month (number ``month``) of signals, R1 expiry and R2 reviews; hides the entry
+    from R1 / R2 users and closes R3 users' access (through :mod:`sim.model.invites`).
+    Returns the month's counts (unweighted). Each decision draws only for the users it
+    concerns: the hidden for a review, the asking for its outcome, the users without a risk
+    level for a signal, the signalled for its level."""
     if year != fb.year:  # the review allowance is per calendar year
         fb.reviews_year[:] = 0
         fb.year = year
@@ -75,26 +78,21 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     fb.level[expired] = NONE
 
     # R2: reviews on request, within the yearly allowance
-    u = rng.random(n)
-    v = rng.random(n)
-    asking = np.flatnonzero((fb.level == R2) & (u < spec.appeal_rate)
-                            & (fb.reviews_year < spec.max_reviews_per_year))
+    may_ask = np.flatnonzero((fb.level == R2) & (fb.reviews_year < spec.max_reviews_per_year))
+    asking = may_ask[streams.uniform(purposes.REVIEW_ASK, month, may_ask) < spec.appeal_rate]
     fb.reviews_year[asking] += 1
     fb.reviews_total[asking] += 1
-    restored = asking[(v[asking] < spec.review_success) & ~fb.fraudster[asking]]
+    passed = streams.uniform(purposes.REVIEW_PASS, month, asking) < spec.review_success
+    restored = asking[passed & ~fb.fraudster[asking]]
     fb.level[restored] = NONE
 
-    # new signals for users without a risk level and still open; the draws cover everyone,
-    # the arithmetic only the few hit (genuine users and fraudsters have one rate each)
-    w = rng.random(n)
-    x = rng.random(n)
+    # new signals for users without a risk level and still open (genuine users and
+    # fraudsters have one rate each)
     base = spec.r1_rate + spec.r2_rate + spec.r3_rate
-    crooks = np.flatnonzero(fb.fraudster)
-    hit = w < min(base, 1.0)
-    hit[crooks] = w[crooks] < min(base * spec.fraudster_rate_multiplier, 1.0)
-    hit &= fb.level == NONE
-    hit &= ~pop.closed
-    hit = np.flatnonzero(hit)
+    exposed = np.flatnonzero((fb.level == NONE) & ~pop.closed)
+    rate = np.where(fb.fraudster[exposed], min(base * spec.fraudster_rate_multiplier, 1.0),
+                    min(base, 1.0))
+    hit = exposed[streams.uniform(purposes.SIGNAL, month, exposed) < rate]
     # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
     g3 = spec.r3_rate / base if base > 0 else 0.0
     g2 = spec.r2_rate / base if base > 0 else 0.0
@@ -103,7 +101,7 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     crook = fb.fraudster[hit]
     p3 = np.where(crook, spec.fraudster_r3, g3)
     p2 = np.where(crook, f2, g2)
-    xh = x[hit]
+    xh = streams.uniform(purposes.SIGNAL_LEVEL, month, hit)
     is3 = xh < p3
     is2 = ~is3 & (xh < p3 + p2)
     to3, to2, to1 = hit[is3], hit[is2], hit[~is3 & ~is2]

@@ -108,7 +108,8 @@ def candidates(pop: Population, scenario: Scenario, phase: Phase) -> np.ndarray:
 
 
 def salt_of(rollout: Rollout, phase: Phase) -> str:
-    return phase.salt if phase.salt is not None else f"{rollout.name}:{phase.name}"
+    """The salt of a phase's sticky buckets: its own, or the rollout's with the phase name."""
+    return phase.salt if phase.salt is not None else f"{rollout.salt}:{phase.name}"
 
 
 def batch_size(phase: Phase, pool: int, weight: float, holiday: bool,
@@ -179,7 +180,7 @@ def holdout_batch(pop: Population, scenario: Scenario, rollout: Rollout, phase: 
     """Indices of the users the strategy's holdout invites in ``phase`` (only among
     ``within`` when given): the :func:`holdout_pool` of its sticky bucket."""
     h: Holdout = rollout.holdout
-    bucket = sticky_bucket(pop.n, h.salt or f"{rollout.name}:holdout")
+    bucket = sticky_bucket(pop.n, h.salt or f"{rollout.salt}:holdout")
     pool = holdout_pool(pop, scenario, phase, cutoff, h.margin, bucket, h.share)
     if within is not None:
         pool &= within

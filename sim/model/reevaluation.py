@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.model import invites, scoring
+from sim.model import streams as purposes
 from sim.model.population import Population
+from sim.model.streams import Streams
 from sim.scenario import Phase, Rollout, Scenario
 
 
@@ -22,21 +24,23 @@ class Change:
     was_eligible: np.ndarray
 
 
-def drift_indicators(pop: Population, scenario: Scenario, rng: np.random.Generator) -> None:
+def drift_indicators(pop: Population, scenario: Scenario, streams: Streams,
+                     month: int) -> None:
     """The score's unmodelled indicators move on one period: an AR(1) step that keeps their
     spread (persistence ``phi``, innovation ``sqrt(1 - phi^2) sd``)."""
     ind = scenario.scoring.other_indicators
     phi = ind.persistence
     pop.other_indicators *= phi
     pop.other_indicators += (np.sqrt(1 - phi * phi) * ind.sd
-                             * rng.standard_normal(pop.n, dtype=np.float32))
+                             * streams.normal(purposes.INDICATORS, month, pop.n)
+                             ).astype(np.float32)
 
 
 def reevaluate(pop: Population, scenario: Scenario, cutoff: float, holdout: np.ndarray,
-               rng: np.random.Generator) -> Change:
+               streams: Streams, month: int) -> Change:
     """Re-score everyone at ``cutoff``; revoke the invitation of those no longer eligible (a
     ``holdout`` user keeps it) and restore it to earlier invitees eligible again."""
-    drift_indicators(pop, scenario, rng)
+    drift_indicators(pop, scenario, streams, month)
     was_eligible = pop.eligible
     invites.decide(pop, scoring.evaluate(pop, scenario, cutoff))
     lost = pop.invited & ~pop.eligible & ~holdout
@@ -56,6 +60,6 @@ def admissions(pop: Population, scenario: Scenario, rollout: Rollout, phase: Pha
         reach &= within
     covered = np.count_nonzero(reach & pop.invited)
     coverage = covered / max(np.count_nonzero(reach), 1)
-    bucket = invites.sticky_bucket(pop.n, f"{rollout.name}:reevaluation")
+    bucket = invites.sticky_bucket(pop.n, f"{rollout.salt}:reevaluation")
     return np.flatnonzero(reach & ~was_eligible & (pop.vintage < 0) & ~pop.closed
                           & invites.in_rollout(bucket, 100.0 * coverage))

@@ -6,7 +6,9 @@ import datetime as dt
 
 import numpy as np
 
+from sim.model import streams as purposes
 from sim.model.population import Population
+from sim.model.streams import Streams
 from sim.scenario import Release
 
 
@@ -29,13 +31,15 @@ def upgrade_probability(release: Release, days: int) -> float:
     return 1.0 - 0.5 ** (days / (7.0 * release.adoption_half_life_weeks))
 
 
-def adopt(pop: Population, release: Release, newest: int, days: int,
-          rng: np.random.Generator) -> int:
-    """Move users along the adoption curve to the newest release; returns how many moved."""
-    behind = (pop.version < newest) & ~pop.laggard
-    moving = behind & (rng.random(pop.n) < upgrade_probability(release, days))
+def adopt(pop: Population, release: Release, newest: int, days: int, streams: Streams,
+          month: int) -> int:
+    """Move users along the adoption curve to the newest release; returns how many moved.
+    Only the users behind draw (their ``month``'s adoption uniform)."""
+    behind = np.flatnonzero((pop.version < newest) & ~pop.laggard)
+    u = streams.uniform(purposes.ADOPTION, month, behind)
+    moving = behind[u < upgrade_probability(release, days)]
     pop.version[moving] = newest
-    return int(moving.sum())
+    return int(moving.size)
 
 
 def visibility_rates(release: Release) -> np.ndarray:

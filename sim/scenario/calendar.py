@@ -4,7 +4,7 @@ the monthly tables are banded for reporting."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -97,6 +97,10 @@ class Reporting(_Model):
     crosses: list[tuple[str, str]] = [("archetype", "region"), ("version", "device_grade")]
     #: The planner's coverage target (share of the population invited), marked on the charts.
     target_coverage: float | None = Field(default=None, gt=0, le=1)
+    #: Months simulated after the rollout horizon with no new invitations (no batches, no
+    #: re-evaluation admissions; behaviour, credit and fraud go on), so the last batches
+    #: mature before strategies are judged. Coverage is read at the horizon.
+    run_off_months: Annotated[int, Field(ge=0, le=120)] = 12
 
     @field_validator("crosses")
     @classmethod

@@ -111,8 +111,13 @@ class Phase(_Model):
 
 
 class Rollout(_Model):
+    """A strategy. ``salt`` keys the sticky buckets of its ramps, random orderings, holdout
+    and re-evaluation admissions (with the phase's name): renaming the strategy moves no
+    user; a new salt draws a new first 10%."""
+
     name: str
     phases: list[Phase]
+    salt: str = "greysim"
     freeze: list[Window] = []
     value_weights: dict[str, Probability] = {"spending_capacity": 0.6, "assets": 0.4}
     gates: list[Gate] = []

@@ -31,7 +31,9 @@ def test_run_writes_a_complete_run_folder(tmp_path, baseline_path):
     assert manifest["seed"] == 20250101 and manifest["scenario"]["population"]["users"] == 20000
     assert len(manifest["scenario_digest"]) == 64
     metrics = pd.read_parquet(out / "metrics.parquet")
-    assert list(metrics.month) == [1, 2, 3, 4, 5, 6]
+    # two quarters of rollout, then the default 12 run-off months
+    assert list(metrics.month) == list(range(1, 6 + 12 + 1))
+    assert metrics.run_off.tolist() == [False] * 6 + [True] * 12
     assert "invited" in res.output and "churn" in res.output
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 

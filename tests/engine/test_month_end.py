@@ -22,7 +22,7 @@ ORDER = ["behaviour.age", "release.adopt", "fraud.month", "credit.month",
 
 @pytest.fixture(scope="module")
 def small(baseline_path):
-    return sim.load(baseline_path, ["population.users=5000"])
+    return sim.load(baseline_path, ["population.users=5000", "reporting.run_off_months=0"])
 
 
 def test_the_month_end_runs_its_steps_in_the_documented_order(small, monkeypatch):

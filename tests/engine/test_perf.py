@@ -19,6 +19,8 @@ from sim.engine import recorder as metrics
 from sim.engine import simulation as engine
 from sim.io import cost as resources
 from sim.model import fraud
+from sim.model import streams as purposes
+from sim.model.streams import Streams
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,15 +104,17 @@ def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
                                              "r3_rate": 0.01, "fraudsters": 0.05})
     n = 20_000
     rng = np.random.default_rng(seed)
-    fb = fraud.new_fraud_book(n, spec, rng, 2025)
+    streams = Streams(seed + 100)
+    fb = fraud.new_fraud_book(n, spec, streams, 2025)
     fb.level[:] = rng.choice(4, n, p=[0.85, 0.05, 0.05, 0.05])
     pop = sim.engine.simulation.Simulation(sim.load(ROOT / "scenarios" / "baseline.yaml",
                                          {"population.users": n})).pop
     pop.closed[:] = rng.random(n) < 0.05
     level0, closed0, hidden0 = fb.level.copy(), pop.closed.copy(), fb.hidden_until.copy()
-    draws = np.random.default_rng(seed + 100)
-    u, v, w, x = (draws.random(n) for _ in range(4))
-    fraud.month(fb, pop, spec, day=10, year=2025, rng=np.random.default_rng(seed + 100))
+    # the per-user draws of every user: the step draws them only for those concerned
+    u, v, w, x = (streams.uniform(p, 1, n) for p in (purposes.REVIEW_ASK, purposes.REVIEW_PASS,
+                                                     purposes.SIGNAL, purposes.SIGNAL_LEVEL))
+    fraud.month(fb, pop, spec, day=10, year=2025, streams=streams, month=1)
     ref = fraud.FraudBook(fb.fraudster, level0.copy(), fb.hidden_until, fb.reviews_year,
                           fb.reviews_total, fb.blocks, fb.last_blocked_day, 2025)
     # reviews first (unchanged code path), then the signals on the reviewed levels

@@ -71,7 +71,8 @@ def test_common_random_numbers_shrink_the_interval_of_the_difference(baseline_pa
 
 
 def test_compare_cli_writes_tables_and_verdict(tmp_path, baseline_path):
-    res = CliRunner().invoke(app, ["compare", str(baseline_path), str(baseline_path),
+    other = baseline_path.parent / "conservative.yaml"
+    res = CliRunner().invoke(app, ["compare", str(baseline_path), str(other),
                                    "--reps", "2", "--users", "5000", "--quarters", "2",
                                    "--workers", "1", "--quiet", "--out", str(tmp_path / "c")])
     assert res.exit_code == 0, res.output
@@ -182,7 +183,8 @@ def test_verdict_breaks_a_tie_in_time_by_the_lower_default_rate():
 @pytest.mark.parametrize("command", ["compare", "sweep"])
 def test_numeric_trouble_in_a_run_is_one_message_not_a_traceback(tmp_path, baseline_path,
                                                                   command):
-    args = ([command, str(baseline_path), str(baseline_path), "--reps", "1"]
+    args = ([command, str(baseline_path), str(baseline_path.parent / "conservative.yaml"),
+             "--reps", "1"]
             if command == "compare" else
             [command, str(baseline_path), "--grid", "risk.monthly_hazard=0.01,0.6"])
     res = CliRunner().invoke(app, [*args, "--users", "2000", "--quarters", "1", "--workers",

@@ -78,7 +78,7 @@ def test_a_closed_user_loses_access_and_never_regains_it_at_a_reevaluation():
     invites.close(pop, users)
     assert not pop.invited[users].any() and pop.closed[users].all()
     reevaluation.reevaluate(pop, s.scenario, s.state.cutoff, s.holdout,
-                            np.random.default_rng(1))
+                            s.streams, 3)
     assert not pop.invited[users].any() and not pop.eligible[users].any()
     assert (pop.vintage[users] == 0).all()  # still counted in the vintage they joined
 
@@ -113,7 +113,7 @@ def test_reevaluation_revokes_exactly_the_invited_no_longer_eligible_except_hold
     invites.invite(pop, np.arange(pop.n), 0)  # everyone, eligible or not
     s.holdout[:50] = True
     change = reevaluation.reevaluate(pop, s.scenario, s.state.cutoff, s.holdout,
-                                     np.random.default_rng(2))
+                                     s.streams, 3)
     assert not (pop.invited & ~pop.eligible & ~s.holdout).any()
     assert pop.invited[:50].all()
     assert np.array_equal(change.lost, ~pop.eligible & ~s.holdout)

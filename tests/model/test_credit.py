@@ -143,7 +143,8 @@ def test_no_limit_above_the_caps(stressed):
 
 
 def test_first_limits_in_range_and_county_halved():
-    changes = {**single_vintage(users=20_000), "credit.limits.cut_on_delinquency": 0.0}
+    changes = {**single_vintage(users=20_000), "credit.limits.cut_on_delinquency": 0.0,
+               "reporting.run_off_months": 0}
     res = run(scenario(changes), seed=5, quarters=1)
     book, pop, sc = res.book, res.population, res.scenario
     opened = book.opened
@@ -195,22 +196,34 @@ def test_baseline_default_and_loss_rates_are_plausible():
         assert {"default_rate_12m", "loss_rate", "net_income"} <= set(q)
 
 
-def test_capital_cap_stops_new_invitations_and_flags_the_month():
+def test_capital_cap_stops_invitations_raises_and_draws_and_flags_the_month():
+    """While outstanding is at the capital limit no batch goes out, no limit rises and no new
+    draw is made: outstanding never exceeds the limit by more than one month's interest."""
+    limit = 1.0e8  # 100 m CNY of outstanding at most
     changes = {"population.users": 10_000, "capital.equity": 1.0e7,
-               "capital.max_leverage": 10.0}  # 100 m CNY of outstanding at most
+               "capital.max_leverage": 10.0, "reporting.run_off_months": 6}
     res = run(scenario(changes), seed=2, quarters=2)
     m = res.monthly
     assert m["capital_bound"].any()
     first = int(m.loc[m["capital_bound"], "month"].min())
-    # binding is decided on the balance: once over the cap, no batch is sent any more
-    over = m.loc[m["outstanding"] >= 1.0e8, "month"]
-    assert not over.empty and int(over.min()) <= first
-    later = m[m["month"] > int(over.min())]
+    later = m[m["month"] > first]
     assert (later["new_invites"] == 0).all() and (later["batches"] == 0).all()
+    # month-end outstanding is at most the limit (draws are scaled to the room left) ...
+    assert (m["outstanding"] <= limit * (1 + 1e-9)).all()
+    # ... and within a month only interest can push it over: opening + interest <= limit +
+    # that month's interest
+    assert (m["opening_balance"] <= limit * (1 + 1e-9)).all()
+    bound = m[m["capital_bound"]]
+    assert (bound["opening_balance"] + bound["interest_revenue"]
+            <= limit + bound["interest_revenue"] + 1.0).all()
+    # a month that opens at the limit (the month before was bound) raises no limit
+    opens_bound = m[m["capital_bound"].shift(fill_value=False).to_numpy(dtype=bool)]
+    assert not opens_bound.empty and (opens_bound["limit_raises"] == 0).all()
     free = run(scenario({**changes, "capital.equity": None, "capital.max_leverage": None}),
                seed=2, quarters=2)
     assert not free.monthly["capital_bound"].any()
     assert free.monthly["invited"].iloc[-1] > m["invited"].iloc[-1]
+    assert free.monthly["outstanding"].max() > 1.5 * limit
 
 
 def test_macro_shock_raises_hazard_in_its_window():

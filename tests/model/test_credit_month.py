@@ -25,12 +25,12 @@ def ran():
 
 def _months(s: Simulation, count: int):
     """Drive ``count`` more credit months on ``s``'s book; yield (before, flows, after)."""
-    rng = np.random.default_rng(7)
     day = s.horizon
     for m in range(count):
         before = s.book.balance.copy(), s.book.cum_draw.copy(), s.book.cum_loss.copy()
         flows = credit.month(s.book, s.pop, s.scenario, month=7 + m, day=day, days=30,
-                             date=s.date(day), visible=s.visible(), macro=1.0, rng=rng)
+                             date=s.date(day), visible=s.visible(), macro=1.0,
+                             streams=s.streams)
         day += 30
         yield before, flows, s.book
 

@@ -11,6 +11,7 @@ from credit_helpers import scenario
 from sim import run
 from sim.engine.simulation import Simulation
 from sim.model import fraud
+from sim.model.streams import Streams
 from sim.scenario import Fraud
 
 
@@ -35,13 +36,14 @@ def test_r2_reviews_at_most_two_per_calendar_year(sim_):
     fb, pop = sim_.fraud, sim_.pop
     rules = spec(review_success=0.0, appeal_rate=1.0, max_reviews_per_year=2)
     fb.level[:] = fraud.R2
-    rng = np.random.default_rng(1)
+    streams = Streams(1)
     for month in range(12):  # every month of 2025: everyone asks, nobody passes
-        fraud.month(fb, pop, rules, day=30 * month, year=2025, rng=rng)
+        fraud.month(fb, pop, rules, day=30 * month, year=2025,
+                    streams=streams, month=month + 1)
         assert fb.reviews_year.max() <= 2
     assert np.all(fb.reviews_total == 2)
     assert np.all(fb.level == fraud.R2) and pop.hidden.all()
-    fraud.month(fb, pop, rules, day=365, year=2026, rng=rng)  # a new allowance
+    fraud.month(fb, pop, rules, day=365, year=2026, streams=streams, month=13)  # a new allowance
     assert np.all(fb.reviews_total == 3) and np.all(fb.reviews_year == 1)
 
 
@@ -51,7 +53,7 @@ def test_r2_review_succeeds_at_the_scenario_rate(sim_):
     fb.fraudster[:] = False
     fb.level[:] = fraud.R2
     flows = fraud.month(fb, pop, spec(review_success=0.68), day=0, year=2025,
-                            rng=np.random.default_rng(2))
+                            streams=Streams(2), month=1)
     n = fb.n
     assert flows["reviews"] == n
     share = np.count_nonzero(fb.level == fraud.NONE) / n
@@ -65,30 +67,33 @@ def test_fraudsters_never_pass_review(sim_):
     fb.fraudster[:] = True
     fb.level[:] = fraud.R2
     fraud.month(fb, pop, spec(review_success=1.0), day=0, year=2025,
-                    rng=np.random.default_rng(3))
+                    streams=Streams(3), month=1)
     assert np.all(fb.level == fraud.R2)
 
 
 def test_r1_hides_then_restores_by_itself(sim_):
     fb, pop = sim_.fraud, sim_.pop
-    rng = np.random.default_rng(4)
-    fraud.month(fb, pop, spec(r1_rate=1.0, r1_hidden_days=30), day=0, year=2025, rng=rng)
+    streams = Streams(4)
+    fraud.month(fb, pop, spec(r1_rate=1.0, r1_hidden_days=30), day=0, year=2025,
+                streams=streams, month=1)
     assert np.all(fb.level == fraud.R1) and pop.hidden.all()
     assert not (sim_.visible()).any()  # hidden users do not see the entry
-    fraud.month(fb, pop, spec(), day=29, year=2025, rng=rng)
+    fraud.month(fb, pop, spec(), day=29, year=2025, streams=streams, month=2)
     assert pop.hidden.all()
-    fraud.month(fb, pop, spec(), day=30, year=2025, rng=rng)
+    fraud.month(fb, pop, spec(), day=30, year=2025, streams=streams, month=3)
     assert not pop.hidden.any() and np.all(fb.level == fraud.NONE)
 
 
 def test_r3_closes_for_good(sim_):
     fb, pop = sim_.fraud, sim_.pop
     fb.fraudster[:] = False
-    rng = np.random.default_rng(5)
-    fraud.month(fb, pop, spec(r3_rate=1.0), day=0, year=2025, rng=rng)
+    streams = Streams(5)
+    fraud.month(fb, pop, spec(r3_rate=1.0), day=0, year=2025,
+                streams=streams, month=1)
     assert pop.closed.all() and not pop.invited.any() and not pop.hidden.any()
     for month in range(1, 13):
-        fraud.month(fb, pop, spec(), day=30 * month, year=2025 + month // 12, rng=rng)
+        fraud.month(fb, pop, spec(), day=30 * month, year=2025 + month // 12,
+                    streams=streams, month=month + 1)
     assert pop.closed.all() and np.all(fb.level == fraud.R3)
 
 
@@ -96,7 +101,7 @@ def test_signal_rates_follow_the_scenario(sim_):
     fb, pop = sim_.fraud, sim_.pop
     fb.fraudster[:] = False
     rules = spec(r1_rate=0.05, r2_rate=0.03, r3_rate=0.02)
-    flows = fraud.month(fb, pop, rules, day=0, year=2025, rng=np.random.default_rng(6))
+    flows = fraud.month(fb, pop, rules, day=0, year=2025, streams=Streams(6), month=1)
     n = fb.n
     for key, p in (("r1_signals", 0.05), ("r2_signals", 0.03), ("r3_signals", 0.02)):
         se = math.sqrt(p * (1 - p) / n)

@@ -52,7 +52,8 @@ def test_ramp_steps_keep_every_user_of_the_smaller_step(baseline_path):
     assert first.sum() > 0
     assert not (first & ~second).any() and not (second & ~third).any()
     assert second.sum() > 1.5 * first.sum()
-    bucket = invites.sticky_bucket(sc.population.users, "tier-first:ramp")
+    bucket = invites.sticky_bucket(sc.population.users,
+                                   invites.salt_of(sc.rollout, sc.rollout.phases[0]))
     assert (bucket[first] < 1000).all()
 
 

@@ -1,0 +1,62 @@
+"""Per-user random numbers (issue 13): a user's draw is keyed by (seed, purpose, month, sub)
+and its index, never by which other users are drawn or in what order."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import betaincinv
+
+from sim.model import streams as purposes
+from sim.model.streams import Streams, beta2_quantile, poisson_quantile
+
+
+def test_a_users_draw_is_the_same_alone_with_others_and_in_any_order():
+    s = Streams(11)
+    everyone = s.uniform(purposes.ROLL, 5, 10_000)
+    users = np.array([9_999, 3, 4_242, 17])
+    assert np.array_equal(s.uniform(purposes.ROLL, 5, users), everyone[users])
+    for user in users:
+        assert s.uniform(purposes.ROLL, 5, np.array([user]))[0] == everyone[user]
+    assert np.array_equal(s.uniform(purposes.ROLL, 5, users[::-1]), everyone[users][::-1])
+    # a larger population gives the first users the same draws
+    assert np.array_equal(s.uniform(purposes.ROLL, 5, 20_000)[:10_000], everyone)
+    # another draw in between changes nothing (no shared state)
+    s.normal(purposes.DRIFT, 5, 1_000)
+    assert np.array_equal(s.uniform(purposes.ROLL, 5, users), everyone[users])
+
+
+def test_seed_purpose_month_and_sub_key_give_independent_draws():
+    n = 50_000
+    base = Streams(1).uniform(purposes.MISS, 3, n)
+    others = [Streams(2).uniform(purposes.MISS, 3, n), Streams(1).uniform(purposes.ROLL, 3, n),
+              Streams(1).uniform(purposes.MISS, 4, n),
+              Streams(1).uniform(purposes.MISS, 3, n, sub=1)]
+    for other in others:
+        assert abs(np.corrcoef(base, other)[0, 1]) < 4 / math.sqrt(n)
+    with pytest.raises(ValueError, match="unknown purpose"):
+        Streams(1).uniform("no.such.purpose", 1, 3)
+
+
+def test_uniforms_are_uniform_in_the_open_interval_and_normals_normal():
+    s = Streams(3)
+    u = s.uniform(purposes.REPAY, 1, 200_000)
+    assert u.min() > 0.0 and u.max() < 1.0
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    z = s.normal(purposes.DRIFT, 1, 200_000)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.05, 0.8, 6.0, 60.0])
+def test_poisson_by_inversion_is_the_poisson_quantile(lam):
+    u = Streams(4).uniform(purposes.DEVICE_SWITCHES, 1, 20_000)
+    assert np.array_equal(poisson_quantile(lam, u), stats.poisson.ppf(u, lam).astype(int))
+
+
+@pytest.mark.parametrize("b", [1e-9 + 0.2, 0.5, 2.4444, 9.0, 60.0])
+def test_beta2_by_inversion_is_the_beta_quantile(b):
+    u = Streams(5).uniform(purposes.DRAW_SHARE, 1, 20_000)
+    assert np.abs(beta2_quantile(b, u) - betaincinv(2.0, b, u)).max() < 1e-9
