@@ -97,6 +97,10 @@ class Reporting(_Model):
     crosses: list[tuple[str, str]] = [("archetype", "region"), ("version", "device_grade")]
     #: The planner's coverage target (share of the population invited), marked on the charts.
     target_coverage: float | None = Field(default=None, gt=0, le=1)
+    #: The risk budget of ``greysim compare``'s verdict: the highest acceptable cumulative
+    #: default per opened line at 12 months on book (pooled over the batches that reached it,
+    #: at every month end along the path; see docs/decisions.md). None: no budget.
+    max_default_rate: float | None = Field(default=None, gt=0, lt=1)
 
     @field_validator("crosses")
     @classmethod
