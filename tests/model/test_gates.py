@@ -130,13 +130,13 @@ def test_vintage_reading_pools_the_newest_seasoned_vintages_per_opened_line():
     assert newest.value == 1.0 and newest.lines == 2 and newest.accounts == 20
     pooled = gates.vintage_reading(vintage, late, opened, ids, ages, 3, 4, weight=10)
     assert pooled.value == pytest.approx(3 / 5) and pooled.lines == 5
-    assert pooled.upper > pooled.value and pooled.lines_sent == 6
+    assert pooled.upper > pooled.value and pooled.lines_sent == 8
     young = gates.vintage_reading(vintage, late, opened, ids, ages, 6, 0, weight=10)
     assert young.vintage == -1
     gate = Gate(name="g", metric="vintage_dpd30", threshold=0.8, min_lines=6)
     assert gates.judge(gate, young) == "inconclusive"
     assert gates.judge(gate, pooled) == "inconclusive"  # 5 < 6 lines
-    assert gates.judge(gate.model_copy(update={"min_lines": 7}), pooled) == "canary"
+    assert gates.judge(gate.model_copy(update={"min_lines": 9}), pooled) == "canary"
     loose = gate.model_copy(update={"min_lines": 0})
     assert gates.min_lines(loose) == gates.lines_to_pass_one(0.8, 0.95) == 4
     assert gates.judge(loose, pooled) == "fail"  # 3 of 5: the upper bound 0.92 is over 0.8
