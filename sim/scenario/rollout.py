@@ -51,8 +51,9 @@ class Gate(_Model):
     batches go out unjudged (the canary) until they hold ``min_lines``. ``min_lines`` counts
     simulated lines (the sample the rate comes from); the gate judges at least as many lines
     as it takes for a single 30+ line to leave the bound under the threshold, whatever
-    ``min_lines`` says, so one simulated default cannot fail it. ``capital_use`` judges outstanding over the capital limit
-    (``capital``). A ``dry_run`` gate records what it would have decided without acting.
+    ``min_lines`` says, so one simulated default cannot fail it. ``capital_use`` judges
+    outstanding over the capital limit (``capital``). A ``dry_run`` gate records what it
+    would have decided without acting.
     """
 
     name: str
