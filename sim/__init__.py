@@ -18,6 +18,7 @@ _HOME = {
     "run": "sim.experiments.runs",
     "compare": "sim.experiments.compare",
     "Comparison": "sim.experiments.compare",
+    "Verdict": "sim.experiments.compare",
     "sweep": "sim.experiments.sweep",
     "Sweep": "sim.experiments.sweep",
     "calibrate": "sim.experiments.calibrate",

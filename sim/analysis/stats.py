@@ -10,14 +10,25 @@
 * :func:`minimum_detectable_difference`: the smallest difference in a proportion that a
   two-sided test at level ``alpha`` detects with the given power at the arms' sizes.
 
-They are textbook large-sample formulas on plain numbers and arrays; nothing here reads a
-table or a file.
+* :func:`paired_p_value`: the two-sided paired t-test of replication differences;
+* :func:`holm`: Holm's step-down adjustment of many p-values (family-wise error control);
+* :func:`clopper_pearson`: the exact interval of a proportion (small cells);
+* :func:`upper_bound` / :func:`lower_bound`: the one-sided Clopper-Pearson bounds the gates
+  use (defined in :mod:`sim.model.gates`, the model may not import analysis; re-exported).
+
+They are textbook formulas on plain numbers and arrays; nothing here reads a table or a file.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
+
+from sim.model.gates import lower_bound, upper_bound
+
+__all__ = ["t_half_width", "interval", "two_proportion_interval", "mean_difference_interval",
+           "srm_test", "minimum_detectable_difference", "paired_p_value", "holm",
+           "clopper_pearson", "upper_bound", "lower_bound"]
 
 
 def t_half_width(sd, n, level: float = 0.95):
@@ -79,11 +90,66 @@ def srm_test(counts, shares) -> tuple[float, float]:
 
 
 def minimum_detectable_difference(p: float, n1: float, n2: float, alpha: float = 0.05,
-                                  power: float = 0.80) -> float:
-    """Smallest difference from a base rate ``p`` that a two-sided two-proportion z-test at
-    ``alpha`` detects with ``power``, with ``n1`` and ``n2`` units in the arms:
-    ``(z[1 - alpha/2] + z[power]) * sqrt(p (1 - p) (1/n1 + 1/n2))``."""
-    if n1 <= 0 or n2 <= 0 or not np.isfinite(p):
+                                  power: float = 0.80, direction: str = "increase") -> float:
+    """Smallest change ``d`` from a base rate ``p`` (arm 1) that a two-sided two-proportion
+    z-test at ``alpha`` detects with ``power``, with ``n1`` and ``n2`` units in the arms.
+
+    Exact for the z-test (no equal-variance shortcut): the test's critical value uses the
+    pooled variance under the null, the power the unpooled variance under the alternative
+    ``p2 = p + d`` (``p - d`` for ``direction="decrease"``), and ``d`` solves
+    ``z[1-alpha/2] sqrt(pbar(1-pbar)(1/n1+1/n2)) + z[power] sqrt(p(1-p)/n1 + p2(1-p2)/n2) = d``.
+    An increase of a small rate has the larger variance, so it needs the larger ``d``.
+    """
+    if n1 <= 0 or n2 <= 0 or not np.isfinite(p) or not 0.0 < p < 1.0:
         return float("nan")
-    z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
-    return float(z * np.sqrt(p * (1.0 - p) * (1.0 / n1 + 1.0 / n2)))
+    za, zb = stats.norm.ppf(1.0 - alpha / 2.0), stats.norm.ppf(power)
+    sign = 1.0 if direction == "increase" else -1.0
+    room = (1.0 - p) if sign > 0 else p
+
+    def gap(d: float) -> float:
+        p2 = p + sign * d
+        pbar = (n1 * p + n2 * p2) / (n1 + n2)
+        null = za * np.sqrt(pbar * (1.0 - pbar) * (1.0 / n1 + 1.0 / n2))
+        alt = zb * np.sqrt(p * (1.0 - p) / n1 + p2 * (1.0 - p2) / n2)
+        return null + alt - d
+
+    hi = room * (1.0 - 1e-12)
+    if gap(hi) > 0:
+        return float("nan")  # not even the largest possible change is detectable
+    return float(optimize.brentq(gap, 1e-15, hi, xtol=1e-12))
+
+
+def paired_p_value(differences) -> float:
+    """Two-sided p-value of the paired t-test that the mean difference is 0: 1 when every
+    difference is exactly 0 (no evidence), nan with fewer than 2 finite differences."""
+    d = np.asarray(differences, dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan")
+    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # no spread: no t statistic
+        return 1.0 if np.all(d == 0) else 0.0
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def holm(p_values, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down adjustment: adjusted p-values and which are significant at ``alpha``
+    family-wise. nan p-values are left out of the family (and never significant)."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        steps = np.maximum.accumulate((m - np.arange(m)) * p[order])
+        adjusted[order] = np.minimum(steps, 1.0)
+    return adjusted, np.isfinite(adjusted) & (adjusted <= alpha)
+
+
+def clopper_pearson(successes: float, trials: float,
+                    level: float = 0.95) -> tuple[float, float, float]:
+    """A proportion and its exact two-sided Clopper-Pearson interval; nan without trials."""
+    if trials <= 0:
+        return float("nan"), float("nan"), float("nan")
+    tail = 0.5 + level / 2.0
+    return (float(successes / trials), lower_bound(successes, trials, tail),
+            upper_bound(successes, trials, tail))

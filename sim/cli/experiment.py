@@ -43,7 +43,9 @@ if TYPE_CHECKING:
     from sim.experiments.sweep import Design
 
 FORMATS = {"default_rate_12m": share, "loss_rate": share, "net_income": billions,
-           "peak_outstanding": billions, "quarters_to_target": lambda x: f"{x:.2f}"}
+           "peak_outstanding": billions, "quarters_to_target": lambda x: f"{x:.2f}",
+           "days_to_target": lambda x: f"{x:.0f}", "capital_bound_months": lambda x: f"{x:.1f}",
+           "vintages_12mob": lambda x: f"{x:.0f}", "capital_use_peak": share}
 
 
 def compare_command(
@@ -51,11 +53,13 @@ def compare_command(
     reps: Annotated[int, typer.Option(help="Replications per strategy.", min=1)] = 5,
     users: UsersOpt = None,
     quarters: QuartersOpt = None,
-    target: Annotated[float, typer.Option(help="Coverage target (share of population).",
-                                          min=0.0, max=1.0)] = 0.30,
+    target: Annotated[float | None, typer.Option(
+        help="Coverage target (share of population); default: the first scenario's "
+        "reporting.target_coverage, else 0.30.", min=0.0, max=1.0)] = None,
     coverage: CoverageOpt = "invited",
     max_default_rate: Annotated[float | None, typer.Option(
-        help="Default budget: highest acceptable 12-month default rate.", min=0.0,
+        help="Risk budget: highest acceptable cumulative default at 12 months on book per "
+        "opened line (docs/decisions.md); default: reporting.max_default_rate.", min=0.0,
         max=1.0)] = None,
     set_: SetOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder to write.")] = None,
@@ -93,8 +97,10 @@ def compare_command(
                          progress=progress, common_random_numbers=not independent)
     write_folder(dest, kind="comparison", force=force, tables=result.tables(),
                  jsons={"summary": {"scenario": "comparison of " + ", ".join(result.strategies),
-                                    "verdict": result.verdict, "target": target,
-                                    "coverage": coverage, "max_default_rate": max_default_rate,
+                                    "verdict": result.verdict.text,
+                                    "decision": result.verdict.to_dict(),
+                                    "target": result.target, "coverage": coverage,
+                                    "max_default_rate": result.max_default_rate,
                                     "reps": reps, "strategies": result.strategies,
                                     "notes": list(result.notes)},
                         "manifest": _manifest(scenarios, loaded, reps, quarters)},
@@ -105,8 +111,20 @@ def compare_command(
         out.print(table)
     for note in result.notes:
         out.print(Text.assemble(("note:", "yellow"), " ", note))
-    out.print(Text.assemble(("verdict:", "bold"), " ", result.verdict))
+    print_verdict(result.verdict)
     out.print(f"wrote {dest}")
+
+
+def print_verdict(verdict) -> None:
+    """The verdict, each strategy's reason and the warnings, as plain text."""
+    for warning in verdict.warnings:
+        out.print(Text.assemble(("warning:", "bold yellow"), " ", warning), soft_wrap=True)
+    for name, reason in verdict.reasons.items():
+        role = ("winner" if name == verdict.winner else
+                "runner-up" if name == verdict.runner_up else "")
+        out.print(Text.assemble(("  " + name, "bold"), f" ({role})" if role else "", ": ",
+                                reason), soft_wrap=True)
+    out.print(Text.assemble(("verdict:", "bold"), " ", verdict.text), soft_wrap=True)
 
 
 def sweep_command(
@@ -266,13 +284,14 @@ def strategy_tables(summary: pd.DataFrame) -> list[Table]:
     for name, rows in summary.groupby("strategy", sort=False):
         table = Table(title=f"strategy '{name}'", title_justify="left")
         for header in ("metric", "mean", "95% interval",
-                       f"difference to '{first}'", "95% interval"):
+                       f"difference to '{first}'", "95% interval", "significant (Holm)"):
             table.add_column(header, justify="right" if header != "metric" else "left")
         for r in rows.itertuples():
             table.add_row(r.metric.replace("_", " "), _fmt(r.metric, r.mean),
                           _span(r.metric, r.ci_low, r.ci_high),
                           "" if name == first else _fmt(r.metric, r.diff),
-                          "" if name == first else _span(r.metric, r.diff_ci_low, r.diff_ci_high))
+                          "" if name == first else _span(r.metric, r.diff_ci_low, r.diff_ci_high),
+                          "yes" if getattr(r, "significant", False) else "")
         tables.append(table)
     return tables
 

@@ -95,6 +95,10 @@ def run_command(
     dest = write_run(result, out_dir, force=force, finish=None if no_report else write_report)
     for table in summary_tables(result):
         out.print(table)
+    for line in ab_lines(result):
+        out.print(line, soft_wrap=True)
+    for table in ab_tables(result):
+        out.print(table)
     out.print(headline(result))
     for warning in result.summary.get("warnings", []):
         out.print(Text.assemble(("warning:", "bold yellow"), " ", warning), highlight=False,
@@ -191,6 +195,69 @@ def summary_tables(result: Result) -> list[Table]:
                      COVERAGE_COLUMNS),
               _table("credit", s["quarters"], CREDIT_COLUMNS)]
     return [t for t in tables if t is not None]
+
+
+def ab_tables(result: Result) -> list[Table]:
+    """With A/B arms: one row per arm (users, invited, default rates, holdout with its
+    interval), then each arm's differences to the control with their 95% intervals."""
+    ab = result.summary.get("ab")
+    if not ab:
+        return []
+    from rich.table import Table
+
+    arms = Table(title="A/B arms (simulated users)", title_justify="left")
+    for header in ("arm", "users", "ever invited", "default rate / invited",
+                   "defaults / assigned user", "holdout default rate (95% CP)"):
+        arms.add_column(header, justify="left" if header == "arm" else "right")
+    for name, a in ab["arms"].items():
+        h = a["holdout"]
+        hold = "" if not h["users"] else (
+            f"{h['default_users']}/{h['users']} = {_opt(h['default_rate'])} "
+            f"({_opt(h['ci_low'])} to {_opt(h['ci_high'])})")
+        arms.add_row(name, f"{a['users']:,}", f"{a['ever_invited_users']:,}",
+                     _opt(a["default_rate"]), _opt(a["defaults_per_user"]), hold)
+    diffs = Table(title=f"A/B differences to '{ab['control']}' ({ab['level']:.0%} intervals; "
+                        f"MDE at alpha {ab['alpha']:g}, power {ab['power']:.0%})",
+                  title_justify="left")
+    for header in ("arm", "figure", "difference", "interval"):
+        diffs.add_column(header, justify="left" if header in ("arm", "figure") else "right")
+    labels = {"invited_share": "invited share", "default_rate": "default rate / invited",
+              "defaults_per_user": "defaults / assigned user (ITT)",
+              "loss_per_invited": "loss CNY / invited"}
+    for name, a in ab["arms"].items():
+        vs = a.get("vs_control")
+        if not vs:
+            continue
+        for key, label in labels.items():
+            d = vs[key]
+            money = key == "loss_per_invited"
+            f = (lambda x: f"{x:+.2f}") if money else (lambda x: f"{x:+.3%}")
+            diffs.add_row(name, label, "" if d["diff"] is None else f(d["diff"]),
+                          "" if d["ci_low"] is None else f"{f(d['ci_low'])} to {f(d['ci_high'])}")
+        diffs.add_row(name, "detectable default-rate rise (real / simulated arms)",
+                      _opt(vs["mde_default_rate"], 4), _opt(vs["mde_default_rate_simulated"], 4))
+    return [arms, diffs]
+
+
+def ab_lines(result: Result) -> list[Text]:
+    """The sample-ratio checks, one line each; a mismatch in red."""
+    ab = result.summary.get("ab")
+    if not ab:
+        return []
+    srm = ab["srm"]
+    lines = []
+    checks = [("assignment", srm["assignment"]), *srm["exposure"].items()]
+    for kind, entry in checks:
+        p = entry["p_value"]
+        flag = ("SRM MISMATCH", "bold red") if entry["mismatch"] else ("ok", "green")
+        lines.append(Text.assemble("sample ratio (", kind, f"): {entry['counts']} against "
+                                   f"{srm['shares']}, p = ",
+                                   "n/a" if p is None else f"{p:.3g}", " ", flag))
+    return lines
+
+
+def _opt(x, digits: int = 2) -> str:
+    return "" if x is None else f"{100 * x:.{digits}f}%"
 
 
 def headline(result: Result) -> str:

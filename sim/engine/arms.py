@@ -9,11 +9,21 @@ import numpy as np
 import pandas as pd
 
 from sim.model.credit import Book
+from sim.model.invites import assign_arms
 from sim.model.population import Population
+from sim.scenario import AB
 
 ARM_COLUMNS = ("arm", "share", "users", "accounts", "invited", "visible", "borrowers",
                "ever_invited", "defaults", "default_rate", "default_rate_12m", "loss",
                "holdout", "holdout_defaults", "holdout_default_rate")
+
+
+def assignment(n: int, ab: AB, seed: int) -> np.ndarray:
+    """Every simulated user's A/B arm: a stable hash of user id, the test's ``salt`` and the
+    replication's ``seed``. A simulated user id names a different synthetic person in every
+    replication, so the split must be redrawn with the seed too: hashing the salt alone gave
+    the same arm sizes (and the same sample-ratio p-value) in every replication."""
+    return assign_arms(n, f"{ab.salt}/seed={seed}", [a.share for a in ab.arms.values()])
 
 
 def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,

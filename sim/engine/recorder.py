@@ -46,7 +46,8 @@ MONEY = {"opening_balance", "draws", "interest_revenue", "repayments", "charge_o
          "stage3", "ead", "funding_cost"}
 UNWEIGHTED = {"macro_factor", "capital_bound", "capital_limit"}  # capital_limit: CNY, NaN if none
 VINTAGE_COLUMNS = ("vintage", "vintage_date", "date", "month", "mob", "accounts", "opened",
-                   "outstanding", "dpd30_rate", "dpd90_cum_rate", "loss_rate", "immature")
+                   "outstanding", "dpd30_rate", "dpd90_cum_rate", "loss_rate", "immature",
+                   "defaults", "opened_defaults", "dpd30_opened", "drawn", "loss")
 
 
 def band_labels(edges: list[float]) -> tuple[str, ...]:
@@ -410,6 +411,11 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     Rates are per account of the vintage (every invited user of the batch), so the cumulative
     default rate of a vintage can only grow; ``loss_rate`` is net charge-off loss over the
     amount drawn. Cells younger than ``maturity`` months on book are ``immature``.
+
+    The counts behind the per-opened-line rates are recorded too (weighted, money in CNY):
+    ``defaults`` (ever defaulted), ``opened_defaults`` (ever defaulted among users who opened
+    a line), ``dpd30_opened`` (30+ now among them), ``drawn`` and ``loss``; the analysis
+    divides them (:mod:`sim.analysis.metrics`), the engine only counts.
     """
     k = len(batches)
     if k == 0:
@@ -426,6 +432,9 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     opened = count(arrays["opened"])
     dpd30 = count(arrays["dpd30"])
     ever = count(arrays["ever_default"])
+    opened_mask = arrays["opened"]
+    ever_opened = count(arrays["ever_default"] & opened_mask)
+    dpd30_opened = count(arrays["dpd30"] & opened_mask)
     balance = count(arrays["balance"])
     drawn = count(arrays["cum_draw"])
     loss = count(arrays["cum_loss"])
@@ -446,6 +455,11 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
             "dpd90_cum_rate": ever[i] / n if n else np.nan,
             "loss_rate": loss[i] / drawn[i] if drawn[i] > 0 else np.nan,
             "immature": mob < maturity,
+            "defaults": ever[i] * weight,
+            "opened_defaults": ever_opened[i] * weight,
+            "dpd30_opened": dpd30_opened[i] * weight,
+            "drawn": drawn[i] * weight / 100.0,
+            "loss": loss[i] * weight / 100.0,
         })
     return rows
 

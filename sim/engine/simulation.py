@@ -152,8 +152,7 @@ class Simulation:
         self.plans = scenario.strategies()  # A/B arm name -> its strategy
         self.arm_names = tuple(self.plans)
         self.arm = (np.zeros(self.pop.n, dtype=np.int8) if scenario.ab is None else
-                    invites.assign_arms(self.pop.n, scenario.ab.salt,
-                                        [a.share for a in scenario.ab.arms.values()]))
+                    arms.assignment(self.pop.n, scenario.ab, self.seed))
         self.holdout = np.zeros(self.pop.n, dtype=bool)
         self.gate_rows: list[dict] = []
         self.timings["setup"] = time.perf_counter() - started
@@ -250,11 +249,11 @@ class Simulation:
         """Judge the gates before a batch (:func:`gates.check`); record each decision."""
         name = self.arm_names[arm]
         done = bisect.bisect_right(self.month_ends, day)  # month-end snapshots so far
-        ids, ages, sent = gates.sent_vintages(self.state.batches, self.state.batch_months, name,
-                                              done)
+        ids, ages, _ = gates.sent_vintages(self.state.batches, self.state.batch_months, name,
+                                           done)
         verdict, rows = gates.check(
             plan, phase, state, vintage=self.pop.vintage, dpd30=credit.dpd30(self.book),
-            ids=ids, ages=ages, sent=sent, weight=self.pop.weight,
+            opened=self.book.opened, ids=ids, ages=ages, weight=self.pop.weight,
             capital_use=lambda: gates.capital_reading(
                 capital.outstanding(self.book, self.pop.weight), self.max_outstanding))
         self.gate_rows += [gates.row(date, name, phase.name, g, scope, reading, decision, act,

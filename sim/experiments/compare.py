@@ -4,14 +4,16 @@ differences, swap sets and a verdict, held by a :class:`Comparison`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sim.analysis.stats import interval
+from sim.analysis import metrics as defs
+from sim.analysis.stats import holm, interval, paired_p_value
 from sim.engine.summary import horizon_rows
 from sim.errors import OptionError
 from sim.experiments.runs import (
@@ -48,7 +50,7 @@ class Comparison:
     swap_sets: pd.DataFrame
     metrics: pd.DataFrame
     vintages: pd.DataFrame | None
-    verdict: str
+    verdict: Verdict
     notes: tuple[str, ...] = ()  # what could not be computed, and why
 
     @property
@@ -76,12 +78,14 @@ class Comparison:
             q = row["quarters_to_target"]
             text = f"  {name}: " + (f"target in quarter {q:.2f}" if np.isfinite(q) else
                                    "target not reached")
-            if "default_rate_12m" in row:
-                text += f", 12-month default rate {row['default_rate_12m']:.2%}"
+            risk = f"default_{defs.RISK_MOB}mob_opened"
+            if risk in row and np.isfinite(row[risk]):
+                text += (f", default at {defs.RISK_MOB} months on book {row[risk]:.2%} "
+                         "per opened line")
             lines.append(text)
         if len(self.strategies) > 8:
             lines.append(f"  ... and {len(self.strategies) - 8} more")
-        return "\n".join([*lines, f"verdict: {self.verdict}"])
+        return "\n".join([*lines, f"verdict: {self.verdict.text}"])
 
 def quarter_ends(monthly: pd.DataFrame) -> pd.DataFrame:
     """The last month of every quarter, indexed by quarter."""
@@ -117,17 +121,35 @@ def run_metrics(monthly: pd.DataFrame, target: float, coverage: str = "invited")
     return out
 
 
+def decision_metrics(tables: dict[str, pd.DataFrame], target: float,
+                     coverage: str = "invited", mob: int = defs.RISK_MOB) -> dict:
+    """The figures the verdict reads from one run (defined in :mod:`sim.analysis.metrics`):
+    days to the target (interpolated), the lagged default rate at the horizon, capital use and
+    capital-bound months, and the vintage figures at fixed months on book (per opened line
+    and per invited user, pooled over the batches that reached them, and the peak of the
+    ``mob`` one along the path)."""
+    monthly = tables["metrics"]
+    out = {"days_to_target": defs.days_to_target(monthly, target, coverage)}
+    if "lagged_default_rate" in monthly:
+        out["lagged_default_rate"] = defs.lagged_default_rate(monthly)
+    out.update(defs.capital_figures(monthly))
+    out.update(defs.risk_figures(tables.get("vintages"), mob))
+    return out
+
+
 def metrics_table(outputs: Sequence[RunOutput], target: float,
-                  coverage: str = "invited") -> pd.DataFrame:
-    """One row per run: its labels and :func:`run_metrics`."""
-    rows = [{**o.labels, **run_metrics(o.tables["metrics"], target, coverage)}
-            for o in outputs]
+                  coverage: str = "invited", mob: int = defs.RISK_MOB) -> pd.DataFrame:
+    """One row per run: its labels, :func:`run_metrics` and :func:`decision_metrics`."""
+    rows = [{**o.labels, **run_metrics(o.tables["metrics"], target, coverage),
+             **decision_metrics(o.tables, target, coverage, mob)} for o in outputs]
     return pd.DataFrame(rows)
 
 
 def summarize_strategies(per_run: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     """Mean and 95% interval of every metric per strategy, and the paired difference to
-    ``baseline`` (the first strategy by default), replication by replication."""
+    ``baseline`` (the first strategy by default), replication by replication, with its paired
+    t-test p-value, the Holm-adjusted one over every challenger x metric (``p_holm``) and
+    whether it is ``significant`` at 5% family-wise."""
     strategies = list(dict.fromkeys(per_run["strategy"]))
     baseline = baseline or strategies[0]
     metrics = [c for c in per_run.columns if c not in ("strategy", "replication")]
@@ -139,54 +161,182 @@ def summarize_strategies(per_run: pd.DataFrame, baseline: str | None = None) -> 
             mean, lo, hi = interval(mine[metric].to_numpy())
             diff = (mine[metric] - ref[metric]).dropna()
             dmean, dlo, dhi = interval(diff.to_numpy())
+            p = paired_p_value(diff.to_numpy()) if name != baseline else math.nan
             rows.append({"strategy": name, "metric": metric, "mean": mean, "ci_low": lo,
                          "ci_high": hi, "diff": dmean, "diff_ci_low": dlo,
-                         "diff_ci_high": dhi, "replications": int(mine[metric].size)})
-    return pd.DataFrame(rows)
+                         "diff_ci_high": dhi, "replications": int(mine[metric].size),
+                         "p_value": p})
+    table = pd.DataFrame(rows)
+    # one family: every challenger x metric, Holm-adjusted (about 20 metrics x k strategies
+    # would otherwise flag a few differences by chance alone)
+    table["p_holm"], table["significant"] = holm(table["p_value"].to_numpy())
+    return table
 
 
-def verdict(summary: pd.DataFrame, target: float, max_default_rate: float | None,
-            coverage: str = "invited") -> str:
-    """Which strategy reaches the coverage target soonest within the default budget; a tie
-    goes to the lower 12-month default rate, then to the wider final coverage.
+def risk_metrics(mob: int) -> tuple[str, ...]:
+    """The risk measures whose paired differences decide "no clear difference" (Holm)."""
+    return (f"default_{mob}mob_opened", f"default_{mob}mob_opened_peak", "batch_loss_rate")
 
-    A strategy is within budget when the upper end of its 95% interval of the 12-month default
-    rate (its mean, with one replication) is at or under ``max_default_rate``.
+
+@dataclass(frozen=True, repr=False)
+class Verdict:
+    """Which strategy reaches the coverage target soonest inside the risk budget and the
+    capital limit, and why every other one is not it.
+
+    ``winner`` is the fastest eligible strategy (None when none is), ``runner_up`` the next
+    one; ``clear`` is False when the paired interval of their time to target holds 0 and no
+    risk difference between them is significant (Holm): then ``text`` says "no clear
+    difference". ``reasons`` has one line per strategy, with its figures against the limits.
     """
-    table = summary.pivot(index="strategy", columns="metric", values="mean")
-    upper = summary.pivot(index="strategy", columns="metric", values="ci_high")
-    order = list(dict.fromkeys(summary.strategy))
-    table, upper = table.loc[order], upper.loc[order]
-    within = pd.Series(True, index=table.index)
-    if max_default_rate is not None and "default_rate_12m" in table:
-        bound = upper["default_rate_12m"].fillna(table["default_rate_12m"])
-        within = bound <= max_default_rate
-    budget = "" if max_default_rate is None else f" within a 12-month default rate of " \
-                                                 f"{max_default_rate:.2%}"
-    goal = f"{target:.0%} {coverage} coverage"
-    candidates = table[within & np.isfinite(table["quarters_to_target"])]
-    if candidates.empty:
-        over = ", ".join(s for s in table.index if not within[s])
-        reason = f" ({over} over budget)" if over else ""
-        return f"No strategy reaches {goal}{budget} in every replication{reason}."
-    # ties in time go to the lower default rate, then to the wider final coverage
-    final = [c for c in table.columns if c.startswith(f"{coverage}_share_q")][-1]
-    ascending = {"quarters_to_target": True, "default_rate_12m": True, final: False}
-    keys = [k for k in ascending if k in candidates.columns]
-    best = candidates.sort_values(keys, ascending=[ascending[k] for k in keys]).index[0]
-    q = candidates.loc[best, "quarters_to_target"]
-    detail = ""
-    if "default_rate_12m" in table:
-        detail = f"; 12-month default rate {table.loc[best, 'default_rate_12m']:.2%}"
-    return (f"'{best}' reaches {goal} soonest{budget}: quarter {q:.1f} on average"
-            f"{detail}.")
 
+    winner: str | None
+    runner_up: str | None
+    clear: bool
+    reasons: dict[str, str]
+    text: str
+    measure: str
+    budget: float | None
+    target: float
+    coverage: str
+    warnings: tuple[str, ...] = ()
+    days: dict[str, list[float]] = field(default_factory=dict)  # mean, 95% low, high
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Verdict(winner={self.winner!r}, runner_up={self.runner_up!r}, " \
+               f"clear={self.clear}): {self.text}"
+
+    def to_dict(self) -> dict:
+        """The verdict as plain JSON values (for summary.json)."""
+        return {"winner": self.winner, "runner_up": self.runner_up, "clear": self.clear,
+                "text": self.text, "measure": self.measure, "budget": self.budget,
+                "target": self.target, "coverage": self.coverage,
+                "reasons": dict(self.reasons), "warnings": list(self.warnings),
+                "days_to_target": {k: [None if not math.isfinite(x) else x for x in v]
+                                   for k, v in self.days.items()}}
+
+
+def _days(x: float) -> str:
+    return "never" if not math.isfinite(x) else f"{x:.0f} days"
+
+
+def _span(lo: float, hi: float, fmt) -> str:
+    return f" (95% {fmt(lo)} to {fmt(hi)})" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2%}"
+
+
+def verdict(per_run: pd.DataFrame, target: float, max_default_rate: float | None,
+            coverage: str = "invited", mob: int = defs.RISK_MOB) -> Verdict:
+    """The verdict from the per-run table (:func:`metrics_table`).
+
+    A strategy is out when its outstanding exceeded the capital limit in any replication,
+    when its risk measure (the pooled cumulative default at ``mob`` months on book per opened
+    line, at its highest along the path) is over ``max_default_rate`` on average over the
+    replications, or when it does not reach the target in every replication. Among the others
+    the fewest mean days to the target wins; the runner-up is the next. The two are "no
+    clear difference" when the 95% paired interval of their days to target holds 0 and no
+    risk difference between them is significant after Holm's adjustment; a significant risk
+    difference with no difference in time makes the safer one the winner.
+    """
+    strategies = list(dict.fromkeys(per_run["strategy"]))
+    reps = int(per_run.groupby("strategy").size().min())
+    peak = f"default_{mob}mob_opened_peak"
+    measure = (f"cumulative default at {mob} months on book per opened line, pooled over the "
+               f"batches that reached {mob} months on book, at its highest along the path")
+    goal = f"{target:.0%} {coverage} coverage"
+    warnings: list[str] = []
+    if reps < 3:
+        warnings.append(f"only {reps} replication(s) per strategy: the intervals cannot "
+                        "decide; read the verdict as a point estimate and run --reps 5 or more")
+    runs = {n: per_run[per_run.strategy == n].sort_values("replication")
+            .set_index("replication") for n in strategies}
+    reasons, days, eligible = {}, {}, []
+    for name, rows in runs.items():
+        d = rows["days_to_target"].to_numpy(dtype=float)
+        dm, dlo, dhi = interval(d)
+        days[name] = [dm, dlo, dhi]
+        out = []
+        use = rows.get("capital_use_peak")
+        if use is not None and np.isfinite(use).any() and (use > 1.0).any():
+            out.append(f"over the capital limit: outstanding peaked at {use.max():.0%} of it "
+                       f"in {(use > 1.0).sum()} of {len(use)} replications")
+        risk = rows[peak].to_numpy(dtype=float) if peak in rows else np.array([np.nan])
+        rm, rlo, rhi = interval(risk)
+        if max_default_rate is not None and np.isfinite(rm) and rm > max_default_rate:
+            out.append(f"over the risk budget: {rm:.2%}{_span(rlo, rhi, _pct)} against "
+                       f"{max_default_rate:.2%} ({measure})")
+        if max_default_rate is not None and not np.isfinite(rm):
+            warnings.append(f"'{name}': the risk budget could not be checked: no batch "
+                            f"reached {mob} months on book (simulate longer or add "
+                            "reporting.run_off_months)")
+        if not np.isfinite(d).all():
+            out.append(f"does not reach {goal} in {(~np.isfinite(d)).sum()} of {len(d)} "
+                       "replications")
+        bound = rows.get("capital_bound_months")
+        note = ""
+        if bound is not None and bound.mean() > 0:
+            note = f"; the capital limit held batches back in {bound.mean():.1f} months"
+        risk_text = f"risk {rm:.2%}{_span(rlo, rhi, _pct)}" if np.isfinite(rm) else \
+            f"risk not measurable yet (no batch {mob} months on book)"
+        if out:
+            reasons[name] = "out: " + "; ".join(out) + note
+        else:
+            eligible.append(name)
+            reasons[name] = (f"reaches {goal} in {_days(dm)}{_span(dlo, dhi, _days)}, "
+                             f"{risk_text}{note}")
+    budget = "" if max_default_rate is None else \
+        f" within a risk budget of {max_default_rate:.2%}"
+    if not eligible:
+        text = (f"No strategy reaches {goal}{budget} and inside the capital limit in every "
+                "replication: " + "; ".join(f"'{n}' {r[5:]}" for n, r in reasons.items()) + ".")
+        return Verdict(None, None, False, reasons, text, measure, max_default_rate, target,
+                       coverage, tuple(warnings), days)
+    risk_mean = {n: float(np.nanmean(runs[n][peak])) if peak in runs[n]
+                 and runs[n][peak].notna().any() else math.inf for n in eligible}
+    order = sorted(eligible, key=lambda n: (days[n][0], risk_mean[n]))
+    winner = order[0]
+    if len(order) == 1:
+        text = f"'{winner}' reaches {goal} soonest{budget}: {reasons[winner]}; the others " \
+               "are out (see reasons)."
+        return Verdict(winner, None, True, reasons, text, measure, max_default_rate, target,
+                       coverage, tuple(warnings), days)
+    runner = order[1]
+    a, b = runs[winner], runs[runner]
+    dd = (b["days_to_target"] - a["days_to_target"]).dropna().to_numpy(dtype=float)
+    ddm, ddlo, ddhi = interval(dd)
+    time_unclear = not (np.isfinite(ddlo) and (ddlo > 0 or ddhi < 0))
+    risk_p = [paired_p_value((b[m] - a[m]).to_numpy(dtype=float)) if m in a else math.nan
+              for m in risk_metrics(mob)]
+    _, risk_sig = holm(risk_p)
+    gap = f"{ddm:+.0f} days{_span(ddlo, ddhi, lambda x: f'{x:+.0f}')}"
+    if time_unclear and not risk_sig.any():
+        text = (f"No clear difference between '{winner}' and '{runner}'{budget}: '{runner}' "
+                f"reaches {goal} {gap} later, an interval that holds 0, and no risk "
+                f"difference is significant (Holm). '{winner}': {reasons[winner]}.")
+        return Verdict(winner, runner, False, reasons, text, measure, max_default_rate,
+                       target, coverage, tuple(warnings), days)
+    if time_unclear:  # same pace, different risk: the safer one
+        safer = min((winner, runner), key=lambda n: risk_mean[n])
+        winner, runner = safer, runner if safer == winner else winner
+        text = (f"'{winner}' wins{budget}: as fast as '{runner}' ({gap} apart, an interval "
+                f"that holds 0) with significantly lower risk. '{winner}': "
+                f"{reasons[winner]}; '{runner}': {reasons[runner]}.")
+    else:
+        text = (f"'{winner}' reaches {goal} soonest{budget}: {reasons[winner]}; the "
+                f"runner-up '{runner}' is {gap} later.")
+    return Verdict(winner, runner, True, reasons, text, measure, max_default_rate, target,
+                   coverage, tuple(warnings), days)
 
 def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
-            target: float = 0.30, max_default_rate: float | None = None,
+            target: float | None = None, max_default_rate: float | None = None,
             coverage: str = "invited", quarters: int | None = None, executor=None,
             progress: Progress | None = None,
-            common_random_numbers: bool = True) -> Comparison:
+            common_random_numbers: bool = True, mob: int = defs.RISK_MOB) -> Comparison:
     """Run every strategy ``reps`` times on common random numbers and compare them.
 
     ``scenarios`` are :class:`~sim.scenario.Scenario` objects or scenario files, one per
@@ -198,15 +348,25 @@ def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
     only exists to show how much wider the intervals then are (and leaves the swap sets,
     which need one population, empty). Two strategies with one label are refused
     (:func:`strategy_labels`).
+
+    ``target`` and ``max_default_rate`` default to the first scenario's
+    ``reporting.target_coverage`` (30% without one) and ``reporting.max_default_rate`` (the
+    risk budget of the verdict, :func:`verdict`; none without one); ``mob`` is the months on
+    book of the verdict's risk measure.
     """
     sources = [f"scenario {i + 1}" if isinstance(s, Scenario) else str(s)
                for i, s in enumerate(scenarios)]
     scenarios = [s if isinstance(s, Scenario) else load(s) for s in scenarios]
     _check(scenarios, reps, coverage, quarters)
     strategy_labels(scenarios, sources)
+    reporting = scenarios[0].reporting
+    if target is None:
+        target = reporting.target_coverage if reporting.target_coverage is not None else 0.30
+    if max_default_rate is None:
+        max_default_rate = reporting.max_default_rate
     outputs = _run_strategies(scenarios, reps, quarters, executor, progress,
                               common_random_numbers)
-    per_run = metrics_table(outputs, target, coverage)
+    per_run = metrics_table(outputs, target, coverage, mob)
     summary = summarize_strategies(per_run)
     swaps = swap_sets(outputs) if common_random_numbers else pd.DataFrame()
     return Comparison(
@@ -215,7 +375,7 @@ def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
         swap_sets=swaps,
         metrics=concat(outputs, "metrics"),
         vintages=concat(outputs, "vintages") if "vintages" in outputs[0].tables else None,
-        verdict=verdict(summary, target, max_default_rate, coverage),
+        verdict=verdict(per_run, target, max_default_rate, coverage, mob),
         notes=_swap_notes(swaps, per_run, common_random_numbers))
 
 

@@ -2,20 +2,23 @@
 
 A gate reads one figure from the live arrays and judges it like a canary analysis:
 
-* **pass**: at or under the threshold; the rollout goes on, its batch size times the gate's
+* **pass**: the one-sided upper confidence bound (``level``, Clopper-Pearson) of the figure
+  is at or under the threshold; the rollout goes on, its batch size times the gate's
   ``grow_factor`` (the adaptive strategy: each batch decides the next round);
-* **fail**: over the threshold; the gate's ``on_fail`` acts: ``halt`` (no more batches in
-  the gate's scope), ``shrink`` (batch size times ``shrink_factor``) or ``pause`` (skip this
-  batch);
+* **fail**: the bound is over the threshold; the gate's ``on_fail`` acts: ``halt`` (no more
+  batches in the gate's scope), ``shrink`` (batch size times ``shrink_factor``) or ``pause``
+  (skip this batch);
 * **inconclusive**: the evidence is not there yet (no vintage has seasoned, or the seasoned
-  ones hold fewer than ``min_accounts``); the rollout pauses;
-* **canary**: the strategy's batches so far hold fewer than ``min_accounts`` (none at all for
-  a gate without a minimum), so even once seasoned they could not be judged; the batch (part
-  of the canary) goes out.
+  ones hold fewer than :func:`min_lines` simulated opened lines); the rollout pauses;
+* **canary**: the strategy's batches so far hold fewer than ``min_lines`` opened lines, so
+  even once seasoned they could not be judged; the batch (part of the canary) goes out.
 
-The vintage figure is the 30+ rate of the newest batch vintage with at least
+The vintage figure is the 30+ rate per opened line of the newest batch vintage with at least
 ``months_on_book`` months on book, pooled with the next older seasoned vintages until together
-they hold ``min_accounts``.
+they hold ``min_lines`` simulated lines. The minimum counts simulated lines, the sample the
+figure comes from, so a gate decides the same way at any ``--users`` up to sampling error.
+A gate never judges fewer lines than it takes for one 30+ line to leave the bound under the
+threshold, so one simulated default cannot fail it.
 
 A ``dry_run`` gate records its decision without acting. Nothing here does I/O.
 """
@@ -26,24 +29,77 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from scipy.special import betaincinv
 
 from sim.scenario import Gate, Phase, Rollout
 
-GATE_COLUMNS = ("date", "arm", "phase", "gate", "scope", "metric", "value", "threshold",
-                "vintage", "months_on_book", "accounts", "decision", "action", "acted",
-                "dry_run", "factor")
+GATE_COLUMNS = ("date", "arm", "phase", "gate", "scope", "metric", "value", "upper",
+                "threshold", "level", "vintage", "months_on_book", "lines", "late", "accounts",
+                "decision", "action", "acted", "dry_run", "factor")
+
+
+def upper_bound(successes: float, trials: float, level: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper confidence bound of a proportion at ``level``: the p
+    with ``P(X <= successes | trials, p) = 1 - level`` (1 when every trial succeeded, nan
+    without trials). Exact, so it holds for the few events a young vintage shows."""
+    if trials <= 0:
+        return math.nan
+    if successes >= trials:
+        return 1.0
+    return float(betaincinv(successes + 1.0, trials - successes, level))
+
+
+def lower_bound(successes: float, trials: float, level: float = 0.95) -> float:
+    """One-sided Clopper-Pearson lower confidence bound of a proportion at ``level``."""
+    if trials <= 0:
+        return math.nan
+    if successes <= 0:
+        return 0.0
+    return float(betaincinv(successes, trials - successes + 1.0, 1.0 - level))
+
+
+@lru_cache(maxsize=256)
+def lines_to_pass_one(threshold: float, level: float) -> int:
+    """The fewest lines in which one 30+ line still leaves the upper bound at or under
+    ``threshold``: a gate judging fewer could be failed by a single simulated default."""
+    n = max(2, int(math.ceil(1.0 / threshold)))
+    while upper_bound(1, n, level) > threshold:
+        n = int(n * 1.05) + 1
+    lo, hi = n // 2, n  # the bound falls with n: bisect down to the smallest
+    while lo + 1 < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if upper_bound(1, mid, level) <= threshold else (mid, hi)
+    return hi
+
+
+def min_lines(gate: Gate) -> int:
+    """The simulated lines a vintage gate judges at least: its ``min_lines``, and never fewer
+    than it takes for one 30+ line to leave the upper bound under the threshold (so a single
+    simulated default cannot fail the gate, let alone halt a rollout)."""
+    return max(gate.min_lines, lines_to_pass_one(gate.threshold, gate.level))
 
 
 @dataclass(frozen=True)
 class Reading:
-    """What a gate sees: the figure, and for vintage gates the vintage it comes from."""
+    """What a gate sees: the figure and its upper confidence bound, and for vintage gates the
+    vintage it comes from and the simulated lines judged."""
 
     value: float = math.nan
+    upper: float = math.nan  # one-sided upper confidence bound (the value itself for capital)
     vintage: int = -1  # the newest vintage judged
     months_on_book: int = -1  # its months on book at the last month end
-    accounts: float = 0.0  # real accounts judged (the pooled vintages)
+    lines: int = 0  # simulated lines opened in the pooled seasoned vintages
+    late: int = 0  # of which 30+ days past due
+    lines_sent: int = 0  # simulated lines opened in all the strategy's batches so far
+    weight: float = 1.0  # real accounts per simulated user
+
+    @property
+    def accounts(self) -> float:
+        """Real lines judged."""
+        return self.lines * self.weight
 
 
 @dataclass
@@ -54,49 +110,63 @@ class GateState:
     halted: bool = False
 
 
-def vintage_reading(vintage: np.ndarray, dpd30: np.ndarray, candidates: np.ndarray,
-                    ages: np.ndarray, months_on_book: int, min_accounts: float,
-                    weight: float) -> Reading:
-    """The share of accounts 30+ days past due in the newest of ``candidates`` (vintage ids,
-    ``ages`` their months on book at the last month end) at least ``months_on_book`` old,
-    pooled with the next older seasoned ones until they hold ``min_accounts`` real accounts.
+def vintage_reading(vintage: np.ndarray, dpd30: np.ndarray, opened: np.ndarray,
+                    candidates: np.ndarray, ages: np.ndarray, months_on_book: int,
+                    min_lines: int, weight: float, level: float = 0.95) -> Reading:
+    """The share of opened lines 30+ days past due in the newest of ``candidates`` (vintage
+    ids, ``ages`` their months on book at the last month end) at least ``months_on_book``
+    old, pooled with the next older seasoned ones until they hold ``min_lines`` simulated
+    lines, with its one-sided upper bound at ``level``.
 
-    ``vintage`` is every user's vintage id (-1 never invited) and ``dpd30`` every user's
-    30+ flag; one ``bincount`` over the vintage ids counts accounts and 30+ accounts of all.
+    Per opened line: an invited user who never opened a line cannot be past due, and counting
+    them (most of a young vintage) dilutes the rate until no gate can fail.
+    ``vintage``, ``dpd30`` and ``opened`` are per user (-1: never invited).
     """
+    has = vintage >= 0
+    ids = vintage[has].astype(np.intp)
+    k = int(candidates.max()) + 1 if candidates.size else 0
+    lines_all = np.bincount(ids, weights=opened[has].astype(np.float64), minlength=k)
+    sent = int(lines_all[candidates].sum()) if candidates.size else 0
     order = np.argsort(-candidates, kind="stable")  # newest first
     seasoned = candidates[order][ages[order] >= months_on_book]
     if seasoned.size == 0:
-        return Reading(months_on_book=int(ages.max()) if ages.size else -1)
-    has = vintage >= 0
-    ids = vintage[has].astype(np.intp)
-    k = int(seasoned.max()) + 1
-    accounts = np.bincount(ids, minlength=k)[seasoned] * weight
-    late = np.bincount(ids, weights=dpd30[has].astype(np.float64), minlength=k)[seasoned]
-    total = np.cumsum(accounts)
-    take = min(int(np.searchsorted(total, min_accounts)) + 1, seasoned.size)
-    n = total[take - 1]
-    value = late[:take].sum() * weight / n if n else math.nan
+        return Reading(months_on_book=int(ages.max()) if ages.size else -1, lines_sent=sent,
+                       weight=weight)
+    late_all = np.bincount(ids, weights=(dpd30[has] & opened[has]).astype(np.float64),
+                           minlength=k)
+    lines, late = lines_all[seasoned], late_all[seasoned]
+    total = np.cumsum(lines)
+    take = min(int(np.searchsorted(total, min_lines)) + 1, seasoned.size)
+    n, x = int(total[take - 1]), int(late[:take].sum())
     age = int(ages[candidates == seasoned[0]][0])
-    return Reading(float(value), int(seasoned[0]), age, float(n))
+    value = x / n if n else math.nan
+    return Reading(float(value), upper_bound(x, n, level), int(seasoned[0]), age, n, x, sent,
+                   weight)
 
 
 def capital_reading(outstanding: float, limit: float) -> Reading:
-    """Capital use: outstanding over the capital limit."""
-    return Reading(value=outstanding / limit)
+    """Capital use: outstanding over the capital limit (known exactly: its bound is itself)."""
+    use = outstanding / limit
+    return Reading(value=use, upper=use)
 
 
-def judge(gate: Gate, reading: Reading, sent: float) -> str:
-    """pass / fail / inconclusive / canary for one reading; ``sent`` is the real accounts the
-    strategy's batches have invited so far."""
+def judge(gate: Gate, reading: Reading) -> str:
+    """pass / fail / inconclusive / canary for one reading.
+
+    A vintage gate is a canary while the strategy's batches hold fewer than ``min_lines``
+    simulated opened lines (even seasoned they could not be judged), inconclusive while the
+    seasoned ones hold fewer; then it passes when the one-sided upper confidence bound of the
+    30+ rate is at or under the threshold and fails otherwise.
+    """
     if gate.metric == "vintage_dpd30":
-        if sent <= 0 or sent < gate.min_accounts:
+        need = min_lines(gate)
+        if reading.lines_sent < need:
             return "canary"
-        if reading.vintage < 0 or reading.accounts < gate.min_accounts:
+        if reading.vintage < 0 or reading.lines < need:
             return "inconclusive"
-    if not math.isfinite(reading.value):
+    if not math.isfinite(reading.upper):
         return "inconclusive"
-    return "fail" if reading.value > gate.threshold else "pass"
+    return "fail" if reading.upper > gate.threshold else "pass"
 
 
 def action(gate: Gate, decision: str) -> str:
@@ -152,8 +222,8 @@ def sent_vintages(batches: list[dict], batch_months: list[int], arm: str, done: 
 
 
 def check(rollout: Rollout, phase: Phase, state: GateState, *, vintage: np.ndarray,
-          dpd30: np.ndarray, ids: np.ndarray, ages: np.ndarray, sent: float, weight: float,
-          capital_use: Callable[[], Reading]) -> tuple[str, list[tuple]]:
+          dpd30: np.ndarray, opened: np.ndarray, ids: np.ndarray, ages: np.ndarray,
+          weight: float, capital_use: Callable[[], Reading]) -> tuple[str, list[tuple]]:
     """Judge the strategy's and the phase's gates before a batch.
 
     Reads every gate (vintage gates from the arm's vintages ``ids`` aged ``ages``, capital
@@ -168,9 +238,9 @@ def check(rollout: Rollout, phase: Phase, state: GateState, *, vintage: np.ndarr
         if gate.metric == "capital_use":
             reading = capital_use()
         else:
-            reading = vintage_reading(vintage, dpd30, ids, ages, gate.months_on_book,
-                                      gate.min_accounts, weight)
-        decision = judge(gate, reading, sent)
+            reading = vintage_reading(vintage, dpd30, opened, ids, ages, gate.months_on_book,
+                                      min_lines(gate), weight, gate.level)
+        decision = judge(gate, reading)
         act = action(gate, decision)
         verdicts.append((gate, scope, act))
         rows.append((gate, scope, reading, decision, act))
@@ -182,9 +252,10 @@ def row(date: dt.date, arm: str, phase: str, gate: Gate, scope: str, reading: Re
     """One line of the gates table."""
     return {
         "date": date, "arm": arm, "phase": phase, "gate": gate.name, "scope": scope,
-        "metric": gate.metric, "value": reading.value, "threshold": gate.threshold,
-        "vintage": reading.vintage, "months_on_book": reading.months_on_book,
-        "accounts": reading.accounts, "decision": decision, "action": act,
+        "metric": gate.metric, "value": reading.value, "upper": reading.upper,
+        "threshold": gate.threshold, "level": gate.level, "vintage": reading.vintage,
+        "months_on_book": reading.months_on_book, "lines": reading.lines,
+        "late": reading.late, "accounts": reading.accounts, "decision": decision, "action": act,
         "acted": (not gate.dry_run) and act != "go", "dry_run": gate.dry_run,
         "factor": factor,
     }

@@ -101,6 +101,10 @@ class Reporting(_Model):
     #: re-evaluation admissions; behaviour, credit and fraud go on), so the last batches
     #: mature before strategies are judged. Coverage is read at the horizon.
     run_off_months: Annotated[int, Field(ge=0, le=120)] = 12
+    #: The risk budget of ``greysim compare``'s verdict: the highest acceptable cumulative
+    #: default per opened line at 12 months on book (pooled over the batches that reached it,
+    #: at every month end along the path; see docs/decisions.md). None: no budget.
+    max_default_rate: float | None = Field(default=None, gt=0, lt=1)
 
     @field_validator("crosses")
     @classmethod

@@ -44,23 +44,45 @@ class Gate(_Model):
     (``on_fail``: halt, shrink by ``shrink_factor`` or pause) or inconclusive (pause).
 
     ``vintage_dpd30`` judges the newest batch vintage with at least ``months_on_book`` months
-    on book (pooled with older seasoned ones up to ``min_accounts`` real accounts) by its share
-    of accounts 30+ days past due: inconclusive while the seasoned vintages are too young or
-    too small; batches go out unjudged (the canary) until they hold ``min_accounts``.
-    ``capital_use`` judges outstanding over the capital limit (``capital``). A ``dry_run`` gate
-    records what it would have decided without acting.
+    on book (pooled with older seasoned ones up to ``min_lines`` simulated opened lines) by
+    its share of opened lines 30+ days past due: it passes when the one-sided upper
+    confidence bound at ``level`` (Clopper-Pearson) is at or under ``threshold``, fails
+    otherwise; inconclusive while the seasoned vintages are too young or hold too few lines;
+    batches go out unjudged (the canary) until they hold ``min_lines``. ``min_lines`` counts
+    simulated lines (the sample the rate comes from); the gate judges at least as many lines
+    as it takes for a single 30+ line to leave the bound under the threshold, whatever
+    ``min_lines`` says, so one simulated default cannot fail it. ``capital_use`` judges
+    outstanding over the capital limit (``capital``). A ``dry_run`` gate records what it
+    would have decided without acting.
     """
 
     name: str
     metric: Literal["vintage_dpd30", "capital_use"]
     threshold: NonNegFloat
     months_on_book: PositiveInt = 3
-    min_accounts: NonNegFloat = 0.0
+    min_lines: Annotated[int, Field(ge=0)] = 0
+    level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     on_fail: Literal["halt", "shrink", "pause"] = "halt"
     shrink_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     grow_factor: Annotated[float, Field(ge=1.0)] = 1.0
     max_factor: Annotated[float, Field(ge=1.0)] = 4.0
     dry_run: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        if isinstance(data, dict) and "min_accounts" in data:
+            raise ValueError("'min_accounts' (real accounts) is replaced by 'min_lines': the "
+                             "simulated lines opened a vintage gate needs before it judges, "
+                             "so a decision does not change with --users")
+        return data
+
+    @model_validator(mode="after")
+    def _share(self):
+        if self.metric == "vintage_dpd30" and not 0.0 < self.threshold < 1.0:
+            raise ValueError("a vintage_dpd30 threshold is a share of opened lines: over 0 "
+                             "and under 1")
+        return self
 
 
 def _unique_gates(gates: list[Gate]) -> list[Gate]:

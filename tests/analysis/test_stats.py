@@ -50,11 +50,19 @@ def test_srm_chi_square_textbook_value():
     assert p == pytest.approx(0.293718, abs=1e-5)
 
 
-def test_minimum_detectable_difference_textbook_value_and_lehr():
-    # (1.959964 + 0.841621) * sqrt(0.05 * 0.95 * 2 / 10000) = 0.0086348
-    mde = stats.minimum_detectable_difference(0.05, 10_000, 10_000)
-    assert mde == pytest.approx(0.0086348, abs=1e-6)
-    # Lehr's rule of thumb: n per arm ~ 16 p (1 - p) / d^2 at 80% power, 5% two-sided
-    assert 16 * 0.05 * 0.95 / mde**2 == pytest.approx(10_000, rel=0.03)
-    # a quarter of the sample doubles the detectable difference
-    assert stats.minimum_detectable_difference(0.05, 2_500, 2_500) == pytest.approx(2 * mde)
+def test_minimum_detectable_difference_has_the_power_it_claims():
+    # the equal-variance shortcut (1.959964 + 0.841621) * sqrt(0.05 * 0.95 * 2 / 10000) =
+    # 0.0086348 is optimistic for an increase and pessimistic for a decrease
+    up = stats.minimum_detectable_difference(0.05, 10_000, 10_000)
+    down = stats.minimum_detectable_difference(0.05, 10_000, 10_000, direction="decrease")
+    assert down < 0.0086348 < up
+    # simulated: the two-sided pooled z-test at 5% rejects p2 = p + mde 80% of the time
+    rng = np.random.default_rng(1)
+    for d, sign in ((up, 1), (down, -1)):
+        x1 = rng.binomial(10_000, 0.05, 40_000)
+        x2 = rng.binomial(10_000, 0.05 + sign * d, 40_000)
+        pooled = (x1 + x2) / 20_000
+        z = (x2 - x1) / 10_000 / np.sqrt(pooled * (1 - pooled) * 2 / 10_000)
+        assert (np.abs(z) > 1.959964).mean() == pytest.approx(0.80, abs=0.01)
+
+

@@ -54,7 +54,11 @@ def test_arm_shares_and_srm_in_a_run(ab_run):
     for name, share in (("control", 0.6), ("treatment", 0.4)):
         assert abs(arms.loc[name, "users"] / n - share) < 4 * np.sqrt(share * (1 - share) / n)
     srm = ab_run.summary["ab"]["srm"]
-    assert srm["users"] == arms["users"].tolist() and not srm["mismatch"]
+    assert srm["users"] == arms["users"].tolist() and not srm["assignment"]["mismatch"]
+    # the treatment's own strategy (5% batches of 8.0.40+ clients) reaches other numbers of
+    # users than the control: exposure does not follow the split, and says so
+    assert srm["exposure"]["invited"]["counts"] == [
+        int(a["ever_invited_users"]) for a in ab_run.summary["ab"]["arms"].values()]
 
 
 def test_arm_segments_and_table_add_up_to_the_run(ab_run):
@@ -81,11 +85,11 @@ def test_ab_summary_differences_come_from_the_arm_counts(ab_run):
                                                   t["default_users"], t["ever_invited_users"])
     assert vs["diff"] == pytest.approx(t["default_rate"] - c["default_rate"])
     assert (vs["ci_low"], vs["ci_high"]) == pytest.approx((lo, hi))
-    # the bank's arms are 5,000 times larger than the simulated ones: sqrt(5000) finer
+    # the bank's arms are 5,000 times larger than the simulated ones: at least sqrt(5000)
+    # finer (more: the variance of a small rate grows with the rise it must detect)
     mde = t["vs_control"]
     assert c["default_users"] > 0 and mde["mde_base_rate"] == c["default_rate"]
-    assert mde["mde_default_rate_simulated"] / mde["mde_default_rate"] == pytest.approx(
-        np.sqrt(5000))
+    assert mde["mde_default_rate_simulated"] / mde["mde_default_rate"] > np.sqrt(5000)
     assert mde["mde_default_rate_simulated"] == pytest.approx(
         abtest.minimum_detectable_difference(c["default_rate"], c["ever_invited_users"],
                                              t["ever_invited_users"]))

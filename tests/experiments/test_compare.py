@@ -29,19 +29,23 @@ def test_verdict_follows_the_table():
     rows = []
     for r in range(4):
         rows += [
-            {"strategy": "slow", "replication": r, "invited_share_q4": 0.2,
-             "quarters_to_target": 6.0, "default_rate_12m": 0.010 + 0.001 * r},
-            {"strategy": "fast-risky", "replication": r, "invited_share_q4": 0.4,
-             "quarters_to_target": 3.0, "default_rate_12m": 0.060 + 0.001 * r},
-            {"strategy": "fast-safe", "replication": r, "invited_share_q4": 0.35,
-             "quarters_to_target": 4.0, "default_rate_12m": 0.020 + 0.001 * r},
+            {"strategy": "slow", "replication": r, "days_to_target": 540.0 + r,
+             "default_12mob_opened_peak": 0.010 + 0.001 * r},
+            {"strategy": "fast-risky", "replication": r, "days_to_target": 270.0 + r,
+             "default_12mob_opened_peak": 0.060 + 0.001 * r},
+            {"strategy": "fast-safe", "replication": r, "days_to_target": 360.0 + 2 * r,
+             "default_12mob_opened_peak": 0.020 + 0.001 * r},
         ]
-    summary = ex.summarize_strategies(_per_run(rows))
-    assert "'fast-safe'" in ex.verdict(summary, 0.3, max_default_rate=0.03)
-    assert "'fast-risky'" in ex.verdict(summary, 0.3, max_default_rate=None)
-    assert ex.verdict(summary, 0.3, max_default_rate=0.005).startswith("No strategy")
-    diff = summary[(summary.strategy == "fast-safe") & (summary.metric == "quarters_to_target")]
-    assert diff["diff"].iloc[0] == -2.0  # paired against the first strategy, 'slow'
+    per_run = _per_run(rows)
+    v = ex.verdict(per_run, 0.3, max_default_rate=0.03)
+    assert v.winner == "fast-safe" and v.runner_up == "slow" and v.clear
+    assert "over the risk budget: 6.15%" in v.reasons["fast-risky"]
+    assert ex.verdict(per_run, 0.3, max_default_rate=None).winner == "fast-risky"
+    none = ex.verdict(per_run, 0.3, max_default_rate=0.005)
+    assert none.winner is None and none.text.startswith("No strategy")
+    summary = ex.summarize_strategies(per_run)
+    diff = summary[(summary.strategy == "fast-safe") & (summary.metric == "days_to_target")]
+    assert diff["diff"].iloc[0] == -180.0 + 0.5 * 3  # paired against the first, 'slow'
 
 
 def test_compare_finds_the_faster_strategy(baseline_path):
@@ -53,7 +57,7 @@ def test_compare_finds_the_faster_strategy(baseline_path):
     per_run, verdict = result.runs, result.verdict
     means = result.summary.pivot(index="strategy", columns="metric", values="mean")
     assert means.loc["fast", "quarters_to_target"] < means.loc["slow", "quarters_to_target"]
-    assert "'fast'" in verdict
+    assert verdict.winner == "fast" and "'fast'" in verdict.text
     assert set(per_run.replication) == {0, 1, 2}
 
 
@@ -169,15 +173,17 @@ def test_sweep_cli_writes_a_report_with_one_series_per_point(tmp_path, baseline_
                                                   "point 2: cutoff=30"]
 
 
-def test_verdict_breaks_a_tie_in_time_by_the_lower_default_rate():
+def test_verdict_breaks_a_tie_in_time_by_a_significantly_lower_risk():
     rows = []
     for r in range(3):
-        rows += [{"strategy": "wide-risky", "replication": r, "invited_share_q4": 0.45,
-                  "quarters_to_target": 5.0, "default_rate_12m": 0.021 + 0.001 * r},
-                 {"strategy": "narrow-safe", "replication": r, "invited_share_q4": 0.44,
-                  "quarters_to_target": 5.0, "default_rate_12m": 0.018 + 0.001 * r}]
-    summary = ex.summarize_strategies(pd.DataFrame(rows))
-    assert "'narrow-safe'" in ex.verdict(summary, 0.3, max_default_rate=0.025)
+        rows += [{"strategy": "wide-risky", "replication": r, "days_to_target": 450.0 + r,
+                  "default_12mob_opened": 0.021 + 0.001 * r, "batch_loss_rate": 0.01,
+                  "default_12mob_opened_peak": 0.021 + 0.001 * r},
+                 {"strategy": "narrow-safe", "replication": r, "days_to_target": 451.0 - r,
+                  "default_12mob_opened": 0.011 + 0.0011 * r, "batch_loss_rate": 0.01,
+                  "default_12mob_opened_peak": 0.011 + 0.0011 * r}]
+    v = ex.verdict(pd.DataFrame(rows), 0.3, max_default_rate=0.025)
+    assert v.winner == "narrow-safe" and v.clear
 
 
 @pytest.mark.parametrize("command", ["compare", "sweep"])

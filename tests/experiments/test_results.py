@@ -39,14 +39,14 @@ def test_compare_returns_a_comparison_with_its_tables(comparison):
     assert set(comparison.swap_sets.cell) == {"both", "champion_only", "challenger_only",
                                               "neither"}
     assert set(comparison.metrics.replication) == {0, 1}
-    assert isinstance(comparison.verdict, str) and comparison.verdict
+    assert isinstance(comparison.verdict, sim.Verdict) and comparison.verdict.text
     assert set(comparison.tables()) >= {"runs", "comparison", "swap_set", "metrics"}
 
 
 def test_comparison_repr_is_short_and_says_the_verdict(comparison):
     text = repr(comparison)
     assert len(text) < 1000
-    assert "slow" in text and "fast" in text and comparison.verdict in text
+    assert "slow" in text and "fast" in text and comparison.verdict.text in text
 
 
 def test_compare_takes_scenario_files_and_refuses_one_strategy(baseline_path):
