@@ -9,10 +9,11 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import (
+    MAX_AMOUNT,
+    MAX_FACTOR,
     MODULES,
-    NonNegFloat,
-    PositiveFloat,
-    PositiveInt,
+    Days,
+    Months,
     Probability,
     _Model,
     _Shared,
@@ -36,7 +37,7 @@ class Batch(_Model):
 
 class RampStep(_Model):
     percent: Annotated[float, Field(gt=0.0, le=100.0)]
-    days: PositiveInt
+    days: Days
 
 
 class Gate(_Model):
@@ -53,13 +54,13 @@ class Gate(_Model):
 
     name: str
     metric: Literal["vintage_dpd30", "capital_use"]
-    threshold: NonNegFloat
-    months_on_book: PositiveInt = 3
-    min_accounts: NonNegFloat = 0.0
+    threshold: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)]
+    months_on_book: Months = 3
+    min_accounts: Annotated[float, Field(ge=0.0, le=MAX_AMOUNT)] = 0.0
     on_fail: Literal["halt", "shrink", "pause"] = "halt"
     shrink_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    grow_factor: Annotated[float, Field(ge=1.0)] = 1.0
-    max_factor: Annotated[float, Field(ge=1.0)] = 4.0
+    grow_factor: Annotated[float, Field(ge=1.0, le=MAX_FACTOR)] = 1.0
+    max_factor: Annotated[float, Field(ge=1.0, le=MAX_FACTOR)] = 4.0
     dry_run: bool = False
 
 
@@ -76,20 +77,20 @@ class Holdout(_Model):
     rate below the cut-off is observed."""
 
     share: Annotated[float, Field(gt=0.0, le=1.0)]
-    margin: PositiveFloat
+    margin: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]  # score points
     salt: str | None = None
 
 
 class Phase(_Model):
     name: str
     start: dt.date
-    cadence_days: PositiveInt = 14
+    cadence_days: Days = 14
     batch: Batch | None = None
     ramp: list[RampStep] | None = None
     ordering: Literal["tier", "score", "random"] = "tier"
     min_version: str | None = None
     regions: list[str] | None = None
-    holiday_multiplier: NonNegFloat = 1.0
+    holiday_multiplier: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)] = 1.0
     min_score: float | None = None
     salt: str | None = None
     gates: list[Gate] = []
@@ -152,7 +153,7 @@ class AB(_Model):
 
     salt: str
     arms: dict[str, Arm]
-    min_arm_accounts: NonNegFloat = Field(
+    min_arm_accounts: Annotated[float, Field(ge=0.0, le=MAX_AMOUNT)] = Field(
         2500, description="an arm with fewer invited accounts is flagged as too small to measure")
     srm_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
 
