@@ -41,7 +41,8 @@ def resume_key(scenario: Scenario, *, quarters: int | None = None, reps: int = 1
         "design": str(design),
         "greysim version": str(version),
     }
-    key.update({name: json.dumps(value, sort_keys=True, default=str)
+    key.update({name: value if isinstance(value, str)
+                else json.dumps(value, sort_keys=True, default=str)
                 for name, value in sorted(extra.items())})
     return key
 

@@ -29,7 +29,12 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def parse_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    """Safe YAML of a value or a document; a value YAML cannot build (an integer of more
+    than 4,300 digits ...) is a YAMLError like any other malformed text."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except (ValueError, RecursionError) as exc:
+        raise yaml.YAMLError(str(exc)) from None
 
 
 #: A scenario file is a few kilobytes; larger files are refused before they are parsed (a

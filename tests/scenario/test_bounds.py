@@ -45,9 +45,9 @@ def _walk(annotation, path, metadata=()):
 
 def _upper(meta) -> float | None:
     for m in meta:
-        if hasattr(m, "metadata"):  # a pydantic FieldInfo nested in a union
-            if (found := _upper(m.metadata)) is not None:
-                return found
+        # a pydantic FieldInfo nested in a union holds its constraints in .metadata
+        if hasattr(m, "metadata") and (found := _upper(m.metadata)) is not None:
+            return found
         for attr in ("le", "lt"):
             if getattr(m, attr, None) is not None:
                 return getattr(m, attr)
