@@ -89,7 +89,7 @@ class ProcessPool:
 
 class DaskCluster:
     """A Dask distributed cluster: an existing scheduler, or a LocalCluster of ``workers``
-    whose nannies and workers die with this process (:func:`die_with_parent`)."""
+    whose worker processes die with this process (:func:`die_with_parent`)."""
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None):
         from dask.distributed import Client, LocalCluster
@@ -100,8 +100,7 @@ class DaskCluster:
                                          threads_per_worker=1, processes=True,
                                          dashboard_address=None)
             self._client = Client(self._cluster)
-            # nannies are our children, their workers theirs: all die with this process
-            self._client.run(die_with_parent, os.getpid(), nanny=True)
+            # the nannies live in this process and start the workers: they die with it
             self._client.run(die_with_parent)
         else:
             self._client = Client(scheduler)
