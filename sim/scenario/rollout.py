@@ -21,6 +21,9 @@ from sim.scenario.base import (
 )
 from sim.scenario.calendar import Window
 
+#: The longest cadence: longer than any horizon (one batch), far from timedelta's limit.
+MAX_CADENCE_DAYS = 1_000_000
+
 
 class Batch(_Model):
     """A batch: ``count`` real users, or ``share`` of the eligible, not-yet-invited pool."""
@@ -84,7 +87,8 @@ class Holdout(_Model):
 class Phase(_Model):
     name: str
     start: dt.date
-    cadence_days: Days = 14
+    # a cadence past the horizon sends one batch (tests use 100,000 days for "only once")
+    cadence_days: Annotated[int, Field(gt=0, le=MAX_CADENCE_DAYS)] = 14
     batch: Batch | None = None
     ramp: list[RampStep] | None = None
     ordering: Literal["tier", "score", "random"] = "tier"
