@@ -96,8 +96,9 @@ def _read(path: Path) -> tuple[Any, dict[Key, Origin]]:
                             "allowed: plain YAML mappings, lists and values, no tags",
                             line) from None
     except RecursionError:
-        raise ScenarioError(str(path), "", "the YAML nests too deeply",
-                            loader.get_mark().line + 1) from None
+        mark = getattr(loader, "get_mark", None)  # libyaml's parser has none
+        raise ScenarioError(str(path), "", "the YAML nests too deeply; allowed: a few levels "
+                            "of mappings and lists", mark().line + 1 if mark else None) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -111,7 +112,6 @@ class _Budget:
 
 
 _INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
 
 
 def _scalar_key(node: yaml.ScalarNode, file: str, path: Key) -> Any:
