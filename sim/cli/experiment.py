@@ -84,8 +84,10 @@ def compare_command(
         raise OptionError("compare needs at least two scenario files")
     loaded = [load_scenario(p, set_ or [], users) for p in scenarios]
     strategy_labels(loaded, [str(p) for p in scenarios])  # one label each, before any run
-    for sc in loaded:  # each run must fit (a worker holds one run at a time)
-        check_memory(sc, quarters)
+    runs = reps * len(loaded)
+    for sc in loaded:  # a run in each worker, and every finished run kept until the end
+        check_memory(sc, quarters, runs=runs, workers=_workers(workers, scheduler, dask_local,
+                                                               runs))
     if quarters is not None and quarters > min(s.quarters for s in loaded):
         raise OptionError(f"--quarters {quarters} is longer than a scenario's horizon")
     dest = out_dir or Path("outputs") / "compare" / new_run_id()
@@ -158,10 +160,15 @@ def sweep_command(
     from sim.io.folders import claim_folder, write_folder
     from sim.scenario import keys
 
+    when_interrupted("interrupted; nothing was written")
     check_coverage(coverage)
     base = load_scenario(scenario, set_ or [], users)
-    check_memory(base, quarters)
     design = _design(grid, sample, ranges, base.seed)
+    runs = len(design.points) * reps
+    check_memory(base, quarters, runs=runs, workers=_workers(workers, scheduler, dask_local,
+                                                             runs))
+    if len(design.points) > 100 and not quiet:
+        err.print(f"checking the scenario of each of {len(design.points):,} points ...")
     overrides = keys.parse_assignments(set_ or [], str(scenario))
     if users:
         overrides.update({"population.users": users,
@@ -189,6 +196,17 @@ def sweep_command(
     out.print(_sensitivity_table(result.sensitivity))
     report = "" if no_report else f" (report: {root / 'summary' / 'report.html'})"
     out.print(f"{len(design.points)} points x {reps} replications; wrote {root}{report}")
+
+
+def _workers(workers, scheduler, dask_local, runs: int) -> int:
+    """Worker processes on this machine the options ask for (a remote cluster: none)."""
+    import os
+
+    if scheduler is not None:
+        return 1
+    if runs <= 1 and workers is None and dask_local is None:
+        return 1
+    return dask_local or workers or os.cpu_count() or 1
 
 
 def _executor(workers, scheduler, dask_local, runs: int):

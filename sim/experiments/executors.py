@@ -8,11 +8,50 @@ from them is the same on every executor.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 
 Progress = Callable[[int, int], None]
+
+#: Seconds between two looks of a worker's watchdog at its parent.
+WATCHDOG_SECONDS = 1.0
+#: Linux's prctl option that signals a process when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Make this worker process end when its parent does, even when the parent is killed
+    with SIGKILL (a worker holds a whole population: an orphan keeps hundreds of MB).
+
+    On Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); on
+    every platform a daemon thread looks at ``os.getppid()`` every :data:`WATCHDOG_SECONDS`
+    and exits when the parent changed. ``parent`` is the pid the worker must outlive (default:
+    its parent now); if it is already gone, the worker exits at once.
+    """
+    parent = os.getppid() if parent is None else parent
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the watchdog alone
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent,), name="greysim-watchdog",
+                     daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(WATCHDOG_SECONDS)
+    os._exit(1)
 
 
 class InProcess:
@@ -29,11 +68,13 @@ class InProcess:
 
 
 class ProcessPool:
-    """A local pool of worker processes (spawned, so no state leaks from the parent)."""
+    """A local pool of worker processes (spawned, so no state leaks from the parent) that
+    die with the parent (:func:`die_with_parent`)."""
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
+                                         initializer=die_with_parent, initargs=(os.getpid(),))
 
     def map(self, fn, items: Sequence) -> Iterator[tuple[int, object]]:
         pending = {self._pool.submit(fn, item): i for i, item in enumerate(items)}
@@ -47,7 +88,8 @@ class ProcessPool:
 
 
 class DaskCluster:
-    """A Dask distributed cluster: an existing scheduler, or a LocalCluster of ``workers``."""
+    """A Dask distributed cluster: an existing scheduler, or a LocalCluster of ``workers``
+    whose worker processes die with this process (:func:`die_with_parent`)."""
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None):
         from dask.distributed import Client, LocalCluster
@@ -58,6 +100,8 @@ class DaskCluster:
                                          threads_per_worker=1, processes=True,
                                          dashboard_address=None)
             self._client = Client(self._cluster)
+            # the nannies live in this process and start the workers: they die with it
+            self._client.run(die_with_parent)
         else:
             self._client = Client(scheduler)
         self.workers = len(self._client.scheduler_info().get("workers", {})) or 1

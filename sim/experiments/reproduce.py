@@ -7,7 +7,6 @@ table and the summary byte for byte with the files in the folder.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pandas as pd
 
 from sim.experiments.runs import run
 from sim.io.folders import MANIFEST, OutputError, json_text, table_bytes
-from sim.scenario import ScenarioError, validate
+from sim.scenario import Scenario, ScenarioError, validate
 
 
 @dataclass
@@ -38,36 +37,52 @@ class Reproduction:
 
 
 def read_manifest(run_dir: Path) -> dict:
-    """The manifest of a run folder; :class:`OutputError` when there is none or it is broken."""
+    """The manifest of a run folder, checked (:func:`sim.io.reading.read_manifest`);
+    :class:`OutputError` when there is none, it is broken or it lacks what a check needs."""
+    from sim.io.reading import read_manifest as read
+
     path = Path(run_dir) / MANIFEST
     if not path.is_file():
         raise OutputError(f"{run_dir} is not a greysim run folder (no {MANIFEST})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OutputError(f"{path} cannot be read: {exc}") from None
-    if not isinstance(data, dict):
-        data = {}
+    data = read(path)
     missing = [k for k in ("scenario", "scenario_digest", "seed", "months") if k not in data]
     if missing:
-        raise OutputError(f"{path} lacks {missing or 'its keys'}; it was not written by greysim")
+        raise OutputError(f"{path} lacks {missing}; it was not written by greysim")
     return data
+
+
+def recorded_scenario(run_dir: Path) -> tuple[Scenario, int]:
+    """The scenario a run folder records (its digest checked, the seed included) and the
+    months it ran; :class:`ScenarioError` or :class:`OutputError` when the manifest was
+    edited."""
+    recorded = read_manifest(run_dir)
+    source = str(Path(run_dir) / MANIFEST)
+    scenario = validate(recorded["scenario"], source)
+    if scenario.digest() != recorded["scenario_digest"]:
+        raise ScenarioError(source, "scenario", "the recorded scenario does not match its "
+                            "recorded digest; the manifest was edited")
+    # the digest covers the scenario's seed: the seed recorded beside it must be the same
+    if recorded["seed"] != scenario.seed:
+        raise ScenarioError(source, "seed", f"the recorded seed {recorded['seed']} is not the "
+                            f"seed of the recorded scenario ({scenario.seed}), which its digest "
+                            "covers; the manifest was edited")
+    months = recorded["months"]
+    if months > scenario.months:
+        raise ScenarioError(source, "months", f"{months} months recorded, longer than the "
+                            f"scenario's horizon of {scenario.months}; the manifest was edited")
+    return scenario, months
 
 
 def check_run(run_dir: Path) -> Reproduction:
     """Re-run the run recorded in ``run_dir`` and compare its files byte for byte."""
     from sim import __version__
+    from sim.io.cost import check_memory
 
     run_dir = Path(run_dir)
+    scenario, months = recorded_scenario(run_dir)
     recorded = read_manifest(run_dir)
-    source = str(run_dir / MANIFEST)
-    scenario = validate(recorded["scenario"], source)
-    if scenario.digest() != recorded["scenario_digest"]:
-        raise ScenarioError(source, "scenario", "the recorded scenario does not match its "
-                            "recorded digest; the manifest was edited")
-    months = int(recorded["months"])
-    # manifests record the seed beside the scenario; older ones ran another seed than its own
-    result = run(scenario.replace({"seed": int(recorded["seed"])}), quarters=months // 3)
+    check_memory(scenario, months // 3)
+    result = run(scenario, quarters=months // 3)
     files: dict[str, bool] = {}
     same_values: dict[str, bool] = {}
     for stem, table in result.tables().items():

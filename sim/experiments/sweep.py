@@ -5,7 +5,8 @@ share their random numbers (common random numbers) and differences between them 
 parameters; sweeping ``seed`` itself gives each point its own. Each finished point is written
 as its own folder of a Parquet dataset (``points/point=NNNN/``, atomically), so an
 interrupted sweep rerun with the same command skips the points already complete and never
-duplicates a row.
+duplicates a row; a rerun whose inputs differ (another
+``--users``, ``--quarters``, design, greysim ...) is refused (:mod:`sim.experiments.resume`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 from sim.errors import GreysimError, OptionError
 from sim.experiments.compare import COVERAGES, run_metrics
 from sim.experiments.parameters import Parameter
+from sim.experiments.resume import check_resume, key_digest, resume_key
 from sim.experiments.runs import RunOutput, RunSpec, replicate, run_all
 from sim.scenario import Scenario, ScenarioError, keys, load
 
@@ -179,6 +181,8 @@ def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
 
     scenarios = point_scenarios(path, design, overrides)
     claim_folder(root, "sweep")
+    check_resume(root, sweep_key(load(path, overrides), design, reps, quarters, target,
+                                 coverage), "sweep")
     _check_design(root, design)
     done = completed_points(root)
     todo = [p for p in range(len(scenarios)) if p not in done]
@@ -222,9 +226,16 @@ def sweep_root(base: Scenario, design: Design, reps: int, quarters: int | None,
     run again finds its finished points and resumes."""
     from sim.io.folders import scenario_folder
 
-    key = hashlib.sha256(f"{base.digest()}:{design.digest()}:{reps}:{quarters}:"
-                         f"{target}:{coverage}".encode()).hexdigest()[:12]
-    return scenario_folder(base.name) / f"sweep-{key}"
+    key = sweep_key(base, design, reps, quarters, target, coverage)
+    return scenario_folder(base.name) / f"sweep-{key_digest(key)}"
+
+
+def sweep_key(base: Scenario, design: Design, reps: int, quarters: int | None,
+              target: float, coverage: str) -> dict[str, str]:
+    """Every input that changes a sweep's results (:func:`~sim.experiments.resume.resume_key`):
+    a folder resumes only the sweep that has the same key."""
+    return resume_key(base, quarters=quarters, reps=reps, design=design.digest(),
+                      target=target, coverage=coverage)
 
 
 def sweep(scenario: str | Path, design: Design | None = None, *,

@@ -107,7 +107,10 @@ def load_folder(path: Path) -> Folder:
                 tables[name] = pd.read_parquet(file)
             except Exception as exc:  # a truncated or foreign file: say which
                 raise ReportError(f"{file} cannot be read as Parquet ({exc})") from None
-    return Folder(path, tables, _json(path / "summary.json"), _json(path / "manifest.json"))
+    from sim.io.reading import read_manifest, read_summary
+
+    return Folder(path, tables, read_summary(path / "summary.json"),
+                  read_manifest(path / "manifest.json"))
 
 
 def _json(file: Path) -> dict:

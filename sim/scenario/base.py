@@ -14,10 +14,42 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Bounds a planner never needs to exceed: past them a value validated, then crashed a run
+# (an int8 code wrapped, a date overflowed, an infinite product passed as a limit).
+#: Categories of one dimension (archetypes, regions, versions, arms ...): codes are int8.
+MAX_CATEGORIES = 127
+#: The smallest non-zero class III share (a Gaussian copula cut needs 1 - share < 1).
+MIN_SHARE = 1e-12
+#: The largest gamma shape of a spread multiplier (larger is already no spread at all).
+MAX_SHAPE = 1e6
+#: Most simulated users (user indices and counts stay far inside int32/int64 arrays).
+MAX_USERS = 1_000_000_000
+#: The longest span in months a scenario may give (a century).
+MAX_MONTHS = 1200
+#: The longest span in days a scenario may give (a century).
+MAX_DAYS = 36_525
+#: The largest amount of money in CNY (limits, caps, equity): a thousand trillion.
+MAX_AMOUNT = 1e15
+#: The largest multiplier or factor (leverage, hazard multipliers, gate growth ...).
+MAX_FACTOR = 1_000.0
+#: The largest value of a behaviour median or reference (payments, days, contacts, income).
+MAX_MEDIAN = 1e12
+#: The most score points a cut-off, penalty or score effect may weigh (scores are 0-100).
+MAX_POINTS = 1_000.0
+#: The largest sd of a logarithm (a larger spread only overflows to infinity).
+MAX_LOG_SD = 20.0
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+Months = Annotated[int, Field(gt=0, le=MAX_MONTHS)]
+Days = Annotated[int, Field(gt=0, le=MAX_DAYS)]
+Amount = Annotated[float, Field(gt=0.0, le=MAX_AMOUNT)]
+Factor = Annotated[float, Field(ge=1.0, le=MAX_FACTOR)]
+Median = Annotated[float, Field(gt=0.0, le=MAX_MEDIAN)]
+LogSd = Annotated[float, Field(ge=0.0, le=MAX_LOG_SD)]
+Points = Annotated[float, Field(ge=0.0, le=MAX_POINTS)]
 
 SHARE_TOLERANCE = 1e-6
 MODULES = (
@@ -61,6 +93,9 @@ class _Shared(_Model):
 def _shared(mapping: Mapping[str, _Shared], what: str) -> Mapping[str, _Shared]:
     if not mapping:
         raise ValueError(f"{what} needs at least one entry")
+    if len(mapping) > MAX_CATEGORIES:
+        raise ValueError(f"{len(mapping)} {what} entries; allowed: at most {MAX_CATEGORIES} "
+                         "(categories are coded in int8 arrays)")
     _check_shares({k: v.share for k, v in mapping.items()}, what)
     return mapping
 

@@ -8,7 +8,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sim.scenario.base import DIMENSIONS, PositiveFloat, Probability, _Model
+from sim.scenario.base import (
+    DIMENSIONS,
+    MAX_CATEGORIES,
+    MAX_FACTOR,
+    MAX_MONTHS,
+    Probability,
+    _Model,
+)
+
+#: Most band edges of one attribute: band codes are int8 (edges + 1 bands, at most 127).
+MAX_BAND_EDGES = MAX_CATEGORIES - 1
 
 
 class ClientVersion(_Model):
@@ -21,7 +31,7 @@ class ClientVersion(_Model):
 
 class Release(_Model):
     versions: list[ClientVersion]
-    adoption_half_life_weeks: PositiveFloat
+    adoption_half_life_weeks: Annotated[float, Field(gt=0.0, le=MAX_MONTHS * 5)]  # a century
     laggards: Probability
 
     @field_validator("versions")
@@ -29,6 +39,9 @@ class Release(_Model):
     def _ordered(cls, v):
         if not v:
             raise ValueError("at least one client version is needed")
+        if len(v) > MAX_CATEGORIES:
+            raise ValueError(f"{len(v)} client versions; allowed: at most {MAX_CATEGORIES} "
+                             "(versions are coded in int8 arrays)")
         dates = [x.released for x in v]
         if dates != sorted(dates):
             raise ValueError("versions must be listed oldest first (by 'released')")
@@ -90,6 +103,9 @@ class Reporting(_Model):
                 raise ValueError(f"cannot band '{name}'; allowed: {list(BANDABLE)}")
             if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
                 raise ValueError(f"band edges of '{name}' must be a rising, non-empty list")
+            if len(edges) > MAX_BAND_EDGES:
+                raise ValueError(f"{len(edges)} band edges of '{name}'; allowed: at most "
+                                 f"{MAX_BAND_EDGES} (bands are coded in int8 arrays)")
         return v
 
     #: Pairs of categorical dimensions cross-tabulated in the segment table (dimension
@@ -121,7 +137,7 @@ class Reporting(_Model):
 class MacroShock(Window):
     """A macro shock: default hazard times ``hazard_multiplier`` (cures divided by it)."""
 
-    hazard_multiplier: PositiveFloat
+    hazard_multiplier: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]
 
 
 class Macro(_Model):

@@ -8,13 +8,24 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from sim.scenario.base import (
+    MAX_DAYS,
+    MAX_FACTOR,
     SHARE_TOLERANCE,
-    NonNegFloat,
-    PositiveFloat,
-    PositiveInt,
+    Amount,
+    Days,
+    Factor,
+    Months,
+    Points,
     Probability,
     _Model,
 )
+
+#: The highest yearly funding rate (per unit of outstanding balance): 100% a year.
+MAX_FUNDING_RATE = 1.0
+#: Most manual reviews a user may request in a year (counted in int8 arrays).
+MAX_REVIEWS_PER_YEAR = 100
+#: The largest score value a score effect floor or ceiling may name (scores are 0-100).
+MAX_SCORE = 1e6
 
 
 class Pricing(_Model):
@@ -36,8 +47,8 @@ class CapRule(_Model):
 
     name: str
     start: dt.date
-    amount: PositiveFloat | None = None
-    income_share: PositiveFloat | None = None
+    amount: Amount | None = None
+    income_share: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] | None = None
 
     @model_validator(mode="after")
     def _something(self):
@@ -47,14 +58,15 @@ class CapRule(_Model):
 
 
 class Limits(_Model):
-    first_min: PositiveFloat
-    first_max: PositiveFloat
-    round_to: PositiveFloat = 100.0
-    raise_after_months: Annotated[int, Field(gt=0, le=120)]
+    first_min: Amount
+    first_max: Amount
+    round_to: Amount = 100.0
+    raise_after_months: Annotated[int, Field(gt=0, le=120)]  # months counted in int8
     raise_on_time_share: Probability
-    raise_factor: Annotated[float, Field(ge=1.0)]
-    minimum_streak_cancels_raise: PositiveInt = 3
-    freeze_days: Annotated[int, Field(ge=0)]
+    raise_factor: Factor
+    # a streak of minimum payments, counted in int8 months
+    minimum_streak_cancels_raise: Annotated[int, Field(gt=0, le=120)] = 3
+    freeze_days: Annotated[int, Field(ge=0, le=MAX_DAYS)]
     cut_on_delinquency: Probability
     caps: list[CapRule]
 
@@ -81,7 +93,7 @@ class Repayment(_Model):
     full: Probability
     minimum_only: Probability
     minimum_share: Probability
-    instalment_months: PositiveInt
+    instalment_months: Months
 
     @model_validator(mode="after")
     def _sum(self):
@@ -98,22 +110,22 @@ class Delinquency(_Model):
     ``hazard x macro / roll-through``, so the monthly default hazard is ``hazard x macro``."""
 
     cure: Annotated[list[Probability], Field(min_length=3, max_length=3)]
-    cure_elasticity: NonNegFloat = 0.5
+    cure_elasticity: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)] = 0.5
 
 
 class Loss(_Model):
     lgd: Probability
     ccf: Probability
-    charge_off_dpd: Annotated[int, Field(ge=90)]
-    lifetime_months: PositiveInt
-    funding_rate: NonNegFloat
+    charge_off_dpd: Annotated[int, Field(ge=90, le=MAX_DAYS)]
+    lifetime_months: Months
+    funding_rate: Annotated[float, Field(ge=0.0, le=MAX_FUNDING_RATE)]  # a year, per balance
 
 
 class ScoreEffects(_Model):
-    overdue_points: NonNegFloat
-    early_repayment_points: NonNegFloat
-    floor: float
-    ceiling: float
+    overdue_points: Points
+    early_repayment_points: Points
+    floor: Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE)]
+    ceiling: Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE)]
 
 
 class Credit(_Model):
@@ -128,14 +140,14 @@ class Credit(_Model):
     delinquency: Delinquency
     loss: Loss
     score: ScoreEffects
-    vintage_maturity_months: PositiveInt = 12
+    vintage_maturity_months: Months = 12
 
 
 class Capital(_Model):
     """Total outstanding may not exceed ``equity x max_leverage`` (no cap when null)."""
 
-    equity: PositiveFloat | None = None
-    max_leverage: PositiveFloat | None = None
+    equity: Amount | None = None
+    max_leverage: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] | None = None
 
     @property
     def max_outstanding(self) -> float | None:
@@ -151,9 +163,9 @@ class Fraud(_Model):
     r1_rate: Probability
     r2_rate: Probability
     r3_rate: Probability
-    fraudster_rate_multiplier: Annotated[float, Field(ge=1.0)]
+    fraudster_rate_multiplier: Factor
     fraudster_r3: Probability
-    r1_hidden_days: PositiveInt
+    r1_hidden_days: Days
     appeal_rate: Probability
     review_success: Probability
-    max_reviews_per_year: Annotated[int, Field(ge=0)]
+    max_reviews_per_year: Annotated[int, Field(ge=0, le=MAX_REVIEWS_PER_YEAR)]

@@ -8,9 +8,15 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import (
+    MAX_FACTOR,
+    MAX_MEDIAN,
+    MAX_MONTHS,
+    MAX_SHAPE,
+    MAX_USERS,
+    MIN_SHARE,
+    LogSd,
+    Median,
     NonNegFloat,
-    PositiveFloat,
-    PositiveInt,
     Probability,
     _Model,
     _Shared,
@@ -22,29 +28,39 @@ from sim.scenario.messages import _Located
 class Archetype(_Shared):
     """A user archetype: medians and rates of its observable behaviour and its latent risk."""
 
-    payments_per_month: PositiveFloat
-    monthly_spend: PositiveFloat
+    payments_per_month: Median
+    monthly_spend: Median
     wealth_holder: Probability
-    wealth_days: PositiveFloat
-    wealth_balance: PositiveFloat
-    credit_history_years: NonNegFloat
-    contacts: PositiveFloat
+    wealth_days: Median
+    wealth_balance: Median
+    credit_history_years: Annotated[float, Field(ge=0.0, le=MAX_MEDIAN)]
+    contacts: Median
     social_quality: Probability
-    income: PositiveFloat
-    debt_to_income: NonNegFloat
+    income: Median
+    debt_to_income: Annotated[float, Field(ge=0.0, le=MAX_MEDIAN)]
     class_iii: Probability
     utility_payer: Probability
     offline_share: Probability
     night_share: Probability
-    spend_volatility: PositiveFloat
+    spend_volatility: Median
     risk_shift: float = 0.0
     score_offset: float = 0.0
     tilts: dict[Literal["regions", "device_grades", "os", "data_sharing"],
-                dict[str, PositiveFloat]] = Field(
+                dict[str, Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]]] = Field(
         default_factory=dict,
         description="odds of each category for this archetype relative to the others "
                     "(1 = no tilt); the population's shares still hold overall",
     )
+
+
+    @field_validator("class_iii")
+    @classmethod
+    def _representable_share(cls, v):
+        # the share is a normal quantile of 1 - share: closer to 0 than this, 1 - share is 1
+        if 0.0 < v < MIN_SHARE:
+            raise ValueError(f"a share of {v:g} is too small to simulate; allowed: 0, or "
+                             f"{MIN_SHARE:g} to 1")
+        return v
 
 
 class Region(_Shared):
@@ -82,22 +98,24 @@ class AccountClass(_Model):
 class Spread(_Model):
     """A lognormal quantity given by its median and the sd of its logarithm."""
 
-    median: PositiveFloat
-    sigma: NonNegFloat
+    median: Median
+    sigma: LogSd
 
 
-#: The longest span in months a scenario may give (a century).
-MAX_MONTHS = 1200
+#: Most real users one simulated user stands for (users x weight is the real population).
+MAX_WEIGHT = 1e10
+#: Highest mean device switches a month: switches are counted in int8 arrays (at most 127).
+MAX_DEVICE_SWITCH_RATE = 30.0
 
 
 class Variation(_Model):
     """How users of one archetype vary around its means (beyond ``log_spread``)."""
 
-    social_quality_sd: NonNegFloat
-    offline_share_sd: NonNegFloat
-    credit_history_shape: PositiveFloat  # gamma shape of the multiplier (mean 1)
-    debt_to_income_shape: PositiveFloat
-    night_share_shape: PositiveFloat
+    social_quality_sd: LogSd
+    offline_share_sd: LogSd
+    credit_history_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)]  # gamma, mean 1
+    debt_to_income_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)]
+    night_share_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)]
     # an expired ID at the start expired 0..N-1 months ago (at most a century: months are
     # counted in int32 arrays, and a larger bound passed validation then crashed the draw)
     id_expired_max_months: Annotated[int, Field(gt=0, le=MAX_MONTHS)]
@@ -108,8 +126,8 @@ class Variation(_Model):
 
 
 class PopulationSpec(_Model):
-    users: PositiveInt
-    weight: PositiveFloat
+    users: Annotated[int, Field(gt=0, le=MAX_USERS)]
+    weight: Annotated[float, Field(gt=0.0, le=MAX_WEIGHT)]
     archetypes: dict[str, Archetype]
     regions: dict[str, Region]
     device_grades: dict[str, DeviceGrade]
@@ -124,7 +142,7 @@ class PopulationSpec(_Model):
     risky_social_graph: Probability
     dormant: Probability
     variation: Variation
-    log_spread: NonNegFloat = Field(
+    log_spread: LogSd = Field(
         0.5, description="sd of log of behaviour amounts around each archetype's median"
     )
 
@@ -168,7 +186,8 @@ class Behaviour(_Model):
     dormancy_rate: Probability
     wake_rate: Probability
     awakened_months: Annotated[int, Field(gt=0, le=127)]  # stored as int8
-    awakened_payment_boost: PositiveFloat
+    awakened_payment_boost: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]
     id_expiry_rate: Probability
     id_renewal_rate: Probability
-    device_switch_rate: NonNegFloat
+    # mean switches a month (Poisson); counted in int8 arrays, so bounded well below 127
+    device_switch_rate: Annotated[float, Field(ge=0.0, le=MAX_DEVICE_SWITCH_RATE)]

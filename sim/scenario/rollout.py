@@ -9,16 +9,21 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import (
+    MAX_AMOUNT,
+    MAX_FACTOR,
+    MAX_USERS,
     MODULES,
-    NonNegFloat,
-    PositiveFloat,
-    PositiveInt,
+    Days,
+    Months,
     Probability,
     _Model,
     _Shared,
     _shared,
 )
 from sim.scenario.calendar import Window
+
+#: The longest cadence: longer than any horizon (one batch), far from timedelta's limit.
+MAX_CADENCE_DAYS = 1_000_000
 
 
 class Batch(_Model):
@@ -36,7 +41,7 @@ class Batch(_Model):
 
 class RampStep(_Model):
     percent: Annotated[float, Field(gt=0.0, le=100.0)]
-    days: PositiveInt
+    days: Days
 
 
 class Gate(_Model):
@@ -58,14 +63,14 @@ class Gate(_Model):
 
     name: str
     metric: Literal["vintage_dpd30", "capital_use"]
-    threshold: NonNegFloat
-    months_on_book: PositiveInt = 3
-    min_lines: Annotated[int, Field(ge=0)] = 0
+    threshold: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)]
+    months_on_book: Months = 3
+    min_lines: Annotated[int, Field(ge=0, le=MAX_USERS)] = 0
     level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     on_fail: Literal["halt", "shrink", "pause"] = "halt"
     shrink_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    grow_factor: Annotated[float, Field(ge=1.0)] = 1.0
-    max_factor: Annotated[float, Field(ge=1.0)] = 4.0
+    grow_factor: Annotated[float, Field(ge=1.0, le=MAX_FACTOR)] = 1.0
+    max_factor: Annotated[float, Field(ge=1.0, le=MAX_FACTOR)] = 4.0
     dry_run: bool = False
 
     @model_validator(mode="before")
@@ -98,20 +103,21 @@ class Holdout(_Model):
     rate below the cut-off is observed."""
 
     share: Annotated[float, Field(gt=0.0, le=1.0)]
-    margin: PositiveFloat
+    margin: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]  # score points
     salt: str | None = None
 
 
 class Phase(_Model):
     name: str
     start: dt.date
-    cadence_days: PositiveInt = 14
+    # a cadence past the horizon sends one batch (tests use 100,000 days for "only once")
+    cadence_days: Annotated[int, Field(gt=0, le=MAX_CADENCE_DAYS)] = 14
     batch: Batch | None = None
     ramp: list[RampStep] | None = None
     ordering: Literal["tier", "score", "random"] = "tier"
     min_version: str | None = None
     regions: list[str] | None = None
-    holiday_multiplier: NonNegFloat = 1.0
+    holiday_multiplier: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)] = 1.0
     min_score: float | None = None
     salt: str | None = None
     gates: list[Gate] = []
@@ -179,7 +185,7 @@ class AB(_Model):
 
     salt: str
     arms: dict[str, Arm]
-    min_arm_accounts: NonNegFloat = Field(
+    min_arm_accounts: Annotated[float, Field(ge=0.0, le=MAX_AMOUNT)] = Field(
         2500, description="an arm with fewer invited accounts is flagged as too small to measure")
     srm_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sim.scenario import keys
-from sim.scenario.base import PositiveInt, _check_shares, _Model
+from sim.scenario.base import MAX_MONTHS, _check_shares, _Model
 from sim.scenario.calendar import Calendar, Macro, Release, Reporting, add_months
 from sim.scenario.credit import Capital, Credit, Fraud
 from sim.scenario.files import merge
@@ -34,6 +34,9 @@ from sim.scenario.population import Behaviour, PopulationSpec
 from sim.scenario.rollout import AB, Rollout
 from sim.scenario.scoring import Reevaluation, Risk, Scoring
 
+#: The largest seed (NumPy takes any; a manifest stores it as a JSON number, exact to 2**63).
+MAX_SEED = 2**63 - 1
+
 
 class Scenario(_Model):
     """One rollout to simulate: population, score, release, calendar and strategy."""
@@ -41,8 +44,8 @@ class Scenario(_Model):
     name: str
     description: str = ""
     start: dt.date
-    quarters: PositiveInt
-    seed: Annotated[int, Field(ge=0)]
+    quarters: Annotated[int, Field(gt=0, le=MAX_MONTHS // 3)]
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)]
     population: PopulationSpec
     behaviour: Behaviour
     scoring: Scoring

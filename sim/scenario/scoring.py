@@ -8,89 +8,97 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from sim.scenario.base import (
+    MAX_FACTOR,
+    MAX_MEDIAN,
+    MAX_MONTHS,
     MODULES,
-    NonNegFloat,
-    PositiveFloat,
-    PositiveInt,
+    LogSd,
+    Median,
+    Months,
+    Points,
     Probability,
     _check_shares,
     _Model,
 )
 
+Threshold = Annotated[float, Field(ge=0.0, le=MAX_MEDIAN)]
+#: A signal's weight in logit units.
+Weight = Annotated[float, Field(ge=-MAX_FACTOR, le=MAX_FACTOR)]
+
 
 class Cutoff(_Model):
     """An access threshold on one signal; failing it costs ``points`` (``hard`` excludes)."""
 
-    min: NonNegFloat
-    points: NonNegFloat = 0.0
+    min: Threshold
+    points: Points = 0.0
     hard: bool = False
 
 
 class Penalty(_Model):
-    threshold: NonNegFloat = 0.0
-    points: NonNegFloat
+    threshold: Threshold = 0.0
+    points: Points
 
 
 class Preconditions(_Model):
-    min_account_age_months: NonNegFloat
+    min_account_age_months: Annotated[float, Field(ge=0.0, le=MAX_MONTHS)]
     require_real_name_card: bool = True
     require_class_iii: bool = True
     exclude_past_default: bool = True
     exclude_device_closed: bool = True
     exclude_risky_social_graph: bool = True
-    exclude_expired_id_after_months: NonNegFloat = 3
+    exclude_expired_id_after_months: Annotated[float, Field(ge=0.0, le=MAX_MONTHS)] = 3
 
 
 class OtherIndicators(_Model):
     """The many indicators not modelled one by one: a persistent per-user score component."""
 
-    sd: NonNegFloat
+    sd: Points
     persistence: Probability
 
 
 class References(_Model):
-    payments_per_month: PositiveFloat
-    monthly_spend: PositiveFloat
-    wealth_days: PositiveFloat
-    wealth_balance: PositiveFloat
-    credit_history_years: PositiveFloat
-    contacts: PositiveFloat
-    income: PositiveFloat
+    payments_per_month: Median
+    monthly_spend: Median
+    wealth_days: Median
+    wealth_balance: Median
+    credit_history_years: Median
+    contacts: Median
+    income: Median
 
 
 class SpendingSignals(_Model):
-    payments: float
-    spend: float
+    payments: Weight
+    spend: Weight
 
 
 class RepaymentSignals(_Model):
-    credit_transactions: float
-    utility_bills: float
-    intercept: float
+    credit_transactions: Weight
+    utility_bills: Weight
+    intercept: Weight
 
 
 class SocialSignals(_Model):
-    contacts: float
-    quality: float
+    contacts: Weight
+    quality: Weight
     quality_reference: Probability
 
 
 class AssetSignals(_Model):
-    days: float
-    balance: float
+    days: Weight
+    balance: Weight
 
 
 class StabilitySignals(_Model):
-    intercept: float
-    night: float
-    device_switches: float
-    volatility: float
-    dormant: float
+    intercept: Weight
+    night: Weight
+    device_switches: Weight
+    volatility: Weight
+    dormant: Weight
 
 
 class ResilienceSignals(_Model):
-    debt_to_income: float
-    debt_to_income_reference: NonNegFloat
+    debt_to_income: Weight
+    debt_to_income_reference: Threshold
 
 
 class Signals(_Model):
@@ -106,7 +114,7 @@ class Signals(_Model):
 
 class Scoring(_Model):
     weights: dict[str, Probability]
-    slope: PositiveFloat
+    slope: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]
     signals: Signals
     references: References
     cutoff: float
@@ -143,10 +151,10 @@ class Risk(_Model):
 
     score_correlation: Annotated[float, Field(ge=-1.0, le=1.0)]
     monthly_hazard: Probability
-    dispersion: NonNegFloat
-    auc_horizon_months: PositiveInt = 12
+    dispersion: LogSd
+    auc_horizon_months: Months = 12
 
 
 class Reevaluation(_Model):
-    every_months: PositiveInt = 3
+    every_months: Months = 3
     admit_new: bool = True

@@ -14,6 +14,8 @@ from sim.cli.app import app
 
 runner = CliRunner()
 SMALL = ["--users", "20000", "--quarters", "2", "--quiet"]
+#: Tables and folders only: the report is checked in tests/io/test_report.py (2 s a run).
+TABLES = [*SMALL, "--no-report"]
 
 
 def _run(*args):
@@ -40,7 +42,7 @@ def test_run_writes_a_complete_run_folder(tmp_path, baseline_path):
 
 def test_same_seed_same_bytes_different_seed_differs(tmp_path, baseline_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
-        assert _run("run", baseline_path, *SMALL, "--seed", seed, "--out",
+        assert _run("run", baseline_path, *TABLES, "--seed", seed, "--out",
                     tmp_path / name).exit_code == 0
     read = {n: (tmp_path / n / "metrics.parquet").read_bytes() for n in "abc"}
     assert read["a"] == read["b"] != read["c"]
@@ -54,14 +56,14 @@ def test_out_refuses_a_folder_with_files_unless_forced(tmp_path, baseline_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     for extra in ([], ["--force"]):
-        res = _run("run", baseline_path, *SMALL, "--out", out, *extra)
+        res = _run("run", baseline_path, *TABLES, "--out", out, *extra)
         assert res.exit_code == 2 and "--force" not in res.output
     assert (out / "notes.txt").read_text() == "mine"
     run = tmp_path / "run"
-    assert _run("run", baseline_path, *SMALL, "--out", run).exit_code == 0
-    res = _run("run", baseline_path, *SMALL, "--out", run)
+    assert _run("run", baseline_path, *TABLES, "--out", run).exit_code == 0
+    res = _run("run", baseline_path, *TABLES, "--out", run)
     assert res.exit_code == 2 and "--force" in res.output
-    assert _run("run", baseline_path, *SMALL, "--out", run, "--force").exit_code == 0
+    assert _run("run", baseline_path, *TABLES, "--out", run, "--force").exit_code == 0
     assert (run / "metrics.parquet").exists()
 
 

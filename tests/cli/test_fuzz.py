@@ -39,6 +39,16 @@ PAST_FINDS = [
     "population.account_classes.III.bound_cards=9e18",
     # rng.integers high out of bounds for int64 in synthesis; validate said the file was valid
     "population.variation.id_expired_max_months=100000000000000000000",
+    # issue 17: values that validated, then crashed or corrupted a run
+    "behaviour.device_switch_rate=200",  # int8 switch counts wrapped negative
+    "behaviour.device_switch_rate=1e308",
+    "population.archetypes.stable_salaried.class_iii=1e-17",  # StatisticsError
+    f"credit.limits.freeze_days={2**63}",  # OverflowError
+    f"credit.repayment.instalment_months={2**63}",
+    f"fraud.r1_hidden_days={2**63}",
+    "credit.loss.funding_rate=1e308",
+    "capital.equity=1e308",  # exited 0 with an infinite capital limit
+    "seed=" + "9" * 5000,  # beyond Python's 4,300-digit conversion limit
 ]
 NAMES_KEY_OR_LINE = re.compile(r"keys? '[^']+'|\.yaml:\d+")
 

@@ -162,7 +162,7 @@ def test_strategy_library_extends_the_baseline_with_distinct_names():
         names.add(sim.load(path).rollout.name)
     assert len(names) == len(LIBRARY)
     adaptive = sim.load(BASELINE.parent / "adaptive.yaml").rollout.gates
-    assert any(g.grow_factor > 1 and g.on_fail == "halt" for g in adaptive)
+    assert any(g.grow_factor > 1 and g.on_fail in ("halt", "shrink") for g in adaptive)
     ab = sim.load(BASELINE.parent / "ab-version-vs-tier.yaml").strategies()
     assert [r.name for r in ab.values()] == ["tier-first", "version-first-holiday"]
     assert ab["control"].phases == sim.load(BASELINE).rollout.phases  # merged over the base
