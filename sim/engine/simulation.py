@@ -320,7 +320,7 @@ class Simulation:
             self.flows.credit = credit.month(
                 self.book, self.pop, self.scenario, month=month.number, day=month.day,
                 days=month.days, date=month.date, visible=self.visible(),
-                macro=self.state.macro, rng=self.rng["credit"])
+                macro=self.state.macro, rng=self.rng["credit"], fraudster=self.fraud.fraudster)
         except credit.HazardTooHigh as exc:
             raise numeric.numeric_error(
                 "credit", month.number, "the chance of missing a payment (default hazard x "

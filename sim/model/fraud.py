@@ -90,8 +90,9 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     x = rng.random(n)
     base = spec.r1_rate + spec.r2_rate + spec.r3_rate
     crooks = np.flatnonzero(fb.fraudster)
-    hit = w < min(base, 1.0)
-    hit[crooks] = w[crooks] < min(base * spec.fraudster_rate_multiplier, 1.0)
+    # the scenario guarantees both chances are at most 1 (sim.scenario.credit.Fraud)
+    hit = w < base
+    hit[crooks] = w[crooks] < base * spec.fraudster_rate_multiplier
     hit &= fb.level == NONE
     hit &= ~pop.closed
     hit = np.flatnonzero(hit)

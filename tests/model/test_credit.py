@@ -45,6 +45,7 @@ def test_constant_hazard_matches_geometric_law():
     h = 0.03
     changes = single_vintage(users=20_000)
     changes.update({"risk.dispersion": 0.0, "risk.monthly_hazard": h,
+                    "risk.lifecycle": {"form": "flat"},  # constant in months on book
                     "credit.delinquency.cure": [0.0, 0.0, 0.0]})
     res = run(scenario(changes), seed=7, quarters=5)
     v = res.vintages
