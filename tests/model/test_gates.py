@@ -99,7 +99,8 @@ def test_adaptive_halts_when_the_vintage_is_bad():
     shock = [{"name": "crash", "start": "2025-01-01", "end": "2027-12-31",
               "hazard_multiplier": 12}]
     result = run([ADAPTIVE], **{"macro.shocks": shock, "credit.activation": _activation(1.0),
-                                "risk.dispersion": 0.4})
+                                "risk.dispersion": 0.4, "risk.monthly_hazard": 0.006,
+                                "risk.lifecycle": {"form": "flat"}})  # unseasoned
     g = result.gates
     judged = g[g.decision.isin(["pass", "fail"])]
     assert judged.iloc[0]["decision"] == "fail" and judged.iloc[0]["value"] > 0.02
