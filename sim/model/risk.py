@@ -21,10 +21,33 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.model import scoring
+from sim.model.population import Population
+from sim.scenario import Scenario
 from sim.scenario.scoring import Lifecycle
+
+#: Population dimensions whose ``score_offset`` is fitted to access rates, not to risk.
+OFFSET_DIMENSIONS = ("archetypes", "regions", "device_grades", "os", "data_sharing")
 
 #: Monthly rolls from a missed payment (1-30 days past due) to the default (90+).
 ROLL_MONTHS = 3
+
+
+def structural_score(pop: Population, scenario: Scenario) -> np.ndarray:
+    """What a user's behaviour and attributes say about creditworthiness: the score's six
+    modules (income, credit history, payments, assets, stability, debt) and its behaviour
+    penalties (volatility, night activity, device switches, dormancy then a burst, no
+    utility bills, unknown sources), without the segment offsets fitted to access rates and
+    without the transient "other indicators". Latent risk is built on this, so refitting
+    an access offset moves access, never hazards; a segment (region, device grade, data
+    sharing) differs in risk only through who is in it."""
+    population = scenario.population
+    zeroed = population.model_copy(update={
+        dim: {k: v.model_copy(update={"score_offset": 0.0})
+              for k, v in getattr(population, dim).items()}
+        for dim in OFFSET_DIMENSIONS})
+    plain = scenario.model_copy(update={"population": zeroed})
+    return scoring.evaluate(pop, plain).score - pop.other_indicators
 
 
 def lifecycle_curve(spec: Lifecycle, months: int) -> np.ndarray:

@@ -135,3 +135,29 @@ def test_fraud_rates_that_would_exceed_one_are_a_scenario_error_naming_the_keys(
     assert "fraud.r1_rate" in str(err.value)
     with pytest.raises(ScenarioError, match="must not exceed 1"):
         scenario({"fraud.r1_rate": 0.6, "fraud.r2_rate": 0.6})
+
+
+# ----------------------------------------------------------------------------- structure
+
+
+def test_refitting_an_access_offset_leaves_every_hazard_unchanged():
+    """Latent risk comes from behaviour and attributes, not from the segment offsets fitted to
+    access rates: moving them changes who gets access, never anyone's hazard."""
+    a = scenario({"population.users": 3_000})
+    b = scenario({"population.users": 3_000,
+                  "population.regions.new_tier1.score_offset": -40,
+                  "population.device_grades.C.score_offset": 30,
+                  "population.os.ios.score_offset": 20,
+                  "population.data_sharing.none.score_offset": 10,
+                  "population.archetypes.mass_market.score_offset": -15})
+    sa, sb = Simulation(a), Simulation(b)
+    assert np.array_equal(sa.pop.hazard, sb.pop.hazard)
+    # and behaviour does move risk: a worse credit history raises the mean hazard of those
+    # whose history it shortens, relative to everyone else (the level is renormalised)
+    c = scenario({"population.users": 3_000,
+                  "population.archetypes.young_potential.credit_history_years": 0.05})
+    sc_ = Simulation(c)
+    young = sa.pop.archetype == list(a.population.archetypes).index("young_potential")
+    ratio_a = sa.pop.hazard[young].mean() / sa.pop.hazard[~young].mean()
+    ratio_c = sc_.pop.hazard[young].mean() / sc_.pop.hazard[~young].mean()
+    assert ratio_c > ratio_a
