@@ -41,6 +41,10 @@ def calibrate_command(
     check: Annotated[bool, typer.Option(
         help="Only compare the scenario with the targets (exit 1 if any is off); fit "
         "nothing.")] = False,
+    validate: Annotated[int | None, typer.Option(
+        "--validate", min=1, help="Out-of-sample check: fit on all targets but K at a time "
+                                  "and report each left-out target's error (writes nothing).")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
@@ -53,6 +57,7 @@ def calibrate_command(
 
     from sim import __version__
     from sim.experiments.calibrate import calibrate, evaluate, nested
+    from sim.experiments.calibrate import validate as leave_out
     from sim.experiments.parameters import Parameter
     from sim.io.folders import OutputError, write_text_atomic
 
@@ -69,6 +74,16 @@ def calibrate_command(
         for r in report[~report.within & (report.unmet != "")].itertuples():
             out.print(f"known gap, {r.target}: {r.unmet}", highlight=False)
         raise typer.Exit(0 if (report.within | (report.unmet != "")).all() else 1)
+    if validate is not None:
+        budget = budget_evals if budget_evals is not None else 200
+        table = leave_out(sc, goals, list(free.values()), validate, budget_evals=budget,
+                          budget_seconds=None if budget_minutes is None
+                          else 60 * budget_minutes)
+        for r in table.itertuples():
+            out.print(f"{r.target}: observed {r.observed:.6g}, predicted out of sample "
+                      f"{r.predicted:.6g} (error {r.error:+.3g}, tolerance {r.tolerance:.3g}"
+                      f"{'' if r.within else ', OUTSIDE'})", highlight=False)
+        raise typer.Exit(0 if table.within.all() else 1)
     if dest.exists() and not force:
         raise OutputError(f"{dest} already exists; choose another --out, or pass --force")
     budget = budget_evals if budget_evals is not None else (None if budget_minutes else 200)

@@ -37,7 +37,7 @@ CREDIT_COLUMNS = (
     "stage2", "stage3", "ead", "funding_cost", "net_income", "overdue_episodes", "cures",
     "early_repayments", "limit_raises", "cap_cuts", "r1_hidden", "r2_hidden", "r3_closed",
     "r1_signals", "r2_signals", "r3_signals", "reviews", "reviews_passed", "wrongly_blocked",
-    "macro_factor", "capital_bound", "capital_limit",
+    "macro_factor", "capital_bound", "capital_limit", "npl_ratio", "fraud_defaults",
 )
 #: Credit inputs in fen (converted to CNY); every other count is weighted as users.
 MONEY = {"opening_balance", "draws", "interest_revenue", "repayments", "charge_offs",
@@ -258,7 +258,8 @@ class Recorder:
         row = {**obs.flows.credit, **obs.flows.fraud}
         row.update(credit.stock(book, pop))
         row.update(fraud.stock(obs.fraud))
-        row.update(credit.expected_loss(book, pop, obs.scenario, obs.macro))
+        row.update(credit.expected_loss(book, pop, obs.scenario, obs.macro, obs.month,
+                                        obs.fraud.fraudster))
         row["macro_factor"] = obs.macro
         # bound if a step held invitations back this month, or if the book is at the limit
         row["capital_bound"] = (obs.flows.capital_bound
@@ -300,6 +301,9 @@ class Recorder:
             default_balance / year_ago["outstanding"]
             if year_ago is not None and year_ago.get("outstanding", 0) > 0 else np.nan)
         row["loss_rate_12m"] = loss * scale / outstanding if outstanding > 0 else np.nan
+        # NPL-style ratio: balance 90+ days past due (not yet charged off) per outstanding
+        row["npl_ratio"] = (row["stage3"] / row["outstanding"] if row["outstanding"] > 0
+                            else np.nan)
         return {k: row[k] for k in CREDIT_COLUMNS if k in row}
 
     def segment_rows(self, obs: Observation) -> list[dict]:

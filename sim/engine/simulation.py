@@ -33,6 +33,7 @@ from sim.model import (
     numeric,
     reevaluation,
     release,
+    risk,
     scoring,
 )
 from sim.model.population import assign_latent_risk, synthesize
@@ -114,9 +115,10 @@ class Simulation:
         first = scoring.evaluate(self.pop, scenario)
         numeric.check_finite(first.score, name="score", process="scoring", month=0,
                             key="scoring")
-        # Latent risk follows what behaviour says (the score without its transient "other
-        # indicators" part), so quarter-to-quarter score noise moves access, not risk.
-        assign_latent_risk(self.pop, scenario, first.score - self.pop.other_indicators,
+        # Latent risk follows what behaviour says (risk.structural_score: the score without
+        # the segment offsets fitted to access and its transient "other indicators"), so
+        # score noise and access calibration move access, not risk.
+        assign_latent_risk(self.pop, scenario, risk.structural_score(self.pop, scenario),
                            generator(self.seed, "risk"))
         numeric.check_probability(self.pop.hazard, name="monthly default hazard", process="risk",
                                  month=0, key=("risk.monthly_hazard", "risk.dispersion"))
@@ -334,7 +336,8 @@ class Simulation:
             self.flows.credit = credit.month(
                 self.book, self.pop, self.scenario, month=month.number, day=month.day,
                 days=month.days, date=month.date, visible=self.visible(),
-                macro=self.state.macro, streams=self.streams, capital=self.capital_fen)
+                macro=self.state.macro, streams=self.streams, capital=self.capital_fen,
+                fraudster=self.fraud.fraudster)
             if self.flows.credit.get("capital_capped"):
                 self.flows.capital_bound = True  # the limit held raises or draws back
         except credit.HazardTooHigh as exc:

@@ -443,3 +443,36 @@ def calibrate(scenario: Scenario, targets: list[Target], params: list[Parameter]
     return Fit(params=fitted, changed=changed, scenario=sc, report=table,
                cost=best["cost"], evaluations=best["n"],
                seconds=time.perf_counter() - began, message=message, at_bound=at_bound)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate(scenario: Scenario, targets: list[Target], params: list[Parameter], k: int = 1,
+             *, seed: int | None = None, budget_evals: int | None = 200,
+             budget_seconds: float | None = None, progress: Progress | None = None
+             ) -> pd.DataFrame:
+    """Out-of-sample check of a calibration: fit on all targets but ``k`` at a time
+    (consecutive folds of ``k`` in the file's order) and report each left-out target's error
+    at the values fitted without it. A model that only echoes its inputs fits every target
+    in sample and misses the ones it did not see.
+
+    One row per target: fold, observed, predicted (out of sample), error, tolerance, within,
+    and the in-sample cost of its fold's fit.
+    """
+    if not 1 <= k < len(targets):
+        raise TargetError(f"--validate K leaves K targets out of {len(targets)}: K must be "
+                          f"between 1 and {len(targets) - 1}")
+    rows = []
+    for fold, start in enumerate(range(0, len(targets), k)):
+        out_idx = set(range(start, min(start + k, len(targets))))
+        kept = [t for i, t in enumerate(targets) if i not in out_idx]
+        held = [targets[i] for i in sorted(out_idx)]
+        fit = calibrate(scenario, kept, params, seed=seed, budget_evals=budget_evals,
+                        budget_seconds=budget_seconds, progress=progress)
+        for r in evaluate(fit.scenario, held, seed).itertuples():
+            rows.append({"target": r.target, "fold": fold, "observed": r.observed,
+                         "predicted": r.simulated, "error": r.error,
+                         "tolerance": r.tolerance, "within": r.within,
+                         "in_sample_cost": fit.cost})
+    return pd.DataFrame(rows)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.model import invites
+from sim.model import invites, risk
 from sim.model import streams as purposes
 from sim.model.population import Population
 from sim.model.streams import Streams
@@ -177,12 +177,20 @@ def roll_through(cures: np.ndarray) -> np.ndarray:
 
 
 def entry_probability(pop: Population, scenario: Scenario, macro: float,
-                      users: np.ndarray | None = None) -> np.ndarray:
-    """Chance that a current borrower misses this month's payment: the latent default hazard
-    times the macro factor, over the user's roll-through from 1-30 to 90+."""
-    hazard = pop.hazard if users is None else pop.hazard[users]
+                      users: np.ndarray | None = None,
+                      mob: np.ndarray | None = None) -> np.ndarray:
+    """Chance that a current borrower misses this month's payment: the default hazard
+    (:func:`sim.model.risk.hazard`: individual x lifecycle x macro) of the months on book
+    the default would land in (``mob + ROLL_MONTHS``), over the user's roll-through from
+    1-30 to 90+. Without ``mob`` the lifecycle is left out (multiplier 1)."""
+    individual = pop.hazard if users is None else pop.hazard[users]
     through = roll_through(cure_probabilities(pop, scenario, users))[:, 0]
-    chance = hazard.astype(np.float64) * macro / np.maximum(through, 1e-12)
+    if mob is None:
+        hazard = individual.astype(np.float64) * macro
+    else:
+        hazard = risk.hazard(individual, mob + risk.ROLL_MONTHS, macro,
+                             scenario.risk.lifecycle)
+    chance = hazard / np.maximum(through, 1e-12)
     over = chance > 1.0
     if over.any():  # the hazard cannot be delivered: say so, never clip
         raise HazardTooHigh(int(over.sum()), int(chance.size), float(chance.max()))
@@ -203,7 +211,8 @@ class HazardTooHigh(ArithmeticError):
 
 def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: int,
           days: int, date: dt.date, visible: np.ndarray, macro: float,
-          streams: Streams, capital: int | None = None) -> dict[str, int]:
+          streams: Streams, capital: int | None = None,
+          fraudster: np.ndarray | None = None) -> dict[str, int]:
     """One month of every credit line; returns the month's flows (unweighted fen, counts).
 
     ``day`` is the day index of the month end, ``days`` the days in the month, ``visible``
@@ -215,6 +224,9 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     While the book is at the capital limit (outstanding at it, or last month's draws scaled
     down to fit under it) limits are not raised; the month's draws are scaled down to the
     room left under it (``capital_capped`` is 1 when the limit held raises or draws back).
+    ``fraudster`` marks users who never meant to repay (``FraudBook.fraudster``): those who
+    pass detection and open a line draw their whole limit and miss every bill without a
+    cure (a first-payment default); they take the same random draws as everyone else.
     """
     cfg: Credit = scenario.credit
     flows: dict[str, int] = {}
@@ -228,8 +240,11 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     billed = np.flatnonzero((book.state == CURRENT) & (opening > 0))
     u_late = streams.uniform(purposes.ROLL, month, late)
     u_billed = streams.uniform(purposes.MISS, month, billed)
-    cured, arrears, defaulted = roll(book, pop, scenario, late, u_late, month=month)
-    missing = miss(book, pop, scenario, billed, u_billed, macro=macro, day=day)
+    crook = np.zeros(book.n, dtype=bool) if fraudster is None else fraudster
+    cured, arrears, defaulted = roll(book, pop, scenario, late, u_late, month=month,
+                                     never_cure=crook[late])
+    missing = miss(book, pop, scenario, billed, u_billed, macro=macro, day=day,
+                   month=month, certain=crook[billed])
 
     payers = np.setdiff1d(billed, missing, assume_unique=True)
     repaid, full = repay(book, pop, cfg, opening, interest, payers, cured, arrears,
@@ -254,9 +269,10 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
                                         streams=streams)
     room = None if capital is None else max(capital - int(book.balance.sum()), 0)
     flows["draws"], flows["draw_accounts"], held = draw(
-        book, cfg, can_use, month=month, day=day, streams=streams, room=room)
+        book, cfg, can_use, month=month, day=day, streams=streams, room=room, greedy=crook)
     book.capital_held = held
     flows["capital_capped"] = int(capped or held)
+    flows["fraud_defaults"] = int(np.count_nonzero(crook[defaulted]))
     flows["cap_cuts"] = cap_limits(book, pop, scenario, date)
     flows["closing_balance"] = int(book.balance.sum())
     flows["funding_cost"] = funding_cost(flows["opening_balance"], cfg.loss.funding_rate, days)
@@ -289,12 +305,16 @@ def charge_off(book: Book, cfg: Credit) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def roll(book: Book, pop: Population, scenario: Scenario, late: np.ndarray, u: np.ndarray, *,
-         month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         month: int, never_cure: np.ndarray | None = None
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lines in arrears (``late``, uniform draws ``u``) cure or roll one bucket on; a roll
-    into 90+ is a default, which closes the user's access for good. Returns (cured, their
-    months of arrears, defaulted)."""
+    into 90+ is a default, which closes the user's access for good. Lines marked
+    ``never_cure`` (fraud) always roll on. Returns (cured, their months of arrears,
+    defaulted)."""
     state = book.state[late].astype(np.int64)
     cure = cure_probabilities(pop, scenario, late)[np.arange(late.size), state - 1]
+    if never_cure is not None:
+        cure = np.where(never_cure, 0.0, cure)
     cured = late[u < cure]
     rolled = late[u >= cure]
     arrears = book.missed[cured].astype(np.int64)
@@ -311,11 +331,18 @@ def roll(book: Book, pop: Population, scenario: Scenario, late: np.ndarray, u: n
 
 
 def miss(book: Book, pop: Population, scenario: Scenario, billed: np.ndarray, u: np.ndarray,
-         *, macro: float, day: int) -> np.ndarray:
+         *, macro: float, day: int, month: int | None = None,
+         certain: np.ndarray | None = None) -> np.ndarray:
     """Current borrowers with a bill (``billed``, uniform draws ``u``) who miss it: into
-    1-30, limit frozen and cut, review window restarted, score points lost. Returns them."""
+    1-30, limit frozen and cut, review window restarted, score points lost. The chance
+    follows each line's months on book at ``month`` (the lifecycle; none without
+    ``month``); lines marked ``certain`` (fraud) always miss. Returns them."""
     cfg = scenario.credit
-    missing = billed[u < entry_probability(pop, scenario, macro, billed)]
+    mob = None if month is None else month - book.open_month[billed].astype(np.int64)
+    chance = entry_probability(pop, scenario, macro, billed, mob)
+    if certain is not None:
+        chance = np.where(certain, 1.0, chance)
+    missing = billed[u < chance]
     book.state[missing] = D1_30
     book.missed[missing] = 1
     book.frozen_until[missing] = day + cfg.limits.freeze_days
@@ -398,17 +425,25 @@ def activate(book: Book, pop: Population, scenario: Scenario, can_use: np.ndarra
 
 
 def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
-         streams: Streams, room: int | None = None) -> tuple[int, int, bool]:
+         streams: Streams, room: int | None = None,
+         greedy: np.ndarray | None = None) -> tuple[int, int, bool]:
     """Current, unfrozen lines with room under the limit draw with ``draw_rate`` a beta share
-    (mean ``draw_share``) of what is available, in whole CNY. When the draws would take more
-    than ``room`` (fen left under the capital limit; None: no limit), every draw is scaled
-    down by the same factor, so no user's draw depends on the order of the others. Returns
-    (fen drawn, lines that drew, whether the capital limit held draws back)."""
+    (mean ``draw_share``) of what is available, in whole CNY; lines marked ``greedy`` (fraud)
+    draw everything available. When the draws would take more than ``room`` (fen left under
+    the capital limit; None: no limit), every draw is scaled down by the same factor, so no
+    user's draw depends on the order of the others. Returns (fen drawn, lines that drew,
+    whether the capital limit held draws back)."""
     users = np.flatnonzero(book.opened & can_use & (book.state == CURRENT)
                            & (book.frozen_until <= day) & (book.balance < book.limit))
-    users = users[streams.uniform(purposes.DRAW, month, users) < cfg.draw_rate]
+    keep = streams.uniform(purposes.DRAW, month, users) < cfg.draw_rate
     share = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
-                          purposes.DRAW_SHARE, month, users)
+                          purposes.DRAW_SHARE, month, users[keep])
+    if greedy is not None and greedy[users].any():  # fraud takes no draws of its own
+        full = np.ones(users.size)
+        full[keep] = share
+        keep |= greedy[users]
+        share = np.where(greedy[users], 1.0, full)[keep]
+    users = users[keep]
     available = book.limit[users] - book.balance[users]
     wanted = available * share
     held = room is not None and float(wanted.sum()) > room
@@ -459,28 +494,20 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
 # --------------------------------------------------------------------------- expected loss
 
 
-def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float) -> dict:
+def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
+                  month: int | None = None, fraudster: np.ndarray | None = None) -> dict:
     """IFRS 9 view of the book at a month end (fen, float): stage balances, 12-month and
     lifetime expected credit loss, and the staged allowance.
 
-    PD comes from the model's own dynamics (the latent hazard, the roll-through of the
-    delinquency buckets and the macro factor): an oracle PD, what a perfectly calibrated
-    bank model would hold. EAD = balance + CCF x undrawn limit for lines that can still
-    draw; stage 1 < 30 days past due, stage 2 30-89, stage 3 90+.
+    PD comes from the model's own dynamics (:func:`pd_12m_lifetime`): an oracle PD, what a
+    perfectly calibrated bank model would hold. EAD = balance + CCF x undrawn limit for lines
+    that can still draw; stage 1 < 30 days past due, stage 2 30-89, stage 3 90+.
     """
     cfg = scenario.credit
     live = np.flatnonzero(book.opened & (book.state <= DEFAULT))
     state = book.state[live]
-    through = roll_through(cure_probabilities(pop, scenario, live))
-    monthly = np.minimum(pop.hazard[live].astype(np.float64) * macro, 1.0)
-    pd12 = 1.0 - (1.0 - monthly) ** 12
-    pdl = 1.0 - (1.0 - monthly) ** cfg.loss.lifetime_months
-    late = (state >= D1_30) & (state <= D61_90)
-    r = np.where(late, through[np.arange(live.size), np.clip(state, 1, 3) - 1], 0.0)
-    pd12 = np.where(late, r + (1 - r) * pd12, pd12)
-    pdl = np.where(late, r + (1 - r) * pdl, pdl)
-    pd12 = np.where(state == DEFAULT, 1.0, pd12)
-    pdl = np.where(state == DEFAULT, 1.0, pdl)
+    pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live, month=month,
+                                fraudster=fraudster)
     bal = book.balance[live].astype(np.float64)
     undrawn = np.maximum(book.limit[live] - book.balance[live], 0).astype(np.float64)
     can_draw = (state == CURRENT) & ~pop.closed[live]
@@ -499,6 +526,35 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float)
         "stage2": float(bal[stage == 2].sum()),
         "stage3": float(bal[stage == 3].sum()),
     }
+
+
+def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: float,
+                    lines: np.ndarray, *, month: int | None = None,
+                    fraudster: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """12-month and lifetime (``credit.loss.lifetime_months``) PD of ``lines`` at the end of
+    ``month``: the chance of reaching 90+ within the horizon along the simulation's own
+    chain (:func:`sim.model.risk.default_probability`): the roll and cure of the delinquency
+    buckets, the lifecycle at each line's months on book, the macro factor held at today's,
+    and months without a balance (no bill, no miss). Lines at 90+ have PD 1. Without
+    ``month`` the lifecycle is left out (multiplier 1)."""
+    cfg = scenario.credit
+    cures = cure_probabilities(pop, scenario, lines)
+    through = roll_through(cures)[:, 0]
+    spec = scenario.risk.lifecycle
+    if month is None:
+        spec = spec.model_copy(update={"form": "flat", "table": None})
+        mob = np.zeros(lines.size, dtype=np.int64)
+    else:
+        mob = np.maximum(month - book.open_month[lines].astype(np.int64), 0)
+    can_use = pop.invited[lines] & ~pop.closed[lines] & ~pop.hidden[lines]
+    room = book.balance[lines] < book.limit[lines]
+    pd = risk.default_probability(
+        individual=pop.hazard[lines], mob=mob, state=book.state[lines].astype(np.int64),
+        has_balance=book.balance[lines] > 0, cures=cures, through=through, macro=macro,
+        spec=spec, horizons=(12, cfg.loss.lifetime_months), full=cfg.repayment.full,
+        draw_rate=np.where(can_use & room, cfg.draw_rate, 0.0),
+        certain=None if fraudster is None else fraudster[lines])
+    return pd[:, 0], pd[:, 1]
 
 
 def stock(book: Book, pop: Population) -> dict[str, int]:

@@ -90,8 +90,8 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     # fraudsters have one rate each)
     base = spec.r1_rate + spec.r2_rate + spec.r3_rate
     exposed = np.flatnonzero((fb.level == NONE) & ~pop.closed)
-    rate = np.where(fb.fraudster[exposed], min(base * spec.fraudster_rate_multiplier, 1.0),
-                    min(base, 1.0))
+    # the scenario guarantees both chances are at most 1 (sim.scenario.credit.Fraud)
+    rate = np.where(fb.fraudster[exposed], base * spec.fraudster_rate_multiplier, base)
     hit = exposed[streams.uniform(purposes.SIGNAL, month, exposed) < rate]
     # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
     g3 = spec.r3_rate / base if base > 0 else 0.0

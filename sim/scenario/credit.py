@@ -169,3 +169,22 @@ class Fraud(_Model):
     appeal_rate: Probability
     review_success: Probability
     max_reviews_per_year: Annotated[int, Field(ge=0, le=MAX_REVIEWS_PER_YEAR)]
+
+    @model_validator(mode="after")
+    def _rates(self):
+        """The monthly chance of a signal is a probability for genuine users and fraudsters
+        alike: rates that would exceed 1 are an error, never clipped."""
+        base = self.r1_rate + self.r2_rate + self.r3_rate
+        if base > 1.0:
+            raise ValueError(
+                f"fraud.r1_rate + fraud.r2_rate + fraud.r3_rate = {base:g} is a monthly chance "
+                "of a signal and must not exceed 1")
+        if base * self.fraudster_rate_multiplier > 1.0:
+            raise ValueError(
+                f"(fraud.r1_rate + fraud.r2_rate + fraud.r3_rate) x "
+                f"fraud.fraudster_rate_multiplier = {base:g} x "
+                f"{self.fraudster_rate_multiplier:g} = "
+                f"{base * self.fraudster_rate_multiplier:g} is a fraudster's monthly chance "
+                f"of a signal and must not exceed 1: lower the multiplier to at most "
+                f"{1.0 / base:g} or the rates")
+        return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.scenario.base import (
     MAX_FACTOR,
@@ -146,13 +146,48 @@ class Scoring(_Model):
         return v
 
 
+class Lifecycle(_Model):
+    """How the default hazard of a line varies with its months on book (seasoning).
+
+    ``form: log_logistic`` (the default): the log-logistic hazard shape
+    ``(t / scale)^(shape - 1) / (1 + (t / scale)^shape)``, which ramps up, peaks at
+    ``scale x (shape - 1)^(1 / shape)`` months (shape > 1) and then declines;
+    ``form: table``: one multiplier per month on book from 1 (the last one holds after);
+    ``form: flat``: no seasoning. Every form is rescaled so its mean over months on book
+    1..``normalise_months`` is 1, so ``risk.monthly_hazard`` keeps its meaning (the mean
+    monthly hazard of a line over its first ``normalise_months`` months).
+    """
+
+    form: Literal["log_logistic", "table", "flat"] = "log_logistic"
+    scale: Annotated[float, Field(gt=0.0, le=MAX_MONTHS)] = 12.0
+    shape: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] = 3.0
+    table: list[Annotated[float, Field(ge=0.0, le=MAX_FACTOR)]] | None = None
+    normalise_months: Annotated[int, Field(gt=0, le=600)] = 36
+
+    @model_validator(mode="after")
+    def _table(self):
+        if self.form == "table":
+            if not self.table:
+                raise ValueError("risk.lifecycle.form 'table' needs 'table': one multiplier "
+                                 "per month on book from 1")
+            if not any(v > 0 for v in self.table[:self.normalise_months]):
+                raise ValueError("risk.lifecycle.table needs a positive multiplier in its "
+                                 "first normalise_months months")
+        elif self.table is not None:
+            raise ValueError(f"risk.lifecycle.table is only read with form 'table' (form is "
+                             f"'{self.form}')")
+        return self
+
+
 class Risk(_Model):
-    """Latent risk: the truth the score sees only imperfectly."""
+    """Latent risk: the truth the score sees only imperfectly; the monthly default hazard of
+    a line is individual x lifecycle(months on book) x environment (``macro``)."""
 
     score_correlation: Annotated[float, Field(ge=-1.0, le=1.0)]
     monthly_hazard: Probability
     dispersion: LogSd
     auc_horizon_months: Months = 12
+    lifecycle: Lifecycle = Lifecycle()
 
 
 class Reevaluation(_Model):

@@ -95,13 +95,14 @@ def test_adaptive_grows_while_the_vintage_is_good():
 
 
 def test_adaptive_halts_when_the_vintage_is_bad():
-    # everyone borrows at once and the hazard is 12 times the baseline's (less dispersed, so
+    # everyone borrows at once and the hazard is 12 times 0.9% a month (less dispersed, so
     # no borrower's chance of missing a payment passes 1): the first vintage with 2 months on
     # book is far over a 5% 30+ rate
     shock = [{"name": "crash", "start": "2025-01-01", "end": "2027-12-31",
               "hazard_multiplier": 12}]
     result = run([ADAPTIVE], **{"macro.shocks": shock, "credit.activation": _activation(1.0),
-                                "risk.dispersion": 0.4})
+                                "risk.dispersion": 0.4, "risk.monthly_hazard": 0.009,
+                                "risk.lifecycle": {"form": "flat"}})  # unseasoned
     g = result.gates
     judged = g[g.decision.isin(["pass", "fail"])]
     assert judged.iloc[0]["decision"] == "fail" and judged.iloc[0]["value"] > 0.05

@@ -1,0 +1,141 @@
+"""The monthly default hazard of a credit line: individual x lifecycle x environment.
+
+* **individual**: ``pop.hazard``, the user's latent hazard (population mean
+  ``risk.monthly_hazard``), fixed at the start (:func:`sim.model.population.assign_latent_risk`);
+* **lifecycle**: a multiplier by months on book (seasoning, ``risk.lifecycle``): new lines
+  rarely default, defaults ramp up over 3-6 months, peak around 12-18 and then decline;
+* **environment**: the macro factor of the calendar month (``macro.shocks``), the same for
+  every line alive that month.
+
+Vintage quality is not a parameter: it is the mean individual hazard of the users each batch
+invites. The default of a line at months on book ``t`` comes from a payment missed three
+monthly rolls earlier (1-30 -> 31-60 -> 61-90 -> 90+), so the chance of missing a bill at
+months on book ``t`` is set to deliver the hazard at ``t + ROLL_MONTHS``.
+
+PD (:func:`default_probability`) follows the same chain forward from each line's state, so
+the bank's expected loss is the model's own dynamics, not ``1 - (1 - h)^12``.
+Nothing here does I/O or draws random numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.model import scoring
+from sim.model.population import Population
+from sim.scenario import Scenario
+from sim.scenario.scoring import Lifecycle
+
+#: Population dimensions whose ``score_offset`` is fitted to access rates, not to risk.
+OFFSET_DIMENSIONS = ("archetypes", "regions", "device_grades", "os", "data_sharing")
+
+#: Monthly rolls from a missed payment (1-30 days past due) to the default (90+).
+ROLL_MONTHS = 3
+
+
+def structural_score(pop: Population, scenario: Scenario) -> np.ndarray:
+    """What a user's behaviour and attributes say about creditworthiness: the score's six
+    modules (income, credit history, payments, assets, stability, debt) and its behaviour
+    penalties (volatility, night activity, device switches, dormancy then a burst, no
+    utility bills, unknown sources), without the segment offsets fitted to access rates and
+    without the transient "other indicators". Latent risk is built on this, so refitting
+    an access offset moves access, never hazards; a segment (region, device grade, data
+    sharing) differs in risk only through who is in it."""
+    population = scenario.population
+    zeroed = population.model_copy(update={
+        dim: {k: v.model_copy(update={"score_offset": 0.0})
+              for k, v in getattr(population, dim).items()}
+        for dim in OFFSET_DIMENSIONS})
+    plain = scenario.model_copy(update={"population": zeroed})
+    return scoring.evaluate(pop, plain).score - pop.other_indicators
+
+
+def lifecycle_curve(spec: Lifecycle, months: int) -> np.ndarray:
+    """Multipliers for months on book 0..``months`` (index = months on book), normalised to
+    mean 1 over months on book 1..``spec.normalise_months``. Month 0 (the month of opening)
+    carries no balance and has multiplier 0."""
+    top = max(months, spec.normalise_months)
+    t = np.arange(1, top + 1, dtype=np.float64)
+    if spec.form == "flat":
+        raw = np.ones_like(t)
+    elif spec.form == "table":
+        table = np.asarray(spec.table, dtype=np.float64)
+        raw = table[np.minimum(t.astype(int), table.size) - 1]
+    else:
+        x = t / spec.scale
+        raw = x ** (spec.shape - 1.0) / (1.0 + x ** spec.shape)
+    raw = raw / raw[:spec.normalise_months].mean()
+    return np.concatenate([[0.0], raw])[: months + 1]
+
+
+def lifecycle(mob: np.ndarray, spec: Lifecycle) -> np.ndarray:
+    """Lifecycle multiplier at months on book ``mob`` (integers >= 0)."""
+    mob = np.asarray(mob, dtype=np.int64)
+    curve = lifecycle_curve(spec, int(mob.max(initial=0)))
+    return curve[np.clip(mob, 0, None)]
+
+
+def peak_month(spec: Lifecycle, months: int = 120) -> int:
+    """Months on book at which the lifecycle multiplier is highest."""
+    return int(np.argmax(lifecycle_curve(spec, months)))
+
+
+def hazard(individual: np.ndarray, mob: np.ndarray, macro: float, spec: Lifecycle) -> np.ndarray:
+    """Monthly default hazard at months on book ``mob``: individual x lifecycle x macro."""
+    return individual.astype(np.float64) * lifecycle(mob, spec) * macro
+
+
+def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.ndarray,
+                        has_balance: np.ndarray, cures: np.ndarray, through: np.ndarray,
+                        macro: float, spec: Lifecycle, horizons: tuple[int, ...],
+                        full: float, draw_rate: np.ndarray,
+                        certain: np.ndarray | None = None) -> np.ndarray:
+    """Chance that each live line reaches 90+ within each horizon (months), from the chain
+    the simulation runs: shape (lines, len(horizons)).
+
+    States: 0 current with a balance, 1 current without, 2/3/4 = 1-30/31-60/61-90 days past
+    due, 5 default (absorbing). A current line with a balance misses its bill with
+    ``hazard(mob + ROLL_MONTHS) / through`` (the engine's entry chance), else repays in full
+    with ``full`` and draws again with ``draw_rate``; a line without a balance draws with
+    ``draw_rate``; a line in arrears cures (back to current with a balance) or rolls on. The
+    environment is held at today's ``macro``. ``certain`` marks lines that never repay
+    (fraud: they miss every bill, never cure, draw at once); lines already at 90+ have PD 1.
+    """
+    n = individual.size
+    out = np.zeros((n, len(horizons)))
+    if n == 0:
+        return out
+    p = np.zeros((n, 6))
+    idx = np.arange(n)
+    col = np.where(state == 0, np.where(has_balance, 0, 1), np.minimum(state, 4) + 1)
+    col = np.where(state >= 4, 5, col)
+    p[idx, col] = 1.0
+    c = cures.astype(np.float64)
+    d = draw_rate.astype(np.float64)
+    f = np.full(n, full)
+    if certain is not None and certain.any():
+        c = np.where(certain[:, None], 0.0, c)
+        d = np.where(certain, 1.0, d)
+        f = np.where(certain, 0.0, f)
+    top = max(horizons)
+    curve = lifecycle_curve(spec, int(mob.max(initial=0)) + top + ROLL_MONTHS)
+    base = individual.astype(np.float64) * macro / np.maximum(through, 1e-12)
+    want = {h: i for i, h in enumerate(horizons)}
+    for k in range(1, top + 1):
+        e = np.minimum(base * curve[mob + k + ROLL_MONTHS], 1.0)
+        if certain is not None:
+            e = np.where(certain, 1.0, e)
+        cur, idle, a1, a2, a3, dflt = (p[:, j] for j in range(6))
+        pay = cur * (1.0 - e)
+        nxt = np.empty_like(p)
+        nxt[:, 0] = pay * (1.0 - f * (1.0 - d)) + idle * d + a1 * c[:, 0] + a2 * c[:, 1] \
+            + a3 * c[:, 2]
+        nxt[:, 1] = pay * f * (1.0 - d) + idle * (1.0 - d)
+        nxt[:, 2] = cur * e
+        nxt[:, 3] = a1 * (1.0 - c[:, 0])
+        nxt[:, 4] = a2 * (1.0 - c[:, 1])
+        nxt[:, 5] = dflt + a3 * (1.0 - c[:, 2])
+        p = nxt
+        if k in want:
+            out[:, want[k]] = p[:, 5]
+    return out
