@@ -99,8 +99,8 @@ def test_12_month_pd_predicts_realised_defaults_of_accounts_current_at_a_month()
     for key in ("credit.repayment.full", "credit.repayment.minimum_only", "credit.draw_rate"):
         del changes[key]  # the baseline's repayment mix and draw rate: months without a bill
     sc = scenario(changes)
-    snap = Simulation(sc, quarters=3).run()
-    later = Simulation(sc, quarters=7).run()
+    snap = Simulation(sc, quarters=3, run_off=0).run()
+    later = Simulation(sc, quarters=7, run_off=0).run()
     current = np.flatnonzero(snap.book.opened & (snap.book.state == credit.CURRENT))
     assert current.size > 5_000
     pd12, _ = credit.pd_12m_lifetime(snap.book, snap.population, sc, 1.0, current, month=9,
