@@ -5,15 +5,17 @@ Three designs, one verdict per (output, parameter):
 * :func:`sobol` — Saltelli sampling (SALib): first-order and total indices with bootstrap
   intervals, a ``dummy`` parameter sampled like the others (it enters no run);
 * :func:`rbd_fast` — any Latin hypercube sample: SALib's RBD-FAST first-order index with its
-  bootstrap interval, and a dummy column drawn independently of the sample;
+  bootstrap interval, against the spread of the same index for inert (dummy) columns;
 * :func:`main_effects` — grid designs: the main-effect share of variance, with a permutation
   noise floor (the same statistic on shuffled levels).
 
-An index whose interval reaches down into the dummy's is reported as "not distinguishable from
-noise"; an output that does not vary across the points is "no variation", never an index (a
-0/0 is not a share of 1.00). Too few points for a method is a :class:`SensitivityError`
-naming the minimum. :func:`replication_variance` puts the within-point (replication) variance
-beside the between-point variance.
+An index that does not clear the dummy's noise floor (Sobol: its interval reaches down into
+the dummy's; RBD-FAST and grids: it is under the upper end of the same index's spread for
+inert parameters) is reported as "not distinguishable from noise"; an output that does not
+vary across the points is "no variation", never an index (a 0/0 is not a share of 1.00). Too
+few points for a method is a :class:`SensitivityError` naming the minimum.
+:func:`replication_variance` puts the within-point (replication) variance beside the
+between-point variance.
 """
 
 from __future__ import annotations
@@ -119,10 +121,16 @@ def sobol(X: pd.DataFrame, outputs: pd.DataFrame, seed: int = 1,
 
 
 def rbd_fast(X: pd.DataFrame, outputs: pd.DataFrame, seed: int = 1,
-             level: float = 0.95) -> pd.DataFrame:
+             level: float = 0.95, nulls: int = 200) -> pd.DataFrame:
     """RBD-FAST first-order indices from a Latin hypercube sample ``X`` (one column per
-    parameter), with bootstrap intervals and an independent :data:`DUMMY` column drawn from
-    ``seed`` as the noise floor."""
+    parameter), with SALib's bootstrap intervals, against a noise floor.
+
+    The :data:`DUMMY` row is the index of an inert parameter: its estimate for one column
+    drawn independently of the sample, its interval the central ``level`` range of the index
+    over ``nulls`` such columns (the estimator's spread under no effect, which at a few dozen
+    points is wide), and the noise floor that range's upper end. A parameter is influential
+    when its index exceeds the noise floor: a permutation test at ``(1 - level) / 2``.
+    """
     from SALib.analyze import rbd_fast as analyze
 
     n = len(X)
@@ -131,8 +139,7 @@ def rbd_fast(X: pd.DataFrame, outputs: pd.DataFrame, seed: int = 1,
         raise SensitivityError(f"RBD-FAST needs at least {need} points (more than twice its "
                                f"{HARMONICS} harmonics plus one); the sample has {n}")
     rng = np.random.default_rng(seed)
-    dummy = (rng.permutation(n) + rng.random(n)) / n  # stratified like a hypercube column
-    data = X.assign(**{DUMMY: dummy}).astype(float)
+    data = X.astype(float)
     names = list(data.columns)
     problem = _problem(names, [(data[c].min(), data[c].max() + 1e-12) for c in names])
     rows = []
@@ -140,15 +147,36 @@ def rbd_fast(X: pd.DataFrame, outputs: pd.DataFrame, seed: int = 1,
         y = outputs[output].to_numpy(dtype=float)
         finite = np.isfinite(y)
         if is_constant(y) or finite.sum() < need:
-            rows += _no_variation(output, names, "rbd_fast", finite=finite.sum() >= need)
+            rows += _no_variation(output, [*names, DUMMY], "rbd_fast",
+                                  finite=finite.sum() >= need)
             continue
+        yf = y[finite]
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            res = analyze.analyze(problem, data.to_numpy()[finite], y[finite], M=HARMONICS,
+            res = analyze.analyze(problem, data.to_numpy()[finite], yf, M=HARMONICS,
                                   num_resamples=200, conf_level=level, seed=seed)
+            null = np.array([_rbd_index(rng.permutation(yf.size), yf) for _ in range(nulls)])
+        lo, hi = np.quantile(null, [(1 - level) / 2, (1 + level) / 2])
+        floor = float(hi)
         for i, name in enumerate(names):
-            rows.append(_row(output, name, "rbd_fast", res["S1"][i], res["S1_conf"][i]))
-    return _judge(pd.DataFrame(rows), index="first_order")
+            s1 = float(res["S1"][i])
+            rows.append({**_row(output, name, "rbd_fast", s1, res["S1_conf"][i]),
+                         "noise_floor": floor,
+                         "verdict": "influential" if s1 > floor
+                         else "not distinguishable from noise"})
+        rows.append({**_row(output, DUMMY, "rbd_fast", float(null[0]), np.nan),
+                     "first_order_low": float(lo), "first_order_high": float(hi),
+                     "noise_floor": floor, "verdict": "noise floor"})
+    table = pd.DataFrame(rows)
+    return _ranked(table, "first_order") if not table.empty else table
+
+
+def _rbd_index(x: np.ndarray, y: np.ndarray) -> float:
+    """SALib's RBD-FAST first-order estimate of ``y`` on the ordering of ``x``."""
+    from SALib.analyze.rbd_fast import compute_first_order, permute_outputs, unskew_S1
+
+    s1 = compute_first_order(permute_outputs(x, y), HARMONICS)
+    return float(unskew_S1(s1, HARMONICS, y.size))
 
 
 def main_effects(X: pd.DataFrame, outputs: pd.DataFrame, seed: int = 1,
@@ -200,7 +228,7 @@ def _row(output: str, name: str, method: str, s1: float, s1_half: float,
             "first_order": float(s1), "first_order_low": float(s1 - s1_half),
             "first_order_high": float(s1 + s1_half), "total": float(st),
             "total_low": float(st - st_half), "total_high": float(st + st_half),
-            "verdict": ""}
+            "noise_floor": np.nan, "verdict": ""}
 
 
 def _no_variation(output: str, names: Sequence[str], method: str, finite: bool) -> list[dict]:
