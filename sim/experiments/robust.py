@@ -67,6 +67,7 @@ class Robustness:
     reps: int
     root: Path
     notes: tuple[str, ...] = ()
+    cart: str = ""  # a CART tree of the same failures, as text rules (a second view)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables of a robust summary folder, by file stem."""
@@ -99,6 +100,7 @@ class Robustness:
             "box_coverage": getattr(d, "coverage", None),
             "box_density": getattr(d, "density", None),
             "discovery_note": getattr(d, "note", ""),
+            "cart": self.cart,
             "ranking": self.ranking.to_dict(orient="records"),
             "notes": list(self.notes),
         }
@@ -413,14 +415,16 @@ def robust(scenarios: Sequence[Scenario | str | Path], uncertainties: str | Path
                      "measure is unmeasured, and a risk budget fails every plan")
     ranks = ranking(table_f, names)
     best = str(ranks.iloc[0].strategy)
-    from sim.analysis.discovery import prim
+    from sim.analysis.discovery import prim, tree
 
-    fails = ~table_f[table_f.strategy == best].sort_values("future")["satisficing"]
-    found = prim(table[unc.keys], fails.to_numpy())
+    fails = (~table_f[table_f.strategy == best].sort_values("future")["satisficing"]).to_numpy()
+    found = prim(table[unc.keys], fails)
+    cart = tree(table[unc.keys], fails) if 0 < fails.sum() < len(fails) else ""
     return Robustness(strategies=names, futures=table, outcomes=table_f, runs=runs,
                       ranking=ranks, discovery=found, recommended=best, target=target,
                       coverage=coverage, budget=budget, by=by, by_months=by_months,
-                      capital_share=capital_share, reps=reps, root=root, notes=tuple(notes))
+                      capital_share=capital_share, reps=reps, root=root, notes=tuple(notes),
+                      cart=cart)
 
 
 def _goals(first: Scenario, target, budget, by, months: int):

@@ -147,7 +147,7 @@ def test_the_command_writes_tables_summary_and_charts(setup, tmp_path, baseline_
     _, path, _ = setup
     res = CliRunner().invoke(app, ["robust", str(baseline_path),
                                    "scenarios/conservative.yaml", "--uncertainties",
-                                   str(path), "--futures", "3", "--users", "1500",
+                                   str(path), "--futures", "2", "--users", "1500",
                                    "--quarters", "5", "--workers", "1", "--quiet",
                                    "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
