@@ -22,6 +22,8 @@ from sim.errors import GreysimError
 
 #: A box must hold at least this share of the failing futures to be chosen.
 MIN_COVERAGE = 0.8
+#: A restriction whose quasi-p-value is under this is taken as more than chance.
+SIGNIFICANT = 0.05
 
 
 class DiscoveryError(GreysimError, ValueError):
@@ -32,7 +34,8 @@ class DiscoveryError(GreysimError, ValueError):
 class Discovery:
     """The PRIM box of the futures of interest (``y`` true), its peeling trajectory, and
     what it covers. ``box`` has one row per uncertainty (``low``, ``high`` the box, ``full_low``,
-    ``full_high`` the sampled range, ``restricted``); ``trajectory`` one row per peeling step
+    ``full_high`` the sampled range, ``restricted``, ``qp_value`` EMA Workbench's
+    quasi-p-value of the restriction); ``trajectory`` one row per peeling step
     (coverage, density, mass, restricted dimensions; ``chosen`` marks the box reported)."""
 
     box: pd.DataFrame
@@ -44,12 +47,19 @@ class Discovery:
     of_interest: int
     note: str = ""
     rules: tuple[str, ...] = field(default=())
+    caution: str = ""  # set when no restriction is significant
+
+    @property
+    def significant(self) -> bool:
+        """Whether some restriction of the box is unlikely to be chance (qp < 0.05)."""
+        return bool(len(self.box)) and bool((self.box["qp_value"] < SIGNIFICANT).any())
 
     def __repr__(self) -> str:
         if self.note:
             return f"Discovery: {self.note}"
-        return (f"Discovery of {self.of_interest} of {self.cases} futures: box with coverage "
+        text = (f"Discovery of {self.of_interest} of {self.cases} futures: box with coverage "
                 f"{self.coverage:.2f}, density {self.density:.2f}: " + "; ".join(self.rules))
+        return text + (f" ({self.caution})" if self.caution else "")
 
 
 def _numeric(x: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -99,6 +109,7 @@ def prim(x: pd.DataFrame, y, *, threshold: float = 0.8, peel_alpha: float = 0.05
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         box.select(pick)
+        qp = _qp_values(box, pick)
     trajectory["chosen"] = trajectory.index == pick
     limits = box.box_lims[pick]
     init = search.box_init
@@ -110,7 +121,8 @@ def prim(x: pd.DataFrame, y, *, threshold: float = 0.8, peel_alpha: float = 0.05
         is_date = c in dates
         rows.append({"key": c, "low": _show(lo, is_date), "high": _show(hi, is_date),
                      "full_low": _show(flo, is_date), "full_high": _show(fhi, is_date),
-                     "restricted": restricted})
+                     "restricted": restricted,
+                     "qp_value": qp.get(c, np.nan) if restricted else np.nan})
         if restricted:
             parts = []
             if lo > flo:
@@ -119,9 +131,30 @@ def prim(x: pd.DataFrame, y, *, threshold: float = 0.8, peel_alpha: float = 0.05
                 parts.append(f"{c} <= {_fmt(_show(hi, is_date))}")
             rules.append(" and ".join(parts))
     row = trajectory.loc[pick]
-    return Discovery(pd.DataFrame(rows), trajectory.reset_index(drop=True),
-                     float(row["coverage"]), float(row["density"]), float(row["mass"]), n, k,
-                     rules=tuple(rules))
+    table = pd.DataFrame(rows)
+    note = ""
+    if not (table["qp_value"] < SIGNIFICANT).any():
+        note = (f"no restriction of the box is significant (every qp value >= {SIGNIFICANT}): "
+                f"with {k} futures of interest in {n}, the box may describe chance; sample "
+                "more futures or replications")
+    return Discovery(table, trajectory.reset_index(drop=True), float(row["coverage"]),
+                     float(row["density"]), float(row["mass"]), n, k, rules=tuple(rules),
+                     caution=note)
+
+
+def _qp_values(box, i: int) -> dict[str, float]:
+    """EMA Workbench's quasi-p-value of each restricted dimension of box ``i`` (the smaller
+    of its lower and upper limit's): how likely the restriction is to arise by chance."""
+    try:
+        _, limits = box.inspect(i, style="data")[0]
+    except Exception:  # an older EMA Workbench without style="data": no qp values
+        return {}
+    cols = [c for c in limits.columns if str(c[-1] if isinstance(c, tuple) else c)
+            .startswith("qp")]
+    if not cols:
+        return {}
+    return {str(k): float(v) for k, v in limits[cols].min(axis=1, skipna=True).items()
+            if np.isfinite(v)}
 
 
 def _fmt(value) -> str:

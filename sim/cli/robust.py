@@ -132,5 +132,9 @@ def _print_discovery(result) -> None:
         return
     out.print(f"where '{result.recommended}' fails ({d.of_interest} of {d.cases} futures), "
               f"PRIM box with coverage {d.coverage:.2f} and density {d.density:.2f}:")
+    qp = d.box.set_index("key")["qp_value"]
     for rule in d.rules:
-        out.print(f"  {rule}")
+        key = rule.split(" ", 1)[0]
+        out.print(f"  {rule}  (qp {qp.get(key, float('nan')):.2g})")
+    if d.caution:
+        out.print(Text.assemble(("caution:", "yellow"), " ", d.caution))

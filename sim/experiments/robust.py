@@ -76,7 +76,7 @@ class Robustness:
         box = getattr(self.discovery, "box", pd.DataFrame())
         if not box.empty:
             tables["box"] = box.astype({"low": str, "high": str, "full_low": str,
-                                        "full_high": str})
+                                        "full_high": str})  # dates and numbers in one column
             tables["peeling"] = self.discovery.trajectory
         return tables
 
@@ -99,7 +99,7 @@ class Robustness:
             "fails_when": list(getattr(d, "rules", ())),
             "box_coverage": getattr(d, "coverage", None),
             "box_density": getattr(d, "density", None),
-            "discovery_note": getattr(d, "note", ""),
+            "discovery_note": getattr(d, "note", "") or getattr(d, "caution", ""),
             "cart": self.cart,
             "ranking": self.ranking.to_dict(orient="records"),
             "notes": list(self.notes),

@@ -26,6 +26,7 @@ def test_prim_recovers_the_hazard_threshold_where_a_strategy_fails():
     assert abs(box.loc["risk.monthly_hazard", "low"] - threshold) <= 0.1 * span
     assert not box.loc["release.adoption_half_life_weeks", "restricted"]
     assert found.trajectory["chosen"].sum() == 1
+    assert box.loc["risk.monthly_hazard", "qp_value"] < 0.01 and found.significant
     assert "risk.monthly_hazard >= " in repr(found)
 
 
@@ -41,3 +42,11 @@ def test_dates_are_reported_as_dates_and_nothing_to_find_says_so():
 def test_cart_tree_splits_on_the_hazard():
     x = _futures()
     assert "risk.monthly_hazard" in tree(x, x["risk.monthly_hazard"] > 0.0075)
+
+
+def test_failures_at_random_give_a_box_flagged_as_possibly_chance():
+    x = _futures(n=40)
+    fails = np.zeros(40, bool)
+    fails[np.random.default_rng(3).choice(40, 6, replace=False)] = True
+    found = prim(x, fails)
+    assert not found.significant and "may describe chance" in repr(found)
