@@ -619,7 +619,8 @@ def robust_peeling(trajectory: pd.DataFrame) -> Figure:
     dims = trajectory["res_dim"].to_numpy(dtype=int)
     points = ax.scatter(trajectory["coverage"], trajectory["density"], c=dims, cmap="viridis",
                         s=24)
-    fig.colorbar(points, ax=ax, label="restricted uncertainties")
+    fig.colorbar(points, ax=ax, label="restricted uncertainties",
+                 ticks=range(int(dims.max()) + 1) if dims.size else None)
     if "chosen" in trajectory:
         pick = trajectory[trajectory["chosen"].astype(bool)]
         ax.scatter(pick["coverage"], pick["density"], s=160, facecolors="none",

@@ -170,4 +170,4 @@ def tree(x: pd.DataFrame, y, *, max_depth: int = 3, min_leaf: int = 5) -> str:
     model = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_leaf,
                                    random_state=0)
     model.fit(data.to_numpy(), np.asarray(y, dtype=bool))
-    return export_text(model, feature_names=list(data.columns))
+    return export_text(model, feature_names=list(data.columns), decimals=6)
