@@ -36,9 +36,9 @@ def test_rbd_fast_on_a_hypercube_flags_an_inert_parameter_as_noise():
     from scipy.stats import qmc
 
     # the noise floor is a test at 2.5%: over many hypercubes an inert parameter clears it
-    # about once in 40, the real one always
+    # about once in 40 (P(more than 3 of 20) < 0.2%), the real one always
     flagged = 0
-    for seed in range(40):
+    for seed in range(20):
         unit = qmc.LatinHypercube(d=2, rng=np.random.default_rng(seed)).random(200)
         X = pd.DataFrame(unit, columns=["real", "inert"])
         table = sa.rbd_fast(X, pd.DataFrame({"y": np.sin(3 * X["real"])}), seed=seed)
@@ -47,7 +47,7 @@ def test_rbd_fast_on_a_hypercube_flags_an_inert_parameter_as_noise():
         flagged += table.loc["inert", "verdict"] == "influential"
         # the old report put an inert parameter at 0.39 beside the real one at 0.99
         assert table.loc["inert", "first_order"] < 0.15
-    assert flagged <= 4
+    assert flagged <= 3
 
 
 def test_a_constant_output_gets_no_variation_and_no_scipy_warning():
