@@ -130,3 +130,19 @@ def test_a_latin_hypercube_sweep_too_small_for_its_indices_fails_before_running(
     with pytest.raises(sweep.SweepError, match="at least 10 points"):
         sweep.run_sweep(baseline_path, design, tmp_path / "s", quarters=1, overrides=SMALL)
     assert not (tmp_path / "s").exists()
+
+
+def test_a_sobol_sweep_design_carries_a_dummy_that_enters_no_run():
+    from sim.experiments import sweep
+
+    design = sweep.design_of(ranges=["scoring.cutoff=10:40", "risk.dispersion=0.5:1.2"],
+                             samples=16, seed=2, method="sobol")
+    assert design.keys == ["scoring.cutoff", "risk.dispersion"]  # no 'dummy' to set
+    assert len(design.points) == 16 * (3 + 2) and "dummy" not in design.changes(0)
+    pts = design.points
+    results = pd.DataFrame({"point": pts.point, "replication": 0,
+                            "invited_share_final": 1 - pts["scoring.cutoff"] / 50})
+    table = sweep.sensitivity(results, design).set_index("parameter")
+    assert table.loc["scoring.cutoff", "verdict"] == "influential"
+    assert table.loc["risk.dispersion", "verdict"] == "not distinguishable from noise"
+    assert table.loc["scoring.cutoff", "spearman"] == pytest.approx(-1.0)
