@@ -23,6 +23,8 @@ _HOME = {
     "Sweep": "sim.experiments.sweep",
     "calibrate": "sim.experiments.calibrate",
     "Fit": "sim.experiments.calibrate",
+    "robust": "sim.experiments.robust",
+    "Robustness": "sim.experiments.robust",
 }
 
 __all__ = [*_HOME, "__version__"]

@@ -525,3 +525,119 @@ CHARTS = (
     ("capital", "Outstanding balance and capital limit", capital, "monthly", {}),
     ("net_income", "Net income", net_income, "monthly", {}),
 )
+
+
+# --------------------------------------------------------------------------- robustness
+# Charts of a robust comparison (sim.experiments.robust): the ranking, outcomes per
+# (strategy, future) and PRIM's peeling trajectory, each a table in and a Figure out.
+
+
+@_themed
+def robust_satisficing(ranking: pd.DataFrame) -> Figure:
+    """Each strategy's satisficing share (futures in which it meets the target by the
+    planner's date within the risk budget and capital limit) with its 95% Wilson interval."""
+    _need(ranking, ["strategy", "satisficing_share", "satisficing_low", "satisficing_high"],
+          "ranking")
+    t = ranking.iloc[::-1]
+    fig, (ax,) = _figure(8, 0.6 * len(t) + 1.6)
+    y = np.arange(len(t))
+    err = np.clip(np.vstack([t["satisficing_share"] - t["satisficing_low"],
+                             t["satisficing_high"] - t["satisficing_share"]]), 0, None)
+    ax.barh(y, t["satisficing_share"], color=PALETTE[0], xerr=err, capsize=3)
+    ax.set_yticks(y, t["strategy"])
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("share of futures in which the plan satisfices (95% Wilson interval)")
+    ax.set_title("Satisficing share by strategy")
+    return fig
+
+
+@_themed
+def robust_regret(outcomes: pd.DataFrame) -> Figure:
+    """Regret (months behind the best plan in the same future) of each strategy over the
+    futures: one dot per future, the 90th percentile marked."""
+    _need(outcomes, ["strategy", "future", "regret_months"], "outcomes")
+    names = list(dict.fromkeys(outcomes["strategy"]))
+    fig, (ax,) = _figure(8, 0.7 * len(names) + 1.6)
+    rng = np.random.default_rng(0)  # jitter only: the same picture every time
+    for i, name in enumerate(names[::-1]):
+        r = outcomes.loc[outcomes.strategy == name, "regret_months"].to_numpy(dtype=float)
+        ax.scatter(r, i + rng.uniform(-0.2, 0.2, r.size), s=14, alpha=0.6,
+                   color=PALETTE[(len(names) - 1 - i) % len(PALETTE)])
+        p90 = np.quantile(r, 0.9)
+        ax.plot([p90, p90], [i - 0.3, i + 0.3], color="black", lw=2)
+    ax.set_yticks(range(len(names)), names[::-1])
+    ax.set_xlabel("regret: months behind the best plan in the same future (bar: 90th "
+                  "percentile)")
+    ax.set_title("Regret over the futures")
+    return fig
+
+
+@_themed
+def robust_tradeoff(outcomes: pd.DataFrame, *, budget: float | None = None,
+                    by_months: float | None = None) -> Figure:
+    """Time to target against the risk measure, one dot per future, a panel per strategy,
+    coloured by whether the plan satisfices; a plan that never reaches the target is drawn at
+    the right edge."""
+    _need(outcomes, ["strategy", "time_to_target_months", "default_12m_per_invited",
+                     "satisficing"], "outcomes")
+    names = list(dict.fromkeys(outcomes["strategy"]))
+    fig, axes = _figure(4 * len(names), 4, 1, len(names), sharey=True)
+    t = outcomes["time_to_target_months"].to_numpy(dtype=float)
+    finite = t[np.isfinite(t)]
+    edge = max(finite.max() if finite.size else 12.0, by_months or 0.0) * 1.08
+    for ax, name in zip(axes, names, strict=True):
+        mine = outcomes[outcomes.strategy == name]
+        x = mine["time_to_target_months"].to_numpy(dtype=float)
+        x = np.where(np.isfinite(x), x, edge)
+        ok = mine["satisficing"].to_numpy(dtype=bool)
+        ax.scatter(x[ok], mine["default_12m_per_invited"][ok], s=18, color=PALETTE[2],
+                   label="satisfices")
+        ax.scatter(x[~ok], mine["default_12m_per_invited"][~ok], s=18, color=PALETTE[3],
+                   marker="x", label="fails")
+        if budget is not None:
+            ax.axhline(budget, color="grey", ls="--", lw=1)
+        if by_months is not None:
+            ax.axvline(by_months, color="grey", ls=":", lw=1)
+        ax.axvline(edge, color="lightgrey", lw=4, alpha=0.5)
+        ax.set_title(name, fontsize=11)
+        ax.set_xlabel("months to target (right edge: never)")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
+    axes[0].set_ylabel("90+ default at 12 months on book\n(per invited user)")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle("Time to target against risk, by future", x=0.01, ha="left",
+                 fontweight="bold")
+    return fig
+
+
+@_themed
+def robust_peeling(trajectory: pd.DataFrame) -> Figure:
+    """PRIM's peeling trajectory: coverage against density of each box, coloured by the
+    number of restricted uncertainties; the box reported is ringed."""
+    _need(trajectory, ["coverage", "density", "res_dim"], "peeling")
+    fig, (ax,) = _figure(6.5, 4.8)
+    dims = trajectory["res_dim"].to_numpy(dtype=int)
+    points = ax.scatter(trajectory["coverage"], trajectory["density"], c=dims, cmap="viridis",
+                        s=24)
+    fig.colorbar(points, ax=ax, label="restricted uncertainties",
+                 ticks=range(int(dims.max()) + 1) if dims.size else None)
+    if "chosen" in trajectory:
+        pick = trajectory[trajectory["chosen"].astype(bool)]
+        ax.scatter(pick["coverage"], pick["density"], s=160, facecolors="none",
+                   edgecolors="black", lw=1.5, label="box reported")
+        ax.legend(loc="lower left", fontsize=9)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coverage (share of failing futures inside the box)")
+    ax.set_ylabel("density (share of futures in the box that fail)")
+    ax.set_title("Where the plan fails: PRIM peeling trajectory")
+    return fig
+
+
+#: The charts of a robust comparison's folder: (file stem, function, table, keywords).
+ROBUST_CHARTS = (
+    ("satisficing", robust_satisficing, "ranking", ()),
+    ("regret", robust_regret, "outcomes", ()),
+    ("tradeoff", robust_tradeoff, "outcomes", ("budget", "by_months")),
+    ("peeling", robust_peeling, "peeling", ()),
+)

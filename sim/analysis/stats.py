@@ -153,3 +153,17 @@ def clopper_pearson(successes: float, trials: float,
     tail = 0.5 + level / 2.0
     return (float(successes / trials), lower_bound(successes, trials, tail),
             upper_bound(successes, trials, tail))
+
+
+def wilson_interval(successes: float, n: float, level: float = 0.95
+                    ) -> tuple[float, float, float]:
+    """A proportion ``successes / n`` and its Wilson score interval (well behaved at 0 and 1
+    and for small ``n``, unlike the Wald interval); nan when ``n`` is 0."""
+    if n <= 0:
+        return (np.nan, np.nan, np.nan)
+    p = successes / n
+    z = _z(level)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    # at p = 0 or 1 the bound equals p up to round-off: clamp so low <= p <= high
+    return float(p), float(min(p, max(0.0, centre - half))), float(max(p, min(1.0, centre + half)))

@@ -21,7 +21,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from sim.cli import calibrate, experiment, report, run, validate, vintages
+from sim.cli import calibrate, experiment, report, robust, run, validate, vintages
 from sim.cli.options import err, interrupted_line, out
 from sim.errors import GreysimError
 
@@ -100,6 +100,7 @@ app.command("calibrate")(calibrate.calibrate_command)
 app.command("compare")(experiment.compare_command)
 app.command("sweep")(experiment.sweep_command)
 app.command("vintages")(vintages.vintages_command)
+app.command("robust")(robust.robust_command)
 
 
 def main() -> None:

@@ -134,7 +134,9 @@ def sweep_command(
     grid: Annotated[list[str] | None, typer.Option(
         "--grid", help="key=v1,v2,... (repeatable; the full factorial is run).")] = None,
     sample: Annotated[str | None, typer.Option(
-        help="lhs:N for a Latin hypercube of N points over the --range keys.")] = None,
+        help="lhs:N for a Latin hypercube of N points over the --range keys, or sobol:N "
+             "for Saltelli's sample of N base samples (a power of two, at least 16).")
+    ] = None,
     ranges: Annotated[list[str] | None, typer.Option(
         "--range", help="key=lo:hi for --sample (repeatable).")] = None,
     reps: Annotated[int, typer.Option(help="Replications per point.", min=1)] = 1,
@@ -193,7 +195,10 @@ def sweep_command(
                                     "target": target},
                         "manifest": {"scenario": base.model_dump(mode="json")}},
                  finish=None if no_report else write_report)
-    out.print(_sensitivity_table(result.sensitivity))
+    if not result.sensitivity.empty:
+        out.print(_sensitivity_table(result.sensitivity))
+    if reps > 1 and not result.variance.empty:
+        out.print(_variance_table(result.variance))
     report = "" if no_report else f" (report: {root / 'summary' / 'report.html'})"
     out.print(f"{len(design.points)} points x {reps} replications; wrote {root}{report}")
 
@@ -259,9 +264,11 @@ def _design(grid, sample, ranges, seed) -> Design:
     if grid:
         return sweep.design_of(grid_specs=grid)
     kind, _, n = sample.partition(":")
-    if kind != "lhs" or not n.isdigit() or int(n) < 2:
-        raise OptionError(f"--sample takes lhs:N with N >= 2, got '{sample}'")
-    return sweep.design_of(ranges=ranges or [], samples=int(n), seed=seed)
+    if kind not in ("lhs", "sobol") or not n.isdigit() or int(n) < 2:
+        raise OptionError(f"--sample takes lhs:N or sobol:N with N >= 2, got '{sample}'")
+    design = sweep.design_of(ranges=ranges or [], samples=int(n), seed=seed, method=kind)
+    sweep.check_points(design)
+    return design
 
 
 def _manifest(paths, scenarios, reps, quarters) -> dict:
@@ -343,12 +350,38 @@ def swap_tables(swaps: pd.DataFrame, champion: str) -> list[Table]:
 def _sensitivity_table(table: pd.DataFrame) -> Table:
     from rich.table import Table
 
-    view = Table(title="sensitivity: which assumptions move each output (first-order share "
-                       "of variance; Spearman sign)", title_justify="left")
-    for header in ("output", "parameter", "first order", "spearman"):
-        view.add_column(header, justify="left" if header in ("output", "parameter") else "right")
+    view = Table(title="sensitivity: which assumptions move each output (first-order index "
+                       "[95% interval] against a dummy parameter's noise floor; Spearman sign)",
+                 title_justify="left")
+    for header in ("output", "parameter", "first order", "95% interval", "total",
+                   "noise floor", "verdict", "spearman"):
+        view.add_column(header, justify="left" if header in ("output", "parameter", "verdict")
+                        else "right")
+
+    def num(x) -> str:
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+    for r in table.to_dict("records"):
+        if r.get("parameter") == "dummy" and r.get("verdict") != "noise floor":
+            continue
+        lo, hi = num(r.get("first_order_low")), num(r.get("first_order_high"))
+        spearman = r.get("spearman", float("nan"))
+        view.add_row(r["output"], r["parameter"], num(r.get("first_order")),
+                     f"{lo} to {hi}" if lo and hi else "", num(r.get("total")),
+                     num(r.get("noise_floor")), r.get("verdict", ""),
+                     "" if spearman is None or math.isnan(spearman) else f"{spearman:+.2f}")
+    return view
+
+
+def _variance_table(table: pd.DataFrame) -> Table:
+    from rich.table import Table
+
+    view = Table(title="simulation noise: variance between points and between a point's "
+                       "replications", title_justify="left")
+    for header in ("output", "between points", "within a point", "noise share"):
+        view.add_column(header, justify="left" if header == "output" else "right")
     for r in table.itertuples():
-        view.add_row(r.output, r.parameter,
-                     "" if math.isnan(r.first_order) else f"{r.first_order:.2f}",
-                     f"{r.spearman:+.2f}")
+        view.add_row(r.output, f"{r.between_point_variance:.4g}",
+                     f"{r.within_point_variance:.4g}",
+                     "" if math.isnan(r.noise_share) else f"{r.noise_share:.0%}")
     return view

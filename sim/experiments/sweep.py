@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +42,12 @@ class Design:
     """The points of a sweep: one row per point, one column per scenario key."""
 
     points: pd.DataFrame
-    kind: str  # "grid" or "lhs"
+    kind: str  # "grid", "lhs" or "sobol"
 
     @property
     def keys(self) -> list[str]:
-        return [c for c in self.points.columns if c != "point"]
+        """The scenario keys of the design (not the Sobol design's dummy parameter)."""
+        return [c for c in self.points.columns if c not in ("point", "dummy")]
 
     def changes(self, point: int) -> dict[str, object]:
         """The point's values by key, for :meth:`Scenario.replace`."""
@@ -65,10 +66,12 @@ class Sweep:
     """A finished sweep: its design, per-run results and which parameters move which output.
 
     ``results`` has one row per run (point, replication, the point's parameter values and the
-    run's figures); ``sensitivity`` one row per output and parameter (first-order share of
-    variance, Spearman correlation, rank); ``metrics`` the monthly table of every point,
-    labelled by point as ``strategy``; ``root`` the folder holding the points (rerunning the
-    same sweep there resumes it).
+    run's figures); ``sensitivity`` one row per output and parameter (index, its interval,
+    the noise floor, a verdict, Spearman correlation, rank among the influential);
+    ``metrics`` the monthly table of every point, labelled by point as ``strategy``;
+    ``variance`` per output the variance between points beside the variance between a
+    point's replications; ``root`` the folder holding the points (rerunning the same sweep
+    there resumes it).
     """
 
     design: Design
@@ -79,22 +82,34 @@ class Sweep:
     reps: int
     target: float
     coverage: str
+    variance: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables of a sweep's summary folder, by file stem."""
         return {"results": self.results, "sensitivity": self.sensitivity,
                 "comparison": self.sensitivity,  # shown as the report's table
-                "metrics": self.metrics}
+                "metrics": self.metrics, "variance": self.variance}
 
     def __repr__(self) -> str:
         lines = [f"Sweep of {len(self.design.points)} points x {self.reps} replications "
                  f"({self.design.kind}) over {', '.join(self.design.keys)} in {self.root}"]
         if not self.sensitivity.empty:
-            top = self.sensitivity[self.sensitivity["rank"] == 1]
-            for r in top.head(6).itertuples():
-                share = "" if np.isnan(r.first_order) else f" (first order {r.first_order:.2f})"
-                lines.append(f"  {r.output}: moved most by {r.parameter}{share}")
+            for output, rows in self.sensitivity.groupby("output", sort=False):
+                lines.append(f"  {output}: {_headline(rows)}")
         return "\n".join(lines)
+
+
+def _headline(rows: pd.DataFrame) -> str:
+    """What moves an output most, with its interval; or why nothing is reported."""
+    top = rows[rows["rank"] == 1] if "rank" in rows else rows.iloc[:0]
+    if top.empty:
+        verdicts = set(rows["verdict"])
+        return next((v for v in ("no variation", "too few finite values", "too few points")
+                     if v in verdicts), "no parameter distinguishable from noise")
+    r = top.iloc[0]
+    span = (f" [{r.first_order_low:.2f}, {r.first_order_high:.2f}]"
+            if np.isfinite(r.get("first_order_low", np.nan)) else "")
+    return f"moved most by {r.parameter} (first order {r.first_order:.2f}{span})"
 
 
 def grid(specs: Sequence[str | Parameter]) -> Design:
@@ -121,6 +136,33 @@ def latin_hypercube(ranges: Sequence[str | Parameter], n: int, seed: int) -> Des
                            for i, p in enumerate(params)})
     points.insert(0, "point", range(n))
     return Design(points, "lhs")
+
+
+def sobol_design(ranges: Sequence[str | Parameter], n: int, seed: int) -> Design:
+    """Saltelli's sample for Sobol indices over parameter ranges (``key=lo:hi``): ``n`` base
+    samples (a power of two, at least 16) times ``d + 3`` points, with a ``dummy`` column
+    that enters no run (the noise floor of the indices)."""
+    from sim.analysis.sensitivity import sobol_sample
+
+    params = [p if isinstance(p, Parameter) else Parameter.parse_range(p) for p in ranges]
+    if not params:
+        raise ValueError("a Sobol design needs at least one range key=lo:hi")
+    unit = sobol_sample([p.key for p in params], [(p.low, p.high) for p in params], n, seed)
+    points = pd.DataFrame({p.key: [p.value(x) for x in unit[p.key]] for p in params})
+    points["dummy"] = unit["dummy"].to_numpy()
+    points.insert(0, "point", range(len(points)))
+    return Design(points, "sobol")
+
+
+def check_points(design: Design) -> None:
+    """Fail before any run when the design has too few points for its sensitivity method."""
+    from sim.analysis.sensitivity import min_points
+
+    if design.kind == "lhs" and len(design.points) < min_points("rbd_fast"):
+        raise SweepError(f"a Latin hypercube sweep needs at least {min_points('rbd_fast')} "
+                         f"points for its sensitivity indices (RBD-FAST); got "
+                         f"{len(design.points)}: ask for --sample lhs:{min_points('rbd_fast')} "
+                         "or more")
 
 
 def point_scenarios(path: Path, design: Design,
@@ -179,6 +221,7 @@ def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
     """Run every point not yet complete under ``root`` and return the per-run results."""
     from sim.io.folders import claim_folder
 
+    check_points(design)
     scenarios = point_scenarios(path, design, overrides)
     claim_folder(root, "sweep")
     check_resume(root, sweep_key(load(path, overrides), design, reps, quarters, target,
@@ -206,14 +249,19 @@ def run_sweep(path: Path, design: Design, root: Path, *, reps: int = 1,
 
 
 def design_of(grid_specs: Sequence[str] | None = None, ranges: Sequence[str] | None = None,
-              samples: int | None = None, seed: int = 0) -> Design:
-    """A full factorial over ``key=v1,v2,...`` strings, or a Latin hypercube of ``samples``
-    points over ``key=lo:hi`` ranges; :class:`SweepError` when neither or both are asked."""
+              samples: int | None = None, seed: int = 0, method: str = "lhs") -> Design:
+    """A full factorial over ``key=v1,v2,...`` strings, or ``samples`` points over
+    ``key=lo:hi`` ranges (a Latin hypercube, or with ``method="sobol"`` Saltelli's sample of
+    ``samples`` base samples); :class:`SweepError` when neither or both are asked."""
     if bool(grid_specs) == bool(samples):
         raise SweepError("give either a grid (key=v1,v2,...) or a number of samples with "
                          "ranges (key=lo:hi)")
     try:
-        return grid(grid_specs) if grid_specs else latin_hypercube(ranges or [], samples, seed)
+        if grid_specs:
+            return grid(grid_specs)
+        if method == "sobol":
+            return sobol_design(ranges or [], samples, seed)
+        return latin_hypercube(ranges or [], samples, seed)
     except SweepError:
         raise
     except ValueError as exc:  # the design parsers say which spec is malformed
@@ -260,11 +308,12 @@ def sweep(scenario: str | Path, design: Design | None = None, *,
                         executor=executor, progress=progress)
     return Sweep(design=design, results=results, sensitivity=sensitivity(results, design),
                  metrics=load_metrics(root, design), root=root, reps=reps, target=target,
-                 coverage=coverage)
+                 coverage=coverage, variance=variance(results))
 
 
 def _check_design(root: Path, design: Design) -> None:
-    """Write the design once; a rerun must ask for the same design to resume."""
+    """Write the design once; a rerun must ask for the same design to resume (the other
+    inputs are checked by the resume key, :mod:`sim.experiments.resume`)."""
     from sim.io.folders import OutputError, write_folder
 
     marker = root / "design" / "design.json"
@@ -311,60 +360,53 @@ def load_metrics(root: Path, design: Design) -> pd.DataFrame:
 
 
 def sensitivity(results: pd.DataFrame, design: Design) -> pd.DataFrame:
-    """Which parameters move which outputs most.
+    """Which parameters move which outputs, and which only seem to
+    (:mod:`sim.analysis.sensitivity`).
 
-    Grid designs: the first-order (main-effect) share of variance, the variance of the
-    output's mean at each level of a parameter over the output's variance. Latin hypercube
-    designs: SALib's RBD-FAST first-order index. For both, the Spearman rank correlation gives
-    the sign and strength of a monotone effect.
+    Grid designs: the main-effect share of variance against a permutation noise floor; Latin
+    hypercube designs: RBD-FAST first-order indices with bootstrap intervals against an
+    independent dummy parameter; Sobol designs: first-order and total Sobol indices with
+    bootstrap intervals against the design's dummy parameter. An output that does not vary is
+    "no variation", an index within the noise "not distinguishable from noise". The Spearman
+    rank correlation gives the sign of a monotone effect. Indices read the mean over each
+    point's replications (see :func:`variance` for the noise between replications).
     """
-    rows = []
+    from sim.analysis import sensitivity as sa
+
     outputs = [o for o in OUTPUTS if o in results]
+    if results.empty or not outputs:
+        return pd.DataFrame()
     means = results.groupby("point")[outputs].mean().replace([np.inf, -np.inf], np.nan)
-    params = design.points.set_index("point").loc[means.index, design.keys]
+    params = design.points.set_index("point").loc[means.index]
     numeric = [k for k in design.keys if pd.api.types.is_numeric_dtype(params[k])]
-    for output in outputs:
-        y = means[output].to_numpy(dtype=float)
-        finite = np.isfinite(y)
-        if finite.sum() < 3 or np.var(y[finite]) == 0:
+    if design.kind == "sobol":
+        table = sa.sobol(params[[*design.keys, sa.DUMMY]].astype(float), means)
+    elif design.kind == "lhs":
+        table = sa.rbd_fast(params[numeric].astype(float), means)
+    elif len(means) < sa.min_points("grid"):
+        return pd.DataFrame([{"output": o, "parameter": k, "verdict": "too few points"}
+                             for o in outputs for k in design.keys])
+    else:
+        table = sa.main_effects(params[design.keys], means)
+    spearman = []
+    for r in table.itertuples():
+        x = params[r.parameter] if r.parameter in numeric else None
+        y = means[r.output]
+        ok = y.notna()
+        if x is None or r.verdict in ("no variation", "too few finite values") or ok.sum() < 3:
+            spearman.append(np.nan)
             continue
-        extra = {}
-        if design.kind == "lhs":
-            extra = _rbd_fast(numeric, params.loc[finite, numeric].to_numpy(dtype=float),
-                              y[finite])
-        for key in design.keys:
-            x = params[key][finite]
-            row = {"output": output, "parameter": key, "spearman": float("nan")}
-            if key in numeric:
-                row["spearman"] = float(pd.Series(x.to_numpy(dtype=float)).corr(
-                    pd.Series(y[finite]), method="spearman"))
-            if design.kind == "grid":
-                level_means = pd.Series(y[finite]).groupby(x.astype(str).to_numpy()).mean()
-                row["first_order"] = float(level_means.var(ddof=0) / y[finite].var(ddof=0))
-            else:
-                row["first_order"] = float(extra["first_order"][numeric.index(key)])
-            rows.append(row)
-    table = pd.DataFrame(rows)
-    if not table.empty:
-        table["rank"] = table.groupby("output")["first_order"].rank(ascending=False,
-                                                                    method="first")
+        spearman.append(float(pd.Series(x[ok].to_numpy(dtype=float)).corr(
+            pd.Series(y[ok].to_numpy(dtype=float)), method="spearman")))
+    table["spearman"] = spearman
     return table
 
 
-def _rbd_fast(keys: list[str], X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """SALib's RBD-FAST first-order indices from a Latin hypercube sample.
+def variance(results: pd.DataFrame) -> pd.DataFrame:
+    """Per output: the variance between points beside the variance between a point's
+    replications (simulation noise)."""
+    from sim.analysis.sensitivity import replication_variance
 
-    RBD-FAST needs more points than twice its number of harmonics; with fewer the indices
-    are left undefined (NaN) and the rank correlation is all the summary has.
-    """
-    from SALib.analyze import rbd_fast
-
-    harmonics = 4
-    if len(y) <= 2 * harmonics + 1:
-        return {"first_order": np.full(len(keys), np.nan)}
-    problem = {"num_vars": len(keys), "names": keys,
-               "bounds": [[float(X[:, i].min()), float(X[:, i].max()) + 1e-12]
-                          for i in range(len(keys))]}
-    result = rbd_fast.analyze(problem, X, y, M=harmonics, num_resamples=50, seed=1,
-                              print_to_console=False)
-    return {"first_order": np.clip(np.asarray(result["S1"], dtype=float), 0.0, 1.0)}
+    if results.empty:
+        return pd.DataFrame()
+    return replication_variance(results, [o for o in OUTPUTS if o in results])
