@@ -117,7 +117,7 @@ def test_a_sweep_folder_refuses_points_computed_at_another_size(tmp_path, baseli
     bigger = {**SMALL, "population.users": 2500}
     with pytest.raises(OutputError, match="other inputs.*users: 2000 there, 2500 now"):
         sweep.run_sweep(baseline_path, design, tmp_path / "s", quarters=1, overrides=bigger)
-    with pytest.raises(OutputError, match="differ in: reps"):
+    with pytest.raises(OutputError, match="other inputs.*replications: 1 there, 2 now"):
         sweep.run_sweep(baseline_path, design, tmp_path / "s", quarters=1, overrides=SMALL,
                         reps=2)
 
