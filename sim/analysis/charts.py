@@ -382,8 +382,10 @@ def vintage_curves(vintages: pd.DataFrame, batches: pd.DataFrame | None = None,
                    rate: str = "dpd90_cum_rate") -> Figure:
     """Cumulative 90+ rate by months on book, one line per phase (the batches' phases when
     ``batches`` is given, else the invite year): the accounts-weighted mean over its batches,
-    with a band from the lowest to the highest batch. Dashed: months on book where a batch is
-    younger than the 12-month default window, so the rate is still rising."""
+    with a band over the middle half of the batches, drawn where at least three batches (or
+    all of them) holding a quarter of the phase's accounts have reached that month on book.
+    Dashed: months on book where most of the phase's weight is younger than the 12-month
+    default window, so the rate still rises."""
     _need(vintages, ["vintage", "mob", rate], "vintage", " (it comes with the credit model)")
     by = _series(vintages)
     names = _names(vintages, by)
@@ -392,6 +394,8 @@ def vintage_curves(vintages: pd.DataFrame, batches: pd.DataFrame | None = None,
     v = v.assign(w=weight.fillna(0.0), wr=weight.fillna(0.0) * v[rate])
     groups = list(dict.fromkeys(v["group"]))
     gcolour = {g: STAGE_COLOURS[i % len(STAGE_COLOURS)] for i, g in enumerate(groups)}
+    by_year = all(str(g).startswith("batches of ") for g in groups)
+    title = "Vintage curves by invite year" if by_year else "Vintage curves by phase"
     fig, axes = _panels(len(names), row_height=3.8 if len(names) == 1 else 3.0)
     for ax, name in zip(axes, names, strict=True):
         sub = v if by is None else v[v[by] == name]
@@ -399,9 +403,12 @@ def vintage_curves(vintages: pd.DataFrame, batches: pd.DataFrame | None = None,
             cells = sub[sub["group"] == g]
             if cells.empty:
                 continue
-            agg = cells.groupby("mob").agg(w=("w", "sum"), wr=("wr", "sum"),
-                                           lo=(rate, "min"), hi=(rate, "max"),
-                                           n=("vintage", "nunique"))
+            g_mob = cells.groupby("mob")
+            agg = g_mob.agg(w=("w", "sum"), wr=("wr", "sum"), n=("vintage", "nunique"))
+            agg["lo"], agg["hi"] = g_mob[rate].quantile(0.25), g_mob[rate].quantile(0.75)
+            # months on book reached by only a few early batches say little about the phase
+            agg = agg[(agg["n"] >= min(3, agg["n"].max()))
+                      & (agg["w"] >= 0.25 * agg["w"].max())]
             agg["mean"] = agg["wr"] / agg["w"].where(agg["w"] > 0)
             mob = agg.index.to_numpy()
             ax.fill_between(mob, agg["lo"], agg["hi"], color=gcolour[g], alpha=0.15, lw=0)
@@ -416,10 +423,9 @@ def vintage_curves(vintages: pd.DataFrame, batches: pd.DataFrame | None = None,
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(bottom=0)
         ax.set_xlim(left=0)
-        ax.set_title(str(name) if name is not None else "Vintage curves by phase",
-                     fontsize=11 if name is not None else 12)
+        ax.set_title(str(name) if name is not None else title, fontsize=11 if name else 12)
     if len(names) > 1:
-        fig.suptitle("Vintage curves by phase", x=0.01, ha="left", fontweight="bold")
+        fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
         fig.supxlabel("months on book", fontsize=10)
         fig.supylabel("cumulative 90+ days past due (% of invited accounts)", fontsize=10)
     else:
@@ -430,7 +436,7 @@ def vintage_curves(vintages: pd.DataFrame, batches: pd.DataFrame | None = None,
     handles += [Line2D([], [], color="grey", lw=1.6), Line2D([], [], color="grey", ls="--"),
                 Patch(color="grey", alpha=0.15)]
     labels += ["seasoned (12+ months on book)", "younger than the default window",
-               "range over the phase's batches"]
+               "middle half of the batches"]
     _legend_right(fig, handles, labels)
     return fig
 
@@ -445,9 +451,11 @@ def batch_rates(vintages: pd.DataFrame, batches: pd.DataFrame | None = None,
     if {"opened", "accounts"} <= set(last.columns):
         opened = last["opened"].where(last["opened"] > 0)
         last["rate"] = last[rate] * last["accounts"] / opened
+        last["_den"] = last["opened"]
         per = "per opened line"
     else:
         last["rate"] = last[rate]
+        last["_den"] = last.get("accounts", 1.0)
         per = "per invited user"
     last["group"] = _vintage_groups(last, batches)
     last["seasoned"] = (last["mob"] >= MATURITY_MONTHS) if "immature" not in last else \
@@ -465,18 +473,22 @@ def batch_default(vintages: pd.DataFrame, batches: pd.DataFrame | None = None,
     rows, per = batch_rates(vintages, batches, rate)
     by = _series(rows)
     fig, (ax,) = _figure(10, 4.4)
-    if by is not None:  # a comparison: one colour per strategy, mean over replications
-        names = _names(rows, by)
+    if by is not None:  # a comparison: one colour per strategy, pooled per invite quarter
+        names = _names(vintages, by)
         colour = colours(names)
+        rows = rows.assign(quarter=pd.to_datetime(rows["vintage_date"]).dt.to_period("Q")
+                           .dt.end_time.dt.normalize(), num=rows["rate"] * rows["_den"])
         for name in names:
             sub = rows[rows[by] == name]
-            m = sub.groupby("vintage").agg(date=("vintage_date", "first"), rate=("rate", "mean"),
+            m = sub.groupby("quarter").agg(num=("num", "sum"), den=("_den", "sum"),
                                            seasoned=("seasoned", "all"))
-            x = pd.to_datetime(m["date"])
-            ax.plot(x, m["rate"], "-", color=colour[name], lw=1, alpha=0.5, label="_line")
-            ax.scatter(x[m.seasoned], m.rate[m.seasoned], s=22, color=colour[name], label=name)
-            ax.scatter(x[~m.seasoned], m.rate[~m.seasoned], s=22, facecolor="white",
-                       edgecolor=colour[name], label="_young")
+            m["rate"] = m["num"] / m["den"].where(m["den"] > 0)
+            x = pd.to_datetime(m.index)
+            s = m["seasoned"].to_numpy()
+            ax.plot(x, m["rate"], "-", color=colour[name], lw=1.2, alpha=0.6, label="_line")
+            ax.scatter(x[s], m["rate"][s], s=28, color=colour[name], label=name, zorder=3)
+            ax.scatter(x[~s], m["rate"][~s], s=28, facecolor="white", edgecolor=colour[name],
+                       label="_young", zorder=3)
     else:
         groups = list(dict.fromkeys(rows["group"]))
         for i, g in enumerate(groups):
@@ -503,7 +515,7 @@ def batch_default(vintages: pd.DataFrame, batches: pd.DataFrame | None = None,
     _pct(ax, decimals=1)
     ax.set_ylim(bottom=0)
     _date_axis(ax)
-    ax.set_xlabel("invite date of the batch")
+    ax.set_xlabel("invite date of the batch" + (" (pooled by quarter)" if by else ""))
     ax.set_ylabel(f"defaulted (90+ days), {per}")
     ax.set_title("Default rate by batch so far")
     return fig

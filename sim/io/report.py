@@ -19,6 +19,7 @@ import inspect
 import io
 import json
 import os
+import pickle
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -89,6 +90,11 @@ class Chart:
     note: str = ""
     caption: str = ""
     _png: bytes | None = None
+
+    @property
+    def drawn(self) -> bool:
+        """Whether the chart was drawn (else ``note`` says why not)."""
+        return self._png is not None or self.figure is not None
 
     @property
     def png(self) -> bytes:
@@ -179,28 +185,93 @@ def _inputs(folder: Folder, fn, kwargs: dict) -> dict:
     return kw
 
 
-def draw(folder: Folder) -> list[Chart]:
+def _draw_one(folder: Folder, spec: tuple) -> Chart:
+    name, title, fn, table, kwargs = spec
+    chart = Chart(name, title, caption=CAPTIONS.get(name, ""))
+    try:
+        chart.figure = fn(folder.tables.get(table), **_inputs(folder, fn, kwargs))
+        chart._png = png(chart.figure)  # render now: some failures show only when drawn
+    except charts.MissingData as exc:
+        chart.figure, chart.note = None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a chart bug must not cost the run
+        chart.figure, chart._png = None, None
+        chart.note = f"could not be drawn ({type(exc).__name__}: {exc}); please report this"
+    return chart
+
+
+def draw(folder: Folder, *, workers: int | None = None, figures: bool = False) -> list[Chart]:
     """Every chart of :data:`sim.analysis.charts.CHARTS` the folder's tables allow, rendered
-    to PNG."""
-    out = []
-    for name, title, fn, table, kwargs in charts.CHARTS:
-        chart = Chart(name, title, caption=CAPTIONS.get(name, ""))
+    to PNG.
+
+    With two or more cores, a forked child renders every other chart while this process
+    renders the rest (drawing is CPU-bound Python, so threads would not help); its PNGs come
+    back through a pipe. ``figures=True`` keeps every Figure (for SVG), so draws here alone.
+    ``GREYSIM_REPORT_WORKERS=1`` turns the child off.
+    """
+    specs = list(charts.CHARTS)
+    if workers is None:
+        workers = int(os.environ.get("GREYSIM_REPORT_WORKERS", "0") or 0) or \
+            min(2, os.cpu_count() or 1)
+    if figures or workers < 2 or not hasattr(os, "fork") or len(specs) < 4:
+        return [_draw_one(folder, spec) for spec in specs]
+    theirs = specs[1::2]
+    _warm_fonts()  # once, before the fork, so that both processes have the fonts loaded
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: render its half, send (name, png, note) back, leave at once
         try:
-            chart.figure = fn(folder.tables.get(table), **_inputs(folder, fn, kwargs))
-            chart._png = png(chart.figure)  # render now: some failures show only when drawn
-        except charts.MissingData as exc:
-            chart.figure, chart.note = None, str(exc)
-        except Exception as exc:  # noqa: BLE001 - a chart bug must not cost the run
-            chart.figure = None
-            chart.note = f"could not be drawn ({type(exc).__name__}: {exc}); please report this"
-        out.append(chart)
+            os.close(read)
+            out = []
+            for spec in theirs:
+                c = _draw_one(folder, spec)
+                out.append((c.name, c._png, c.note))
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(pickle.dumps(out))
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        mine = {spec[0]: _draw_one(folder, spec) for spec in specs[0::2]}
+    finally:
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(pid, 0)
+    try:
+        sent = {name: (data_png, note) for name, data_png, note in pickle.loads(data)}
+    except Exception:  # noqa: BLE001 - the child died: draw its half here
+        sent = {}
+    out = []
+    for spec in specs:
+        if spec[0] in mine:
+            out.append(mine[spec[0]])
+        elif spec[0] in sent:
+            data_png, note = sent[spec[0]]
+            out.append(Chart(spec[0], spec[1], note=note, caption=CAPTIONS.get(spec[0], ""),
+                             _png=data_png))
+        else:
+            out.append(_draw_one(folder, spec))
     return out
 
 
-def png(fig: Figure, dpi: int = 110) -> bytes:
+def _warm_fonts() -> None:
+    with mpl.rc_context(charts.theme()):
+        fig = Figure(figsize=(1, 1))
+        fig.text(0.5, 0.5, "0%", fontweight="bold")
+        fig.gca().set_title("x")
+        png(fig, dpi=20)
+
+
+def png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG, drawn once by the Agg canvas (``savefig`` would first make a dry
+    draw to lay out the figure, then draw it again: a third of the time)."""
     buf = io.BytesIO()
-    FigureCanvasAgg(fig)  # render with Agg whatever backend pyplot is set to
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    canvas = FigureCanvasAgg(fig)  # render with Agg whatever backend pyplot is set to
+    original = fig.dpi
+    fig.set_dpi(dpi)
+    try:
+        canvas.print_png(buf, metadata={"Software": None})
+    finally:
+        fig.set_dpi(original)
     return buf.getvalue()
 
 
@@ -716,14 +787,14 @@ def render(folder: Folder, drawn: list[Chart]) -> str:
     by_name = {c.name: c for c in drawn}
     placed = set()
     for question, names in SECTIONS:
-        figures = [by_name[n] for n in names if n in by_name and by_name[n].figure is not None]
+        figures = [by_name[n] for n in names if n in by_name and by_name[n].drawn]
         placed.update(names)
         if figures:
             parts += [f"<h2>{html.escape(question)}</h2>", *map(_figure_html, figures)]
-    rest = [c for c in drawn if c.name not in placed and c.figure is not None]
+    rest = [c for c in drawn if c.name not in placed and c.drawn]
     if rest:
         parts += ["<h2>More charts</h2>", *map(_figure_html, rest)]
-    skipped = [c for c in drawn if c.figure is None]
+    skipped = [c for c in drawn if not c.drawn]
     if skipped:
         parts.append('<div class="notes"><p>Not drawn:</p><ul>' + "".join(
             f"<li><b>{html.escape(c.title)}</b>: {html.escape(c.note)}</li>" for c in skipped)
@@ -764,7 +835,7 @@ def write_report(path: Path, *, chart_files: bool = True, svg_files: bool = Fals
     from sim.io.folders import mapped_os_errors
 
     folder = load_folder(path)
-    drawn = draw(folder)
+    drawn = draw(folder, figures=svg_files)
     path = Path(path)
     with mapped_os_errors(path, "report.html was not written or replaced"):
         if chart_files:
@@ -793,9 +864,9 @@ def _write_charts(path: Path, drawn: list[Chart], svg_files: bool = False) -> No
     tmp.mkdir()
     try:
         for c in drawn:
-            if c.figure is not None:
+            if c.drawn:
                 (tmp / f"{c.name}.png").write_bytes(c.png)
-                if svg_files:
+                if svg_files and c.figure is not None:
                     (tmp / f"{c.name}.svg").write_bytes(svg(c.figure))
         if charts.exists():
             os.replace(charts, old)
