@@ -356,8 +356,9 @@ def funnel(monthly: pd.DataFrame) -> Figure:
         ax.set_ylabel(unit)
         ax.set_xlabel("quarter (end month)")
         pop = float(sub["population"].iloc[-1]) / pdiv
+        word = punit.split(", ")[-1].removesuffix("s") if pdiv > 1 else "real users"
         ax.set_title("Funnel per quarter" + (f": {name}" if name is not None else "")
-                     + f" (population {pop:,.1f} {punit.split(', ')[-1]})", fontsize=12)
+                     + f" (population {pop:,.3g} {word})", fontsize=12)
     _legend_top(fig)
     return fig
 
