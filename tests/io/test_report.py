@@ -49,8 +49,8 @@ def comparison_dir(tmp_path_factory, run_dir) -> Path:
 def real_comparison_dir(tmp_path_factory, baseline_path) -> Path:
     """A folder written by ``greysim compare`` (two strategies, tiny)."""
     out = tmp_path_factory.mktemp("real") / "cmp"
-    tier = baseline_path.parent / "tier-first.yaml"
-    res = runner.invoke(app, ["compare", str(baseline_path), str(tier), "--reps", "2",
+    tier, version = (baseline_path.parent / f"{n}.yaml" for n in ("tier-first", "version-first"))
+    res = runner.invoke(app, ["compare", str(tier), str(version), "--reps", "2",
                               "--users", "3000", "--quarters", "4", "--workers", "1",
                               "--max-default-rate", "0.03", "--quiet", "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -117,7 +117,7 @@ def test_real_comparison_report(real_comparison_dir):
     # differences in percentage points with their interval
     assert re.search(r"[+-]\d+\.\d+ pp <span[^>]*>\[[+-]?\d", page)
     assert not re.search(r"(\d\.\d+) \[\1, \1\]", page)  # no "5.000 [5.000, 5.000]"
-    for strategy in ("baseline", "tier-first"):
+    for strategy in ("tier-first", "version-first"):
         assert f"{strategy}: the scenario as resolved" in page
     assert "key differences to" in page and "rollout.phases" in page
 
