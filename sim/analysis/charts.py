@@ -711,7 +711,8 @@ def segment_heatmap(segments: pd.DataFrame, rows: str = "archetype", cols: str =
             if not np.isnan(v):
                 ax.text(c, r, f"{v:.0%}", ha="center", va="center", fontsize=9,
                         color="white" if v > 0.6 * (vmax or 1.0) else "#1f2d3a")
-        ax.set_xticks(range(len(grid.columns)), list(grid.columns))
+        ax.set_xticks(range(len(grid.columns)),
+                      [str(c).replace(" ", "\n") if len(names) > 1 else c for c in grid.columns])
         ax.set_yticks(range(len(grid.index)), list(grid.index))
         ax.grid(False)
         for spine in ax.spines.values():
@@ -811,7 +812,10 @@ def churn(monthly: pd.DataFrame) -> Figure:
     ax.set_ylabel(f"{unit}: gained (up), lost (down)")
     ax.set_title("Re-evaluation churn per quarter")
     if by:
-        _legend_right(fig)
+        handles = [Patch(color=colour[n]) for n in names]
+        handles += [Patch(facecolor="#999999"), Patch(facecolor="#999999", alpha=0.55,
+                                                      hatch="//")]
+        _legend_right(fig, handles, [str(n) for n in names] + ["gained", "lost"])
     else:
         _legend_top(fig)
     return fig
@@ -850,11 +854,10 @@ def capital(monthly: pd.DataFrame) -> Figure:
                 ax.axvspan(d - pd.offsets.MonthEnd(1), d, color="#e74c3c", alpha=0.12, lw=0,
                            label=bound_label)
                 bound_label = "_bound"
-            else:  # a tick under the chart per strategy, as dark as the share of runs bound
-                ax.plot([d - pd.offsets.MonthEnd(1), d], [-0.03 * (k + 1)] * 2,
+            else:  # a strip per strategy along the top, as dark as the share of runs bound
+                ax.plot([d - pd.offsets.MonthEnd(1), d], [1 - 0.03 * (k + 1)] * 2,
                         transform=ax.get_xaxis_transform(), color=colour[name], lw=4,
-                        alpha=0.3 + 0.7 * float(s), clip_on=False, solid_capstyle="butt",
-                        label="_bound")
+                        alpha=0.3 + 0.7 * float(s), solid_capstyle="butt", label="_bound")
     distinct = {tuple(v.fillna(-1).round(0)) for v in limits.values()}
     for name, lim in limits.items():
         if lim.notna().any():
@@ -866,8 +869,10 @@ def capital(monthly: pd.DataFrame) -> Figure:
             if one:
                 break
     ax.set_ylim(bottom=0)
+    if by:  # head room for the strips of bound months
+        ax.set_ylim(top=ax.get_ylim()[1] * (1 + 0.04 * (len(names) + 1)))
     _date_axis(ax)
-    ax.set_xlabel("month end" + ("\n(marks under the axis: months the limit bound, darker = "
+    ax.set_xlabel("month end" + ("\n(strips along the top: months the limit bound, darker = "
                                  "in more replications)" if by else ""))
     ax.set_ylabel(f"balance ({unit})")
     ax.set_title("Outstanding balance against the capital limit")
