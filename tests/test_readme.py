@@ -79,3 +79,14 @@ def test_the_readmes_first_strategy_validates(tmp_path):
     (root / "mine" / "weekly-tier1.yaml").write_text(block.split("```", 1)[0])
     res = _greysim(root, "validate", "mine/weekly-tier1.yaml")
     assert res.exit_code == 0, res.output
+
+
+def test_readme_tree_lists_every_module_of_the_package():
+    tree = README.split("## Architecture", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    listed = set(re.findall(r"([a-z_]+\.py)", tree))
+    modules = {p.name for p in (ROOT / "sim").glob("*/*.py") if p.name != "__init__.py"}
+    modules |= {p.name for p in (ROOT / "sim").glob("*.py")}
+    assert modules <= listed, sorted(modules - listed)
+    folders = set(re.findall(r"^  ([a-z_]+)/", tree, flags=re.M))
+    assert folders == {p.name for p in (ROOT / "sim").iterdir()
+                       if p.is_dir() and (p / "__init__.py").exists()}
