@@ -742,6 +742,10 @@ def _quarter_table(quarters: list[dict]) -> str:
     return _html_table([html.escape(h) for _, h, _ in cols], rows)
 
 
+def _people(n: float) -> str:
+    return f"{n / 1e9:,.2g} billion" if n >= 1e9 else f"{n / 1e6:,.3g} million"
+
+
 def _figure_html(c: Chart) -> str:
     data = base64.b64encode(c.png).decode("ascii")
     return (f'<figure id="{c.name}"><img alt="{html.escape(c.title)}" '
@@ -758,7 +762,7 @@ def render(folder: Folder, drawn: list[Chart]) -> str:
     facts = [f"strategy {s['strategy']}" if s.get("strategy") else "",
              f"seed {s['seed']}" if "seed" in s else "",
              f"{s['users']:,} simulated users x {s['weight']:g} = "
-             f"{s['users'] * s['weight'] / 1e6:,.0f} million real users"
+             f"{_people(s['users'] * s['weight'])} real users"
              if "users" in s and "weight" in s else "",
              f"{s['months']} months" if "months" in s else "",
              f"made {m['created_utc'].replace('T', ' ').replace('+00:00', ' UTC')}"
