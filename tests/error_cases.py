@@ -1,7 +1,7 @@
 """Every kind of bad input, with what its message must name: the cases of test_errors.py.
 
-The README's table of error messages is generated from these cases, so it cannot drift:
-``python tests/error_cases.py`` rewrites it, and ``test_readme_error_table_is_current``
+The table of error messages in ``docs/errors.md`` is generated from these cases, so it cannot
+drift: ``python tests/error_cases.py`` rewrites it, and ``test_readme_error_table_is_current``
 fails when it is stale.
 """
 
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "scenarios/baseline.yaml"
-README = ROOT / "README.md"
+DOC = ROOT / "docs" / "errors.md"  # the page that holds the table between the markers
 BEGIN, END = "<!-- error-table: begin -->", "<!-- error-table: end -->"
 CHILD = f"extends: {BASELINE}\n"  # a child of the baseline: its line 1
 
@@ -217,7 +217,7 @@ def message(case: Case, folder: Path) -> tuple[int, str]:
 
 
 def table() -> str:
-    """The README table: one row per case, with the message greysim prints for it."""
+    """The error table: one row per case, with the message greysim prints for it."""
     rows = ["| bad input | example | message (exit code 2) |", "|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for i, case in enumerate(CASES):
@@ -237,18 +237,20 @@ def _cell(text: str) -> str:
 
 
 def readme_table() -> str:
-    text = README.read_text()
+    """The table as written in ``docs/errors.md`` (the name predates the docs folder)."""
+    text = DOC.read_text()
     return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip()
 
 
 def write_readme() -> None:
-    text = README.read_text()
+    """Rewrite the table in ``docs/errors.md``."""
+    text = DOC.read_text()
     head, rest = text.split(BEGIN)
     _, tail = rest.split(END)
-    README.write_text(f"{head}{BEGIN}\n{table()}\n{END}{tail}")
+    DOC.write_text(f"{head}{BEGIN}\n{table()}\n{END}{tail}")
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     write_readme()
-    print(f"wrote the error table in {README}")
+    print(f"wrote the error table in {DOC}")

@@ -195,6 +195,7 @@ def sweep_command(
                                     "target": target},
                         "manifest": {"scenario": base.model_dump(mode="json")}},
                  finish=None if no_report else write_report)
+    out.print(point_table(result.results, design))
     if not result.sensitivity.empty:
         out.print(_sensitivity_table(result.sensitivity))
     if reps > 1 and not result.variance.empty:
@@ -345,6 +346,43 @@ def swap_tables(swaps: pd.DataFrame, champion: str) -> list[Table]:
                           _fmt("default_rate_12m", r.latent_pd_12m))
         tables.append(table)
     return tables
+
+
+#: The sweep's per-point outcomes: (results column, header, formatter).
+POINT_COLUMNS = (
+    ("invited_share_final", "invited at horizon", share),
+    ("visible_share_final", "visible at horizon", share),
+    ("quarters_to_target", "quarters to target", lambda x: "never" if math.isinf(x) else
+     f"{x:.1f}"),
+    ("default_rate_12m", "12m default rate", lambda x: f"{100 * x:.2f}%"),
+    ("loss_rate", "loss rate (ann.)", lambda x: f"{100 * x:.2f}%"),
+    ("net_income", "net income CNY", billions),
+)
+
+
+def point_table(results: pd.DataFrame, design) -> Table:
+    """One row per sweep point: its parameter values and the mean over replications of the
+    key outcomes (coverage, quarters to target, default and loss rates, net income)."""
+    from rich.table import Table
+
+    reps = int(results.groupby("point").size().max()) if not results.empty else 0
+    view = Table(title=f"per point (mean over {reps} replication{'s' if reps != 1 else ''})",
+                 title_justify="left")
+    cols = [c for c in POINT_COLUMNS if c[0] in results]
+    view.add_column("point", justify="right")
+    for key in design.keys:
+        view.add_column(key.rsplit(".", 1)[-1] if key.count(".") > 1 else key, justify="right")
+    for _, header, _ in cols:
+        view.add_column(header, justify="right")
+    if results.empty:
+        return view
+    means = results.groupby("point", sort=True)[[c[0] for c in cols]].mean()
+    for point, row in means.iterrows():
+        params = design.points.iloc[int(point)]
+        values = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in params[design.keys]]
+        view.add_row(str(point), *values, *("" if math.isnan(row[k]) else fmt(row[k])
+                                           for k, _, fmt in cols))
+    return view
 
 
 def _sensitivity_table(table: pd.DataFrame) -> Table:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sim.cli.options import out
+from sim.cli.options import err, out
 
 
 def report_command(
@@ -15,6 +15,10 @@ def report_command(
                                            show_default=False)],
 ) -> None:
     """Write the charts and one self-contained report.html of a run or comparison folder."""
-    from sim.io.report import write_report
+    from rich.text import Text
 
-    out.print(f"wrote {write_report(folder)}")
+    with err.status(Text(f"reading {folder} and drawing its charts"), spinner="dots"):
+        from sim.io.report import write_report
+
+        page = write_report(folder)
+    out.print(f"wrote {page}")

@@ -92,7 +92,10 @@ def run_command(
     with _no_numpy_warnings():
         _warn_large(check_memory(sc, quarters))
         result = _simulate(sc, quarters, quiet)
-    dest = write_run(result, out_dir, force=force, finish=None if no_report else write_report)
+    what = "writing the run folder" + ("" if no_report else ", its charts and report.html")
+    with _status(what, quiet):
+        dest = write_run(result, out_dir, force=force,
+                         finish=None if no_report else write_report)
     for table in summary_tables(result):
         out.print(table)
     for line in ab_lines(result):
@@ -155,6 +158,16 @@ def _warn_large(need) -> None:
                                 f" {need.users:,} simulated users need about "
                                 f"{need.total / 1e9:.1f} GB of memory and {need.seconds:.0f} s "
                                 "(estimate)"), highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _status(what: str, quiet: bool):
+    """A spinner line on stderr while files are written (nothing with ``--quiet``)."""
+    if quiet:
+        yield
+        return
+    with err.status(Text(what), spinner="dots"):
+        yield
 
 
 def _simulate(sc: Scenario, quarters: int | None, quiet: bool) -> Result:

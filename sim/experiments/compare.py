@@ -52,6 +52,7 @@ class Comparison:
     vintages: pd.DataFrame | None
     verdict: Verdict
     notes: tuple[str, ...] = ()  # what could not be computed, and why
+    segments: pd.DataFrame | None = None  # each run's segment table at its last month
 
     @property
     def differences(self) -> pd.DataFrame:
@@ -67,6 +68,8 @@ class Comparison:
                   "metrics": self.metrics}
         if self.vintages is not None:
             tables["vintages"] = self.vintages
+        if self.segments is not None:
+            tables["segments"] = self.segments
         return tables
 
     def __repr__(self) -> str:
@@ -376,7 +379,15 @@ def compare(scenarios: Sequence[Scenario | str | Path], reps: int = 5, *,
         metrics=concat(outputs, "metrics"),
         vintages=concat(outputs, "vintages") if "vintages" in outputs[0].tables else None,
         verdict=verdict(per_run, target, max_default_rate, coverage, mob),
-        notes=_swap_notes(swaps, per_run, common_random_numbers))
+        notes=_swap_notes(swaps, per_run, common_random_numbers),
+        segments=_last_month(concat(outputs, "segments")))
+
+
+def _last_month(segments: pd.DataFrame) -> pd.DataFrame | None:
+    """The segment rows of each run's last month (the report's heat maps per strategy)."""
+    if segments.empty or "month" not in segments:
+        return None
+    return segments[segments["month"] == segments["month"].max()].reset_index(drop=True)
 
 
 def _check(scenarios: Sequence[Scenario], reps: int, coverage: str,

@@ -50,7 +50,7 @@ def read_summary(path: Path) -> dict:
     """A run, comparison or sweep ``summary.json`` with the keys the report reads checked."""
     data = read_json(path)
     _check(path, data, {
-        "scenario": _text, "strategy": _text, "verdict": _text,
+        "scenario": _text, "strategy": _text, "verdict": _verdict, "decision": _mapping,
         "target": _optional(_share), "final": _mapping_of(_optional(_number)),
         "quarters": _list_of_mappings, "not_eligible_at_start": _mapping_of(_number),
         "seed": _whole(0, MAX_SEED), "users": _whole(1, None), "weight": _positive,
@@ -111,6 +111,13 @@ def _short(value: Any) -> str:
 
 def _text(v: Any) -> str | None:
     return None if isinstance(v, str) else f"expected text, {_got(v)}"
+
+
+def _verdict(v: Any) -> str | None:
+    """A comparison's verdict: its sentence, or an object with the sentence as ``text``."""
+    if isinstance(v, dict):
+        return _text(v.get("text"))
+    return _text(v)
 
 
 def _is_number(v: Any) -> bool:

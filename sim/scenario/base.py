@@ -87,7 +87,8 @@ def _check_shares(shares: Mapping[str, float], what: str) -> None:
 
 
 class _Shared(_Model):
-    share: Probability
+    share: Probability = Field(
+        description="share of the users in this category (the mapping's shares sum to 1)")
 
 
 def _shared(mapping: Mapping[str, _Shared], what: str) -> Mapping[str, _Shared]:

@@ -22,17 +22,21 @@ MAX_BAND_EDGES = MAX_CATEGORIES - 1
 
 
 class ClientVersion(_Model):
-    name: str
-    released: dt.date
-    share: Probability = 0.0
-    visible: Probability
-    features: Literal["none", "entry_only", "basic", "full"] = "full"
+    name: str = Field(description="version label, e.g. 8.0.40")
+    released: dt.date = Field(description="release date")
+    share: Probability = Field(
+        0.0, description="share of users on this version at the start (0 for later releases)")
+    visible: Probability = Field(
+        description="chance the credit entry shows to an invited user on this version")
+    features: Literal["none", "entry_only", "basic", "full"] = Field(
+        "full", description="what of the product this version supports")
 
 
 class Release(_Model):
-    versions: list[ClientVersion]
-    adoption_half_life_weeks: Annotated[float, Field(gt=0.0, le=MAX_MONTHS * 5)]  # a century
-    laggards: Probability
+    versions: list[ClientVersion] = Field(description="client versions, oldest first")
+    adoption_half_life_weeks: Annotated[float, Field(gt=0.0, le=MAX_MONTHS * 5)] = Field(
+        description="half of those not on the newest release upgrade within this")  # a century
+    laggards: Probability = Field(description="share of users who never upgrade")
 
     @field_validator("versions")
     @classmethod
@@ -52,9 +56,9 @@ class Release(_Model):
 
 
 class Window(_Model):
-    name: str = ""
-    start: dt.date
-    end: dt.date
+    name: str = Field("", description="the window's name")
+    start: dt.date = Field(description="first day")
+    end: dt.date = Field(description="last day (inclusive)")
 
     @model_validator(mode="after")
     def _order(self):
@@ -67,13 +71,14 @@ class Window(_Model):
 
 
 class PolicyChange(_Model):
-    date: dt.date
-    cutoff: float
+    date: dt.date = Field(description="date the new cut-off applies")
+    cutoff: float = Field(description="the new score cut-off")
 
 
 class Calendar(_Model):
-    holidays: list[Window] = []
-    policy_changes: list[PolicyChange] = []
+    holidays: list[Window] = Field(
+        [], description="holiday windows, inside which batches widen by holiday_multiplier")
+    policy_changes: list[PolicyChange] = Field([], description="dated changes of the score cut-off")
 
 
 BANDABLE = ("account_age_months", "credit_history_years", "payments_per_month", "monthly_spend",
@@ -110,9 +115,16 @@ class Reporting(_Model):
 
     #: Pairs of categorical dimensions cross-tabulated in the segment table (dimension
     #: ``"a x b"``, value ``"<a value> x <b value>"``), drawn as access-rate heat maps.
-    crosses: list[tuple[str, str]] = [("archetype", "region"), ("version", "device_grade")]
+    crosses: list[tuple[str, str]] = Field(
+        [("archetype", "region"), ("version", "device_grade")], description=("pairs of dimensions "
+                                                                             "reported cell by "
+                                                                             "cell in "
+                                                                             "segments.parquet "
+                                                                             "(heat maps)"))
     #: The planner's coverage target (share of the population invited), marked on the charts.
-    target_coverage: float | None = Field(default=None, gt=0, le=1)
+    target_coverage: float | None = Field(
+        default=None, gt=0, le=1,
+        description="the planner's coverage target (share invited), marked on the charts")
     #: Months simulated after the rollout horizon with no new invitations (no batches, no
     #: re-evaluation admissions; behaviour, credit and fraud go on), so the last batches
     #: mature before strategies are judged. Coverage is read at the horizon.
@@ -137,11 +149,13 @@ class Reporting(_Model):
 class MacroShock(Window):
     """A macro shock: default hazard times ``hazard_multiplier`` (cures divided by it)."""
 
-    hazard_multiplier: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]
+    hazard_multiplier: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] = Field(
+        description="multiplier of every borrower's default hazard inside the window")
 
 
 class Macro(_Model):
-    shocks: list[MacroShock] = []
+    shocks: list[MacroShock] = Field(
+        [], description="windows that raise (or lower) the default hazard")
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -31,8 +31,10 @@ MAX_SCORE = 1e6
 class Pricing(_Model):
     """Daily interest rate, set at activation by the score's rank among the eligible."""
 
-    min_daily: Annotated[float, Field(ge=0.0, le=0.01)]
-    max_daily: Annotated[float, Field(ge=0.0, le=0.01)]
+    min_daily: Annotated[float, Field(ge=0.0, le=0.01)] = Field(
+        description="daily interest rate of the best scores")
+    max_daily: Annotated[float, Field(ge=0.0, le=0.01)] = Field(
+        description="daily interest rate of the worst scores")
 
     @model_validator(mode="after")
     def _order(self):
@@ -45,10 +47,12 @@ class CapRule(_Model):
     """A per-borrower limit cap in force from ``start``: ``amount`` CNY (times the region's
     ``limit_multiplier``) and/or ``income_share`` of annual income."""
 
-    name: str
-    start: dt.date
-    amount: Amount | None = None
-    income_share: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] | None = None
+    name: str = Field(description="the rule's name (summary.json counts whom it bound)")
+    start: dt.date = Field(description="date the cap applies from")
+    amount: Amount | None = Field(default=None, description="largest line in CNY")
+    income_share: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] | None = Field(
+        default=None,
+        description="largest line as a share of annual income")
 
     @model_validator(mode="after")
     def _something(self):
@@ -58,17 +62,24 @@ class CapRule(_Model):
 
 
 class Limits(_Model):
-    first_min: Amount
-    first_max: Amount
-    round_to: Amount = 100.0
-    raise_after_months: Annotated[int, Field(gt=0, le=120)]  # months counted in int8
-    raise_on_time_share: Probability
-    raise_factor: Factor
+    first_min: Amount = Field(description="smallest first limit, CNY")
+    first_max: Amount = Field(description="largest first limit, CNY")
+    round_to: Amount = Field(default=100.0, description="limits are rounded to this many CNY")
+    raise_after_months: Annotated[int, Field(gt=0, le=120)] = Field(
+        description="months of good behaviour before a limit raise")  # months counted in int8
+    raise_on_time_share: Probability = Field(
+        description="share of on-time months needed for a raise")
+    raise_factor: Factor = Field(description="limit multiplier at a raise")
     # a streak of minimum payments, counted in int8 months
-    minimum_streak_cancels_raise: Annotated[int, Field(gt=0, le=120)] = 3
-    freeze_days: Annotated[int, Field(ge=0, le=MAX_DAYS)]
-    cut_on_delinquency: Probability
-    caps: list[CapRule]
+    minimum_streak_cancels_raise: Annotated[int, Field(gt=0, le=120)] = Field(
+        default=3,
+        description="minimum-only repayments in a row that cancel a raise")
+    freeze_days: Annotated[int, Field(ge=0, le=MAX_DAYS)] = Field(
+        description="days a limit is frozen after an overdue payment")
+    cut_on_delinquency: Probability = Field(
+        description="share of the limit cut at an overdue episode")
+    caps: list[CapRule] = Field(
+        description="dated per-borrower caps; all in force apply, the tightest wins")
 
     @model_validator(mode="after")
     def _check(self):
@@ -90,10 +101,11 @@ class Limits(_Model):
 class Repayment(_Model):
     """What a current borrower does with the month's bill."""
 
-    full: Probability
-    minimum_only: Probability
-    minimum_share: Probability
-    instalment_months: Months
+    full: Probability = Field(description="monthly chance a current borrower repays in full")
+    minimum_only: Probability = Field(
+        description="monthly chance of paying only interest and the minimum")
+    minimum_share: Probability = Field(description="share of the principal in a minimum payment")
+    instalment_months: Months = Field(description="otherwise, the months of the instalment plan")
 
     @model_validator(mode="after")
     def _sum(self):
@@ -109,45 +121,64 @@ class Delinquency(_Model):
     reaching 90+ is the default. A current borrower misses a payment with probability
     ``hazard x macro / roll-through``, so the monthly default hazard is ``hazard x macro``."""
 
-    cure: Annotated[list[Probability], Field(min_length=3, max_length=3)]
-    cure_elasticity: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)] = 0.5
+    cure: Annotated[list[Probability], Field(min_length=3, max_length=3)] = Field(
+        description=("monthly chance of curing from 1-30, 31-60 and 61-90 days past due at the "
+                     "mean hazard"))
+    cure_elasticity: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)] = Field(
+        0.5, description=("how much less riskier users cure (on the logit scale per log hazard "
+                          "ratio)"))
 
 
 class Loss(_Model):
-    lgd: Probability
-    ccf: Probability
-    charge_off_dpd: Annotated[int, Field(ge=90, le=MAX_DAYS)]
-    lifetime_months: Months
-    funding_rate: Annotated[float, Field(ge=0.0, le=MAX_FUNDING_RATE)]  # a year, per balance
+    lgd: Probability = Field(description="loss given default")
+    ccf: Probability = Field(description="credit conversion factor on the undrawn limit")
+    charge_off_dpd: Annotated[int, Field(ge=90, le=MAX_DAYS)] = Field(
+        description="days past due at which a line is charged off")
+    lifetime_months: Months = Field(
+        description="behavioural life for lifetime expected credit loss")
+    funding_rate: Annotated[float, Field(ge=0.0, le=MAX_FUNDING_RATE)] = Field(
+        description="annual funding cost on the outstanding balance")  # a year, per balance
 
 
 class ScoreEffects(_Model):
-    overdue_points: Points
-    early_repayment_points: Points
-    floor: Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE)]
-    ceiling: Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE)]
+    overdue_points: Points = Field(description="score points lost per overdue episode")
+    early_repayment_points: Points = Field(
+        description="score points gained per early full repayment")
+    floor: Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE)] = Field(
+        description="lowest accumulated adjustment")
+    ceiling: Annotated[float, Field(ge=-MAX_SCORE, le=MAX_SCORE)] = Field(
+        description="highest accumulated adjustment")
 
 
 class Credit(_Model):
     """The credit line's life (issue 3): activation, use, repayment, delinquency, loss."""
 
-    activation: dict[str, Probability]
-    draw_rate: Probability
-    draw_share: Annotated[float, Field(gt=0.0, le=1.0)]
+    activation: dict[str, Probability] = Field(
+        description=("monthly chance, by archetype, that an invited user who sees the entry opens "
+                     "the line"))
+    draw_rate: Probability = Field(description="monthly chance an open, current line is drawn")
+    draw_share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        description="mean share of the undrawn limit a draw takes")
     pricing: Pricing
     limits: Limits
     repayment: Repayment
     delinquency: Delinquency
     loss: Loss
     score: ScoreEffects
-    vintage_maturity_months: Months = 12
+    vintage_maturity_months: Months = Field(
+        default=12,
+        description="vintage cells younger than this are flagged immature")
 
 
 class Capital(_Model):
     """Total outstanding may not exceed ``equity x max_leverage`` (no cap when null)."""
 
-    equity: Amount | None = None
-    max_leverage: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] | None = None
+    equity: Amount | None = Field(
+        default=None,
+        description="capital for the product, CNY (none: no limit)")
+    max_leverage: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] | None = Field(
+        default=None,
+        description="outstanding may reach equity x this")
 
     @property
     def max_outstanding(self) -> float | None:
@@ -159,16 +190,22 @@ class Capital(_Model):
 class Fraud(_Model):
     """Risk signals and levels R1 / R2 / R3 (DOMAIN section 5)."""
 
-    fraudsters: Probability
-    r1_rate: Probability
-    r2_rate: Probability
-    r3_rate: Probability
-    fraudster_rate_multiplier: Factor
-    fraudster_r3: Probability
-    r1_hidden_days: Days
-    appeal_rate: Probability
-    review_success: Probability
-    max_reviews_per_year: Annotated[int, Field(ge=0, le=MAX_REVIEWS_PER_YEAR)]
+    fraudsters: Probability = Field(description="share of users whose risk signals are right")
+    r1_rate: Probability = Field(
+        description="monthly R1 (hide for a while) false-alarm rate on genuine users")
+    r2_rate: Probability = Field(
+        description="monthly R2 (hide until a review) false-alarm rate on genuine users")
+    r3_rate: Probability = Field(
+        description="monthly R3 (closed for good) false-alarm rate on genuine users")
+    fraudster_rate_multiplier: Factor = Field(
+        description="how much more often fraudsters trigger signals")
+    fraudster_r3: Probability = Field(description="share of a fraudster's signals that are R3")
+    r1_hidden_days: Days = Field(description="days an R1 block hides the entry")
+    appeal_rate: Probability = Field(
+        description="monthly chance an R2-hidden user asks for a review")
+    review_success: Probability = Field(description="chance a manual review restores access")
+    max_reviews_per_year: Annotated[int, Field(ge=0, le=MAX_REVIEWS_PER_YEAR)] = Field(
+        description="review requests allowed per calendar year")
 
     @model_validator(mode="after")
     def _rates(self):

@@ -28,23 +28,25 @@ from sim.scenario.messages import _Located
 class Archetype(_Shared):
     """A user archetype: medians and rates of its observable behaviour and its latent risk."""
 
-    payments_per_month: Median
-    monthly_spend: Median
-    wealth_holder: Probability
-    wealth_days: Median
-    wealth_balance: Median
-    credit_history_years: Annotated[float, Field(ge=0.0, le=MAX_MEDIAN)]
-    contacts: Median
-    social_quality: Probability
-    income: Median
-    debt_to_income: Annotated[float, Field(ge=0.0, le=MAX_MEDIAN)]
-    class_iii: Probability
-    utility_payer: Probability
-    offline_share: Probability
-    night_share: Probability
-    spend_volatility: Median
-    risk_shift: float = 0.0
-    score_offset: float = 0.0
+    payments_per_month: Median = Field(description="median payments a month")
+    monthly_spend: Median = Field(description="median monthly spend, CNY")
+    wealth_holder: Probability = Field(description="share holding wealth products")
+    wealth_days: Median = Field(description="median days wealth is held")
+    wealth_balance: Median = Field(description="median wealth balance, CNY")
+    credit_history_years: Annotated[float, Field(ge=0.0, le=MAX_MEDIAN)] = Field(
+        description="median years of credit history")
+    contacts: Median = Field(description="median contacts")
+    social_quality: Probability = Field(description="mean quality of the social graph (0-1)")
+    income: Median = Field(description="median monthly income, CNY")
+    debt_to_income: Annotated[float, Field(ge=0.0, le=MAX_MEDIAN)] = Field(
+        description="mean debt-to-income ratio")
+    class_iii: Probability = Field(description="share of class III accounts")
+    utility_payer: Probability = Field(description="share paying utility bills")
+    offline_share: Probability = Field(description="mean share of offline payments")
+    night_share: Probability = Field(description="mean share of night-time activity")
+    spend_volatility: Median = Field(description="median monthly spend volatility")
+    risk_shift: float = Field(default=0.0, description="shift of the latent log hazard")
+    score_offset: float = Field(default=0.0, description="score points added (fitted)")
     tilts: dict[Literal["regions", "device_grades", "os", "data_sharing"],
                 dict[str, Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]]] = Field(
         default_factory=dict,
@@ -64,23 +66,25 @@ class Archetype(_Shared):
 
 
 class Region(_Shared):
-    open: bool = True
-    limit_multiplier: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    score_offset: float = 0.0
+    open: bool = Field(True, description="whether the product is open there")
+    limit_multiplier: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        1.0, description="first limits multiplied by this")
+    score_offset: float = Field(0.0, description="score points added (fitted)")
 
 
 class DeviceGrade(_Shared):
-    score_offset: float = 0.0
+    score_offset: float = Field(0.0, description="score points added (fitted)")
 
 
 class OperatingSystem(_Shared):
-    score_offset: float = 0.0
-    unknown_sources: Probability = 0.0
-    unknown_sources_points: NonNegFloat = 0.0
+    score_offset: float = Field(0.0, description="score points added")
+    unknown_sources: Probability = Field(
+        0.0, description="share allowing apps from unknown sources")
+    unknown_sources_points: NonNegFloat = Field(0.0, description="score points lost for it")
 
 
 class DataSharing(_Shared):
-    score_offset: float = 0.0
+    score_offset: float = Field(0.0, description="score points added (fitted)")
 
 
 #: Most bank cards a user is counted with (a mean above it would only be clipped).
@@ -90,16 +94,17 @@ MAX_BOUND_CARDS = 20
 class AccountClass(_Model):
     """What an account verification class looks like (DOMAIN: class II vs class III)."""
 
-    bound_cards: Annotated[float, Field(ge=0.0, le=MAX_BOUND_CARDS)]  # mean bound cards
-    biometric: Probability
-    credit_transactions: Probability
+    bound_cards: Annotated[float, Field(ge=0.0, le=MAX_BOUND_CARDS)] = Field(
+        description="mean bound bank cards")  # mean bound cards
+    biometric: Probability = Field(description="share with biometrics")
+    credit_transactions: Probability = Field(description="share with credit transactions")
 
 
 class Spread(_Model):
     """A lognormal quantity given by its median and the sd of its logarithm."""
 
-    median: Median
-    sigma: LogSd
+    median: Median = Field(description="median")
+    sigma: LogSd = Field(description="sd of the log")
 
 
 #: Most real users one simulated user stands for (users x weight is the real population).
@@ -111,37 +116,49 @@ MAX_DEVICE_SWITCH_RATE = 30.0
 class Variation(_Model):
     """How users of one archetype vary around its means (beyond ``log_spread``)."""
 
-    social_quality_sd: LogSd
-    offline_share_sd: LogSd
-    credit_history_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)]  # gamma, mean 1
-    debt_to_income_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)]
-    night_share_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)]
+    social_quality_sd: LogSd = Field(
+        description="sd of social-graph quality around the archetype's mean")
+    offline_share_sd: LogSd = Field(
+        description="sd of the offline payment share around the archetype's mean")
+    credit_history_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)] = Field(
+        description="gamma shape of the credit-history multiplier (mean 1)")  # gamma, mean 1
+    debt_to_income_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)] = Field(
+        description="gamma shape of the debt-to-income multiplier (mean 1)")
+    night_share_shape: Annotated[float, Field(gt=0.0, le=MAX_SHAPE)] = Field(
+        description="beta shape of night-time activity")
     # an expired ID at the start expired 0..N-1 months ago (at most a century: months are
     # counted in int32 arrays, and a larger bound passed validation then crashed the draw)
-    id_expired_max_months: Annotated[int, Field(gt=0, le=MAX_MONTHS)]
-    account_age_max_months: Annotated[int, Field(gt=0, le=MAX_MONTHS)]
+    id_expired_max_months: Annotated[int, Field(gt=0, le=MAX_MONTHS)] = Field(
+        description="longest time an ID has been expired at the start")
+    account_age_max_months: Annotated[int, Field(gt=0, le=MAX_MONTHS)] = Field(
+        description="oldest account")
     # Gaussian-copula correlation of class III verification with payment activity and
     # wealth holding: users who bind three cards from different banks are the active ones.
-    class_iii_activity: Annotated[float, Field(ge=0.0, le=0.99)] = 0.0
+    class_iii_activity: Annotated[float, Field(ge=0.0, le=0.99)] = Field(
+        0.0, description=("Gaussian-copula correlation of class III verification with payments and"
+                          " wealth holding"))
 
 
 class PopulationSpec(_Model):
-    users: Annotated[int, Field(gt=0, le=MAX_USERS)]
-    weight: Annotated[float, Field(gt=0.0, le=MAX_WEIGHT)]
-    archetypes: dict[str, Archetype]
-    regions: dict[str, Region]
-    device_grades: dict[str, DeviceGrade]
-    os: dict[str, OperatingSystem]
-    data_sharing: dict[str, DataSharing]
-    account_classes: dict[Literal["II", "III"], AccountClass]
-    account_age_months: Spread
-    real_name_card: Probability
-    past_default: Probability
-    id_expired: Probability
-    device_closed: Probability
-    risky_social_graph: Probability
-    dormant: Probability
-    variation: Variation
+    users: Annotated[int, Field(gt=0, le=MAX_USERS)] = Field(
+        description="simulated users (--users N keeps the real population: the weight scales)")
+    weight: Annotated[float, Field(gt=0.0, le=MAX_WEIGHT)] = Field(
+        description="real users each simulated user stands for")
+    archetypes: dict[str, Archetype] = Field(description="user archetypes by name")
+    regions: dict[str, Region] = Field(description="region tiers by name")
+    device_grades: dict[str, DeviceGrade] = Field(description="device grades by name")
+    os: dict[str, OperatingSystem] = Field(description="operating systems by name")
+    data_sharing: dict[str, DataSharing] = Field(description="data-sharing levels by name")
+    account_classes: dict[Literal["II", "III"], AccountClass] = Field(
+        description="account classes II and III")
+    account_age_months: Spread = Field(description="account age distribution")
+    real_name_card: Probability = Field(description="share with real name and a bound card")
+    past_default: Probability = Field(description="share with a past default")
+    id_expired: Probability = Field(description="share with an expired ID")
+    device_closed: Probability = Field(description="share on a closed device")
+    risky_social_graph: Probability = Field(description="share with a risky social graph")
+    dormant: Probability = Field(description="share of dormant accounts at the start")
+    variation: Variation = Field(description="how users spread around their archetype's means")
     log_spread: LogSd = Field(
         0.5, description="sd of log of behaviour amounts around each archetype's median"
     )
@@ -182,12 +199,17 @@ class PopulationSpec(_Model):
 class Behaviour(_Model):
     """Monthly ageing of behaviour between evaluations."""
 
-    drift_sd: NonNegFloat
-    dormancy_rate: Probability
-    wake_rate: Probability
-    awakened_months: Annotated[int, Field(gt=0, le=127)]  # stored as int8
-    awakened_payment_boost: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]
-    id_expiry_rate: Probability
-    id_renewal_rate: Probability
+    drift_sd: NonNegFloat = Field(
+        description="monthly sd of the log-change of payments, spend and wealth held")
+    dormancy_rate: Probability = Field(description="monthly chance an active account falls dormant")
+    wake_rate: Probability = Field(
+        description="monthly chance a dormant account wakes with a burst of payments")
+    awakened_months: Annotated[int, Field(gt=0, le=127)] = Field(
+        description="months the 'sleeping then awakened' pattern stays visible")  # stored as int8
+    awakened_payment_boost: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] = Field(
+        description="payments multiply by this on waking")
+    id_expiry_rate: Probability = Field(description="monthly chance an ID card expires")
+    id_renewal_rate: Probability = Field(description="monthly chance an expired ID card is renewed")
     # mean switches a month (Poisson); counted in int8 arrays, so bounded well below 127
-    device_switch_rate: Annotated[float, Field(ge=0.0, le=MAX_DEVICE_SWITCH_RATE)]
+    device_switch_rate: Annotated[float, Field(ge=0.0, le=MAX_DEVICE_SWITCH_RATE)] = Field(
+        description="mean device switches a month")

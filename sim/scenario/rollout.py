@@ -29,8 +29,10 @@ MAX_CADENCE_DAYS = 1_000_000
 class Batch(_Model):
     """A batch: ``count`` real users, or ``share`` of the eligible, not-yet-invited pool."""
 
-    count: Annotated[float, Field(gt=0)] | None = None
-    share: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    count: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="real users invited per batch (not scaled by an A/B arm's share)")
+    share: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        None, description="share of the eligible, not yet invited pool in reach invited per batch")
 
     @model_validator(mode="after")
     def _one(self):
@@ -40,8 +42,9 @@ class Batch(_Model):
 
 
 class RampStep(_Model):
-    percent: Annotated[float, Field(gt=0.0, le=100.0)]
-    days: Days
+    percent: Annotated[float, Field(gt=0.0, le=100.0)] = Field(
+        description="share of users (sticky buckets, in %) invited from this step on")
+    days: Days = Field(description="days this step lasts before the next")
 
 
 class Gate(_Model):
@@ -61,17 +64,30 @@ class Gate(_Model):
     would have decided without acting.
     """
 
-    name: str
-    metric: Literal["vintage_dpd30", "capital_use"]
-    threshold: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)]
-    months_on_book: Months = 3
+    name: str = Field(description="unique name of the gate, used in gates.parquet")
+    metric: Literal["vintage_dpd30", "capital_use"] = Field(
+        description=("what is judged: 30+ rate per opened line of the newest seasoned vintages, "
+                     "or outstanding over the capital limit"))
+    threshold: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)] = Field(
+        description="the gate passes at or under this value")
+    months_on_book: Months = Field(
+        default=3,
+        description="age a vintage must reach before it is judged")
     min_lines: Annotated[int, Field(ge=0, le=MAX_USERS)] = 0
     level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
-    on_fail: Literal["halt", "shrink", "pause"] = "halt"
-    shrink_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    grow_factor: Annotated[float, Field(ge=1.0, le=MAX_FACTOR)] = 1.0
-    max_factor: Annotated[float, Field(ge=1.0, le=MAX_FACTOR)] = 4.0
-    dry_run: bool = False
+    on_fail: Literal["halt", "shrink", "pause"] = Field(
+        default="halt",
+        description="what a failed check does: halt, shrink batches, or pause")
+    shrink_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        default=0.5,
+        description="batch size multiplier when a shrink gate fails")
+    grow_factor: Annotated[float, Field(ge=1.0, le=MAX_FACTOR)] = Field(
+        default=1.0,
+        description="batch size multiplier after each passed check")
+    max_factor: Annotated[float, Field(ge=1.0, le=MAX_FACTOR)] = Field(
+        default=4.0,
+        description="largest cumulative batch size multiplier from passed checks")
+    dry_run: bool = Field(default=False, description="record the decision without acting on it")
 
     @model_validator(mode="before")
     @classmethod
@@ -102,25 +118,45 @@ class Holdout(_Model):
     points under the cut-off, invited anyway with each batch and flagged, so that the default
     rate below the cut-off is observed."""
 
-    share: Annotated[float, Field(gt=0.0, le=1.0)]
-    margin: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]  # score points
-    salt: str | None = None
+    share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        description="share of the near-miss users invited with each batch anyway")
+    margin: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] = Field(
+        description="score points under the cut-off a user may be and still be held out")
+    salt: str | None = Field(default=None, description="salt of the sticky buckets of a ramp")
 
 
 class Phase(_Model):
-    name: str
-    start: dt.date
+    name: str = Field(description="the phase's name (batches.parquet, charts)")
+    start: dt.date = Field(description="date the phase begins; it runs until the next phase starts")
     # a cadence past the horizon sends one batch (tests use 100,000 days for "only once")
-    cadence_days: Annotated[int, Field(gt=0, le=MAX_CADENCE_DAYS)] = 14
-    batch: Batch | None = None
-    ramp: list[RampStep] | None = None
-    ordering: Literal["tier", "score", "random"] = "tier"
-    min_version: str | None = None
-    regions: list[str] | None = None
-    holiday_multiplier: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)] = 1.0
-    min_score: float | None = None
+    cadence_days: Annotated[int, Field(gt=0, le=MAX_CADENCE_DAYS)] = Field(
+        default=14,
+        description="days between two batches")
+    batch: Batch | None = Field(
+        None, description=("batch size: count of real users or share of the eligible pool (give "
+                           "batch or ramp)"))
+    ramp: list[RampStep] | None = Field(
+        default=None,
+        description="sticky percentage steps instead of batches (give batch or ramp)")
+    ordering: Literal["tier", "score", "random"] = Field(
+        default="tier",
+        description="who goes first: tier (value score), score, or random")
+    min_version: str | None = Field(
+        default=None,
+        description="oldest client version invited (default: every version)")
+    regions: list[str] | None = Field(
+        default=None,
+        description="region tiers reached (default: every open region)")
+    holiday_multiplier: Annotated[float, Field(ge=0.0, le=MAX_FACTOR)] = Field(
+        default=1.0,
+        description="batch size multiplier inside calendar.holidays")
+    min_score: float | None = Field(
+        default=None,
+        description="lowest score invited, above the cut-off (default: the cut-off)")
     salt: str | None = None
-    gates: list[Gate] = []
+    gates: list[Gate] = Field(
+        default=[],
+        description="checks made before each of this phase's batches")
 
     @field_validator("gates")
     @classmethod
@@ -143,13 +179,19 @@ class Rollout(_Model):
     and re-evaluation admissions (with the phase's name): renaming the strategy moves no
     user; a new salt draws a new first 10%."""
 
-    name: str
-    phases: list[Phase]
+    name: str = Field(description="the strategy's name in comparisons and reports")
+    phases: list[Phase] = Field(description="the phases, in order of start")
     salt: str = "greysim"
-    freeze: list[Window] = []
-    value_weights: dict[str, Probability] = {"spending_capacity": 0.6, "assets": 0.4}
-    gates: list[Gate] = []
-    holdout: Holdout | None = None
+    freeze: list[Window] = Field(default=[], description="windows in which no batch is sent")
+    value_weights: dict[str, Probability] = Field(
+        {"spending_capacity": 0.6, "assets": 0.4},
+        description="weights of the score modules in the value score that orders batches")
+    gates: list[Gate] = Field(
+        default=[],
+        description="checks made before every batch of every phase")
+    holdout: Holdout | None = Field(
+        None, description=("invite a few users just under the cut-off to observe their default "
+                           "rate"))
 
     @field_validator("gates")
     @classmethod
@@ -177,17 +219,20 @@ class Arm(_Shared):
     """An A/B arm: its ``share`` of the users and the strategy it runs (the scenario's
     ``rollout`` with the arm's keys merged over it, as ``extends`` merges)."""
 
-    rollout: Rollout
+    rollout: Rollout = Field(
+        description="the arm's strategy: keys merged over the scenario's rollout")
 
 
 class AB(_Model):
     """Arms inside one population: users split by a stable hash of user id and ``salt``."""
 
-    salt: str
-    arms: dict[str, Arm]
+    salt: str = Field(description="salt of the stable hash that assigns users to arms")
+    arms: dict[str, Arm] = Field(description="the arms, by name; the first is the control")
     min_arm_accounts: Annotated[float, Field(ge=0.0, le=MAX_AMOUNT)] = Field(
         2500, description="an arm with fewer invited accounts is flagged as too small to measure")
-    srm_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.001
+    srm_alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.001, description=("p-value under which the arm sizes are flagged as a sample-ratio "
+                            "mismatch"))
 
     @field_validator("arms")
     @classmethod

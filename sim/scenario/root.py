@@ -41,25 +41,42 @@ MAX_SEED = 2**63 - 1
 class Scenario(_Model):
     """One rollout to simulate: population, score, release, calendar and strategy."""
 
-    name: str
-    description: str = ""
-    start: dt.date
-    quarters: Annotated[int, Field(gt=0, le=MAX_MONTHS // 3)]
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)]
-    population: PopulationSpec
-    behaviour: Behaviour
-    scoring: Scoring
-    risk: Risk
-    release: Release
-    calendar: Calendar = Calendar()
-    reevaluation: Reevaluation = Reevaluation()
-    rollout: Rollout
-    credit: Credit
-    macro: Macro = Macro()
-    capital: Capital = Capital()
-    fraud: Fraud
-    reporting: Reporting = Reporting()
-    ab: AB | None = None
+    name: str = Field(description="names the run's output folder and the report")
+    description: str = Field(default="", description="free text shown with the scenario")
+    start: dt.date = Field(description="first day of the simulation; must be the 1st of a month")
+    quarters: Annotated[int, Field(gt=0, le=MAX_MONTHS // 3)] = Field(
+        description="length of the horizon in quarters (--quarters runs only the first ones)")
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = Field(
+        description="the one seed every random stream is spawned from (same seed, same tables)")
+    population: PopulationSpec = Field(
+        description="who the users are: size, weight, archetypes, regions, devices, accounts")
+    behaviour: Behaviour = Field(description="how behaviour drifts month to month")
+    scoring: Scoring = Field(
+        description="the access score: modules, references, cut-offs, penalties, preconditions")
+    risk: Risk = Field(description="the latent default risk and how well the score sees it")
+    release: Release = Field(description="client versions and entry visibility (version grey)")
+    calendar: Calendar = Field(
+        default=Calendar(),
+        description="holidays (time grey) and dated cut-off changes")
+    reevaluation: Reevaluation = Field(
+        default=Reevaluation(),
+        description="the quarterly re-scoring of everyone")
+    rollout: Rollout = Field(
+        description="the strategy: phases, batches or ramps, gates, holdout, freezes")
+    credit: Credit = Field(
+        description=("the credit line: activation, draws, pricing, limits, repayment, delinquency,"
+                     " loss"))
+    macro: Macro = Field(default=Macro(), description="shocks to the default hazard")
+    capital: Capital = Field(
+        default=Capital(),
+        description="the capital limit on total outstanding")
+    fraud: Fraud = Field(description="risk signals and R1/R2/R3 blocks")
+    reporting: Reporting = Field(
+        default=Reporting(),
+        description="bands, crosses and the coverage target of the outputs")
+    ab: AB | None = Field(
+        default=None,
+        description="A/B arms inside one population (none: one strategy)")
 
     @field_validator("start")
     @classmethod

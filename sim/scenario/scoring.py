@@ -29,76 +29,91 @@ Weight = Annotated[float, Field(ge=-MAX_FACTOR, le=MAX_FACTOR)]
 class Cutoff(_Model):
     """An access threshold on one signal; failing it costs ``points`` (``hard`` excludes)."""
 
-    min: Threshold
-    points: Points = 0.0
-    hard: bool = False
+    min: Threshold = Field(description="the reference value of the cut-off")
+    points: Points = Field(default=0.0, description="score points lost")
+    hard: bool = Field(default=False, description="under it, no access whatever the score")
 
 
 class Penalty(_Model):
-    threshold: Threshold = 0.0
+    threshold: Threshold = Field(default=0.0, description="the behaviour counts above this value")
     points: Points
 
 
 class Preconditions(_Model):
-    min_account_age_months: Annotated[float, Field(ge=0.0, le=MAX_MONTHS)]
-    require_real_name_card: bool = True
-    require_class_iii: bool = True
-    exclude_past_default: bool = True
-    exclude_device_closed: bool = True
-    exclude_risky_social_graph: bool = True
-    exclude_expired_id_after_months: Annotated[float, Field(ge=0.0, le=MAX_MONTHS)] = 3
+    min_account_age_months: Annotated[float, Field(ge=0.0, le=MAX_MONTHS)] = Field(
+        description="youngest account with access")
+    require_real_name_card: bool = Field(
+        default=True,
+        description="no access without real name and a bound card")
+    require_class_iii: bool = Field(
+        default=True,
+        description="no access without a class III account")
+    exclude_past_default: bool = Field(default=True, description="no access after a past default")
+    exclude_device_closed: bool = Field(default=True, description="no access on a closed device")
+    exclude_risky_social_graph: bool = Field(
+        default=True,
+        description="no access with a risky social graph")
+    exclude_expired_id_after_months: Annotated[float, Field(ge=0.0, le=MAX_MONTHS)] = Field(
+        default=3,
+        description="months an expired ID is tolerated")
 
 
 class OtherIndicators(_Model):
     """The many indicators not modelled one by one: a persistent per-user score component."""
 
-    sd: Points
-    persistence: Probability
+    sd: Points = Field(
+        description=("spread of the persistent component for indicators not modelled singly, in "
+                     "points"))
+    persistence: Probability = Field(
+        description="quarter-to-quarter correlation of that component (lower: more churn)")
 
 
 class References(_Model):
-    payments_per_month: Median
-    monthly_spend: Median
-    wealth_days: Median
-    wealth_balance: Median
-    credit_history_years: Median
-    contacts: Median
-    income: Median
+    payments_per_month: Median = Field(
+        description="payments per month that scores 50 points in its module")
+    monthly_spend: Median = Field(description="monthly spend that scores 50 points in its module")
+    wealth_days: Median = Field(description="wealth days that scores 50 points in its module")
+    wealth_balance: Median = Field(description="wealth balance that scores 50 points in its module")
+    credit_history_years: Median = Field(
+        description="credit history years that scores 50 points in its module")
+    contacts: Median = Field(description="weight of contacts")
+    income: Median = Field(description="income that scores 50 points in its module")
 
 
 class SpendingSignals(_Model):
-    payments: Weight
-    spend: Weight
+    payments: Weight = Field(description="weight of payments a month")
+    spend: Weight = Field(description="weight of monthly spend")
 
 
 class RepaymentSignals(_Model):
-    credit_transactions: Weight
-    utility_bills: Weight
-    intercept: Weight
+    credit_transactions: Weight = Field(description="weight of credit transactions")
+    utility_bills: Weight = Field(description="weight of paying utility bills")
+    intercept: Weight = Field(description="the module's intercept")
 
 
 class SocialSignals(_Model):
     contacts: Weight
-    quality: Weight
-    quality_reference: Probability
+    quality: Weight = Field(description="weight of social-graph quality")
+    quality_reference: Probability = Field(description="quality that scores 50 points")
 
 
 class AssetSignals(_Model):
-    days: Weight
-    balance: Weight
+    days: Weight = Field(description="weight of days wealth is held")
+    balance: Weight = Field(description="weight of the wealth balance")
 
 
 class StabilitySignals(_Model):
     intercept: Weight
-    night: Weight
-    device_switches: Weight
-    volatility: Weight
-    dormant: Weight
+    night: Weight = Field(description="weight of night-time activity")
+    device_switches: Weight = Field(description="weight of device switches")
+    volatility: Weight = Field(description="weight of spend volatility")
+    dormant: Weight = Field(description="weight of dormancy")
 
 
 class ResilienceSignals(_Model):
-    debt_to_income: Weight
-    debt_to_income_reference: Threshold
+    debt_to_income: Weight = Field(description="weight of debt to income")
+    debt_to_income_reference: Threshold = Field(
+        description="debt-to-income ratio that scores 50 points")
 
 
 class Signals(_Model):
@@ -113,12 +128,15 @@ class Signals(_Model):
 
 
 class Scoring(_Model):
-    weights: dict[str, Probability]
-    slope: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)]
-    signals: Signals
-    references: References
-    cutoff: float
-    cutoffs: dict[Literal["payments_per_month", "wealth_days", "credit_history_years"], Cutoff]
+    weights: dict[str, Probability] = Field(
+        description="weights of the six score modules (sum to 1)")
+    slope: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] = Field(
+        description="module score = 100 x logistic(slope x log(signal / reference))")
+    signals: Signals = Field(description="how each module weighs its own signals")
+    references: References = Field(description="signal values scoring 50 points")
+    cutoff: float = Field(description="score points needed for access")
+    cutoffs: dict[Literal["payments_per_month", "wealth_days", "credit_history_years"],
+                  Cutoff] = Field(description="behaviour cut-offs with their penalty")
     penalties: dict[
         Literal[
             "low_offline_share",
@@ -130,8 +148,9 @@ class Scoring(_Model):
         ],
         Penalty,
     ]
-    other_indicators: OtherIndicators
-    preconditions: Preconditions
+    other_indicators: OtherIndicators = Field(
+        description="the persistent component that drives quarterly churn")
+    preconditions: Preconditions = Field(description="hard conditions for access")
 
     @field_validator("weights")
     @classmethod
@@ -183,13 +202,20 @@ class Risk(_Model):
     """Latent risk: the truth the score sees only imperfectly; the monthly default hazard of
     a line is individual x lifecycle(months on book) x environment (``macro``)."""
 
-    score_correlation: Annotated[float, Field(ge=-1.0, le=1.0)]
-    monthly_hazard: Probability
-    dispersion: LogSd
-    auc_horizon_months: Months = 12
+    score_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = Field(
+        description="correlation of latent creditworthiness with the score")
+    monthly_hazard: Probability = Field(description="population mean monthly default hazard")
+    dispersion: LogSd = Field(description="sd of the log hazard across users")
+    auc_horizon_months: Months = Field(
+        12, description=("horizon of the latent default probability the score's AUC is measured "
+                         "against"))
     lifecycle: Lifecycle = Lifecycle()
 
 
 class Reevaluation(_Model):
-    every_months: Months = 3
-    admit_new: bool = True
+    every_months: Months = Field(
+        default=3,
+        description="months between two re-scorings of everyone")
+    admit_new: bool = Field(
+        default=True,
+        description="newly eligible users join at the coverage the rollout has reached")

@@ -11,6 +11,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import pytest
+from chart_data import credit_monthly, vintages
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from scipy import stats
@@ -25,45 +26,13 @@ def small_run(baseline_path) -> sim.Result:
     return sim.run(sim.load(baseline_path, {"population.users": 20000}))
 
 
-def credit_monthly(strategies=("tier_first",), reps=1, months=12, seed=0) -> pd.DataFrame:
-    """A monthly table with the credit model's columns: a book growing 2 bn CNY a month."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for si, strategy in enumerate(strategies):
-        for rep in range(reps):
-            for m in range(1, months + 1):
-                share = min(0.03 * m * (1 + 0.3 * si), 0.5) + rng.normal(0, 0.004)
-                out = 2e9 * m * (1 + 0.3 * si)
-                rows.append(dict(
-                    strategy=strategy, replication=rep, month=m, quarter=(m - 1) // 3 + 1,
-                    date=pd.Timestamp("2025-01-31") + pd.offsets.MonthEnd(m - 1),
-                    population=1e9, eligible=6e8, invited=share * 1e9, visible=0.9 * share * 1e9,
-                    active=0.5 * share * 1e9, borrowers=0.3 * share * 1e9,
-                    invited_share=share, visible_share=0.9 * share, gained_access=1e6 * m,
-                    lost_access=5e5 * m, outstanding=out, limit_total=3 * out,
-                    capital_limit=18e9, capital_bound=out > 18e9,
-                    default_rate_12m=0.012 + 0.006 * si + rng.normal(0, 0.001),
-                    interest_revenue=0.015 * out, charge_off_loss=0.008 * out * (m > 4),
-                    net_income=0.015 * out - 0.008 * out * (m > 4) - 0.003 * out))
-    return pd.DataFrame(rows)
-
-
 def one_run(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=["strategy", "replication"])
 
 
-def vintages(n=8, horizon=18) -> pd.DataFrame:
-    """Monthly vintages seasoning towards a 3% cumulative 90+ rate; under 12 MOB immature."""
-    rows = [dict(vintage=v, vintage_date=pd.Timestamp("2025-01-15") + pd.DateOffset(months=v),
-                 mob=mob, accounts=1e6, dpd30_rate=0.02,
-                 dpd90_cum_rate=0.03 * (1 - np.exp(-mob / 8)), loss_rate=0.01,
-                 immature=mob < 12)
-            for v in range(n) for mob in range(horizon - v)]
-    return pd.DataFrame(rows)
-
-
-def labels(ax) -> list[str]:
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+def labels(fig) -> list[str]:
+    """The entries of a figure's legends (placed outside the axes)."""
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
 
 
 # ----------------------------------------------------------------------- real run
@@ -82,19 +51,22 @@ def test_coverage_draws_invited_visible_target_and_holidays(small_run):
     assert set(lines["target 30%"].get_ydata()) == {0.3}
     inside = [h for h in sc.calendar.holidays if h.start <= small_run.monthly.date.max().date()]
     assert len(ax.patches) == len(inside) > 0
-    assert "holiday window" in labels(ax)
+    assert "holiday window" in labels(fig)
     assert ax.get_ylabel() == "share of the population (%)" and ax.get_xlabel() == "month end"
 
 
 def test_funnel_has_a_bar_per_stage_and_quarter(small_run):
     fig = charts.funnel(small_run.monthly)
     ax = fig.axes[0]
-    # with the credit model on, the funnel goes on to active lines and borrowers
-    assert labels(ax) == ["population", "eligible", "invited", "visible (entry shown)",
-                          "active", "borrowers"]
+    # with the credit model on, the funnel goes on to active lines and borrowers; the
+    # population is stated, not drawn (its constant bar flattened the stages)
+    assert labels(fig) == ["eligible", "invited", "visible (entry shown)", "active",
+                           "borrowers"]
+    assert ax.get_title(loc="left").endswith("(population 100 million)")
     q = small_run.monthly.groupby("quarter").tail(1)
-    assert len(ax.patches) == 6 * len(q)
-    invited = [p.get_height() for p in ax.containers[2]]
+    assert len(ax.patches) == 5 * len(q)
+    assert len({p.get_facecolor() for p in ax.patches}) == 5
+    invited = [p.get_height() for p in ax.containers[1]]
     np.testing.assert_allclose(invited, q["invited"] / 1e6)
     assert ax.get_ylabel() == "real users, millions"
     assert ax.get_xticklabels()[0].get_text().startswith("Q1\n")
@@ -123,16 +95,17 @@ def test_churn_bars_gained_up_lost_down(small_run):
     q = small_run.monthly.groupby("quarter")[["gained_access", "lost_access"]].sum()
     np.testing.assert_allclose([p.get_height() for p in gained], q.gained_access / 1e6)
     np.testing.assert_allclose([p.get_height() for p in lost], -q.lost_access / 1e6)
-    assert labels(ax) == ["gained", "lost"]
-    assert "real users" in ax.get_ylabel() and ax.get_xlabel() == "quarter (end month)"
+    assert labels(fig) == ["gained", "lost"]
+    assert ax.get_ylabel() == "real users, millions: gained (up), lost (down)"
+    assert ax.get_xlabel() == "quarter (end month)"
 
 
-@pytest.mark.parametrize("fn", [charts.vintage_curves, charts.risk_reach, charts.capital,
-                                charts.net_income])
+@pytest.mark.parametrize("fn", [charts.vintage_curves, charts.batch_default, charts.risk_reach,
+                                charts.speed_risk, charts.capital, charts.net_income])
 def test_credit_charts_say_what_is_missing_on_a_run_without_credit(small_run, fn):
     credit = ["outstanding", "net_income", "default_rate_12m", "capital_bound", "dpd90"]
     coverage_only = small_run.monthly.drop(columns=credit)
-    table = coverage_only if fn is not charts.vintage_curves else None
+    table = coverage_only if fn not in (charts.vintage_curves, charts.batch_default) else None
     with pytest.raises(charts.MissingData, match=r"table|strategies"):
         fn(table)
 
@@ -154,7 +127,7 @@ def test_band_is_the_t_interval_over_replications():
     ys = band.get_paths()[0].vertices[:, 1]
     half = stats.t.ppf(0.975, 1) * np.std([0.1, 0.3], ddof=1) / np.sqrt(2)  # 12.7 * 0.1
     assert ys.min() == pytest.approx(0.2 - half) and ys.max() == pytest.approx(0.2 + half)
-    assert "95% interval over replications" in labels(ax)
+    assert "95% interval over replications" in labels(ax.figure)
 
 
 def test_coverage_has_one_colour_per_strategy():
@@ -167,21 +140,108 @@ def test_coverage_has_one_colour_per_strategy():
 
 
 def test_funnel_with_credit_adds_active_and_borrowers():
-    ax = charts.funnel(one_run(credit_monthly())).axes[0]
-    assert labels(ax)[-2:] == ["active", "borrowers"]
+    fig = charts.funnel(one_run(credit_monthly()))
+    assert labels(fig)[-2:] == ["active", "borrowers"]
 
 
-def test_vintage_curves_one_line_per_vintage_seasoned_part_solid():
+def test_vintage_curves_one_line_per_phase_with_its_mean_and_young_part_dashed():
     v = vintages()
-    fig = charts.vintage_curves(v)
+    v.loc[v.vintage == 0, "accounts"] = 3e6  # weights the pilot's mean towards vintage 0
+    v.loc[v.vintage == 0, "dpd90_cum_rate"] *= 2
+    batches = pd.DataFrame({"vintage": range(8), "phase": ["pilot"] * 4 + ["wide"] * 4})
+    fig = charts.vintage_curves(v, batches)
     ax = fig.axes[0]
-    seasoned = [line for line in ax.get_lines() if line.get_label().startswith("vintage ")]
-    assert len(seasoned) == v.loc[~v.immature, "vintage"].nunique()  # only old enough ones
-    faded = [line for line in ax.get_lines() if line.get_label() == "_vintage"]
-    assert len(faded) == v.vintage.nunique()
-    assert max(line.get_ydata().max() for line in faded) == pytest.approx(v.dpd90_cum_rate.max())
-    assert ax.get_xlabel() == "months on book" and "90+" in ax.get_ylabel()
-    assert fig.axes[1].get_ylabel() == "vintage (invite date)"
+    solid = {line.get_label(): line for line in ax.get_lines()
+             if not line.get_label().startswith("_")}
+    assert list(solid) == ["pilot", "wide"]
+    x, y = solid["pilot"].get_xdata(), solid["pilot"].get_ydata()
+    base = 0.03 * (1 - np.exp(-x / 8))
+    # accounts-weighted: vintage 0 (weight 3, rate doubled) with those of vintages 1-3
+    # (weight 1 each) that have reached x months on book (vintage v reaches 17 - v)
+    others = np.array([sum(17 - v >= m for v in (1, 2, 3)) for m in x])
+    expected = base * (3 * 2 + others) / (3 + others)
+    seen = ~np.isnan(y)
+    assert seen.any() and (x[seen] >= 12).all()  # seasoned part only
+    np.testing.assert_allclose(y[seen], expected[seen])
+    dashed = [line for line in ax.get_lines() if line.get_label() == "_young"]
+    assert len(dashed) == 2 and all(line.get_linestyle() == "--" for line in dashed)
+    assert ax.get_title(loc="left") == "Vintage curves by phase"
+    assert "seasoned (12+ months on book)" in labels(fig)
+
+
+def test_vintage_curves_without_phases_group_by_invite_year():
+    fig = charts.vintage_curves(vintages())
+    assert fig.axes[0].get_title(loc="left") == "Vintage curves by invite year"
+    assert labels(fig)[0] == "batches of 2025"
+
+
+def test_batch_default_is_per_opened_line_when_lines_are_counted():
+    v = vintages(n=4, horizon=14)
+    per_user = charts.batch_default(v)
+    assert per_user.axes[0].get_ylabel().endswith("per invited user")
+    v["opened"] = v["accounts"] / 2  # half the invited open a line: twice the rate per line
+    rows, per = charts.batch_rates(v)
+    assert per == "per opened line"
+    last = v.sort_values("mob").groupby("vintage").tail(1).sort_values("vintage")
+    np.testing.assert_allclose(rows["rate"], 2 * last["dpd90_cum_rate"])
+    fig = charts.batch_default(v)
+    assert fig.axes[0].get_ylabel().endswith("per opened line")
+    # vintages 0 and 1 have 13 and 12 months on book: seasoned (filled); 2 and 3 are young
+    assert rows["seasoned"].tolist() == [True, True, False, False]
+
+
+def test_crossings_find_the_first_month_at_the_target():
+    df = credit_monthly(("a",), reps=1, months=12)
+    df["invited_share"] = 0.03 * df["month"]  # reaches 30% in month 10
+    hits = charts.crossings(df, 0.3)
+    assert hits["month"].tolist() == [10.0]
+    assert charts.crossings(df, 0.9)["month"].isna().all()
+
+
+def test_speed_risk_places_each_strategy_at_its_months_to_target_and_risk():
+    df = credit_monthly(("fast", "slow", "never"), reps=2, months=12)
+    speed = {"fast": 0.06, "slow": 0.03, "never": 0.01}
+    for name, per_month in speed.items():
+        df.loc[df.strategy == name, "invited_share"] = per_month * df["month"]
+    fig = charts.speed_risk(df, target=0.3, budget=0.02)
+    ax = fig.axes[0]
+    points = {c.get_label(): c.lines[0] for c in ax.containers}
+    assert points["fast"].get_xdata()[0] == 5 and points["slow"].get_xdata()[0] == 10
+    assert points["never"].get_xdata()[0] > 12 and points["never"].get_marker() == ">"
+    last = df[df.month == 12].groupby("strategy").default_rate_12m.mean()
+    assert points["slow"].get_ydata()[0] == pytest.approx(last["slow"])
+    assert "default budget 2.0%" in labels(fig)
+    assert ax.get_ylim()[0] == 0
+    assert "never" in [t.get_text() for t in ax.texts][-1]
+
+
+def test_speed_risk_draws_no_frontier_of_one_point():
+    df = credit_monthly(("a", "b"), reps=2, months=12)
+    df.loc[df.strategy == "b", "invited_share"] = 0.01
+    fig = charts.speed_risk(df, target=0.3)
+    assert not any("frontier" in label for label in labels(fig))
+
+
+def test_visibility_by_version_is_visible_among_invited(small_run):
+    fig = charts.visibility_by_version(small_run.segments)
+    seg = small_run.segments
+    cells = seg[(seg.dimension == "version") & (seg.month == seg.month.max())]
+    shown = [p.get_height() for p in fig.axes[0].containers[0]]
+    expected = cells.visible / cells.invited.where(cells.invited > 0)
+    np.testing.assert_allclose(shown, expected, equal_nan=True)
+    # the newest clients see the entry far more often than 8.0.20 (89% vs 12% in the brief)
+    by_version = dict(zip(cells.value, expected, strict=True))
+    assert by_version["8.0.40"] > 0.75 > 0.25 > by_version["8.0.20"]
+
+
+def test_strategies_get_distinct_colours_and_legends_sit_outside_the_data():
+    names = [f"s{i}" for i in range(10)]
+    assert len(set(charts.colours(names).values())) == 10
+    df = credit_monthly(("tier_first", "version_first"), reps=2)
+    fig = charts.coverage(df, target=0.3)
+    report.png(fig)  # lays the figure out
+    legend = fig.legends[0].get_window_extent()
+    assert legend.x0 >= fig.axes[0].get_window_extent().x1
 
 
 def test_risk_reach_draws_the_efficient_frontier():
@@ -189,7 +249,9 @@ def test_risk_reach_draws_the_efficient_frontier():
     # reckless: more risk than balanced and no more reach, so it is off the frontier
     df.loc[df.strategy == "reckless", "invited_share"] = (
         df.loc[df.strategy == "balanced", "invited_share"].to_numpy() - 0.01)
-    ax = charts.risk_reach(df).axes[0]
+    fig = charts.risk_reach(df)
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 0 and ax.get_xlim()[0] == 0  # noise must not look like reach
     frontier = next(line for line in ax.get_lines() if line.get_label() == "efficient frontier")
     last = df[df.month == 6].groupby("strategy", sort=False)[["default_rate_12m",
                                                               "invited_share"]].mean()
@@ -210,14 +272,27 @@ def test_capital_marks_the_limit_and_the_months_it_binds():
     assert ax.get_ylabel() == "balance (CNY, billions)"
 
 
-def test_net_income_per_quarter():
+def test_net_income_parts_add_up_to_the_net_income():
     df = one_run(credit_monthly())
-    ax = charts.net_income(df).axes[0]
-    assert labels(ax) == ["interest revenue", "charge-off loss", "net income"]
-    net = df.groupby("quarter").net_income.sum()
-    np.testing.assert_allclose([p.get_height() for p in ax.containers[2]], net / 1e6)
-    assert all(p.get_height() <= 0 for p in ax.containers[1])
+    fig = charts.net_income(df)
+    ax = fig.axes[0]
+    assert labels(fig) == ["net income", "interest revenue", "charge-off loss", "funding cost"]
+    net = df.groupby("quarter").net_income.sum() / 1e6
+    revenue, loss, cost = ([p.get_height() for p in c] for c in ax.containers)
+    np.testing.assert_allclose(np.add(np.add(revenue, loss), cost), net)
+    assert all(h <= 0 for h in loss + cost)
+    marker = next(line for line in ax.get_lines() if line.get_label() == "net income")
+    np.testing.assert_allclose(marker.get_ydata(), net)
     assert ax.get_ylabel() == "per quarter (CNY, millions)"
+
+
+def test_capital_in_a_comparison_marks_each_strategys_bound_months():
+    df = credit_monthly(("a", "b"), reps=2)
+    fig = charts.capital(df)
+    ticks = [line for line in fig.axes[0].get_lines() if line.get_label() == "_bound"]
+    bound = df.groupby(["strategy", "date"]).capital_bound.any().sum()
+    assert len(ticks) == bound > 0
+    assert "capital limit" in labels(fig)
 
 
 def test_frontier_keeps_only_undominated_points():
