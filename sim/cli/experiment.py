@@ -291,8 +291,19 @@ def _fmt(metric: str, x: float) -> str:
     return FORMATS.get(metric, share)(x)
 
 
-def _span(metric: str, low: float, high: float) -> str:
-    lo, hi = _fmt(metric, low), _fmt(metric, high)
+def _is_share(metric: str) -> bool:
+    return FORMATS.get(metric, share) is share
+
+
+def _diff(metric: str, x: float) -> str:
+    """A paired difference: percentage points for shares and rates, the unit otherwise."""
+    if not _is_share(metric) or x is None or not math.isfinite(x):
+        return _fmt(metric, x)
+    return f"{100 * x:+.2f} pp"
+
+
+def _span(metric: str, low: float, high: float, fmt=_fmt) -> str:
+    lo, hi = fmt(metric, low), fmt(metric, high)
     return f"{lo} to {hi}" if lo and hi else ""
 
 
@@ -315,8 +326,9 @@ def strategy_tables(summary: pd.DataFrame) -> list[Table]:
         for r in rows.itertuples():
             table.add_row(r.metric.replace("_", " "), _fmt(r.metric, r.mean),
                           _span(r.metric, r.ci_low, r.ci_high),
-                          "" if name == first else _fmt(r.metric, r.diff),
-                          "" if name == first else _span(r.metric, r.diff_ci_low, r.diff_ci_high),
+                          "" if name == first else _diff(r.metric, r.diff),
+                          "" if name == first else _span(r.metric, r.diff_ci_low,
+                                                         r.diff_ci_high, _diff),
                           "yes" if getattr(r, "significant", False) else "")
         tables.append(table)
     return tables
