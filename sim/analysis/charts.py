@@ -584,15 +584,23 @@ def risk_reach(table: pd.DataFrame, *, reach: str = "invited_share",
     return fig
 
 
+#: The verdict's risk measure in a comparison's per-run table (sim.analysis.metrics).
+MATURED_RISK = "default_12mob_opened_peak"
+
+
 @_themed
 def speed_risk(monthly: pd.DataFrame, *, target: float | None = None,
                share: str = "invited_share", risk: str = "default_rate_12m",
-               budget: float | None = None) -> Figure:
+               budget: float | None = None, runs: pd.DataFrame | None = None) -> Figure:
     """How soon each strategy reaches the coverage target (x: months, mean and range over
-    replications) against its 12-month default rate at the horizon (y, 95% interval), the
-    default budget as a line, and the frontier of strategies no other beats on both (drawn
-    when it joins two or more). A strategy that never reaches the target sits at the right
-    edge, marked "never"."""
+    replications) against its risk (y, 95% interval), the default budget as a line, and the
+    frontier of strategies no other beats on both (drawn when it joins two or more). A
+    strategy that never reaches the target sits at the right edge, marked "never".
+
+    The risk is the verdict's maturity-matched measure when the comparison's per-run table
+    (``runs``) has it (default by 12 months on book per opened line, its peak along the
+    path), so the chart and the verdict judge the same figure; otherwise the monthly
+    table's ``risk`` column at the horizon."""
     if monthly is not None and "strategy" not in monthly.columns:
         raise MissingData("a single run has no strategies to set against each other "
                           "(it is drawn for a comparison of strategies)")
@@ -602,8 +610,11 @@ def speed_risk(monthly: pd.DataFrame, *, target: float | None = None,
         raise MissingData("no coverage target (summary.json 'target' or the scenario's "
                           "reporting.target_coverage)")
     hits = crossings(monthly, target, share)
-    rows = _horizon_rows(monthly)
-    r = _mean_ci(rows, ["strategy"], risk).set_index("strategy")
+    matured = runs is not None and MATURED_RISK in runs.columns
+    if matured:
+        r = _mean_ci(runs, ["strategy"], MATURED_RISK).set_index("strategy")
+    else:
+        r = _mean_ci(_horizon_rows(monthly), ["strategy"], risk).set_index("strategy")
     names = list(r.index)
     colour = colours(names)
     horizon = float(hits["horizon"].max())
@@ -646,10 +657,11 @@ def speed_risk(monthly: pd.DataFrame, *, target: float | None = None,
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     top = max(float(r["hi"].max()), budget or 0.0, 1e-4)
     ax.set_ylim(0, top * 1.2)
-    _pct(ax, decimals=1)
+    _pct(ax, decimals=2 if top * 1.2 < 0.03 else 1)  # 0.25% steps must not print as 0.2%
     ax.set_xlabel(f"months to reach {100 * target:.0f}% {NAMES.get(share, share)} coverage "
                   "(mean, range over replications; right of the dotted line: never)")
-    ax.set_ylabel("12-month default rate at the horizon\n(per borrower, 95% interval)")
+    ax.set_ylabel("default by 12 months on book\n(per opened line, 95% interval)" if matured
+                  else "12-month default rate at the horizon\n(per borrower, 95% interval)")
     ax.set_title("Speed against risk")
     _legend_right(fig, handles, labels)
     return fig

@@ -39,7 +39,7 @@ REPORT = "report.html"
 CHARTS_DIR = "charts"
 #: Table name -> file stem in a run folder.
 TABLES = {"monthly": "metrics", "segments": "segments", "batches": "batches",
-          "vintages": "vintages", "comparison": "comparison"}
+          "vintages": "vintages", "comparison": "comparison", "runs": "runs"}
 
 
 class ReportError(GreysimError, RuntimeError):
@@ -150,9 +150,10 @@ CAPTIONS = {
                 "(dashed) at each month end; dots mark when coverage first reaches the target "
                 "(bar: range over replications). Shaded: holiday windows, when batches widen.",
     "speed_risk": "How many months each strategy needs to reach the coverage target (mean and "
-                  "range over replications) against its 12-month default rate per borrower at "
-                  "the horizon (95% interval). Lower left is better; above the red line is over "
-                  "the default budget.",
+                  "range over replications) against the verdict's risk measure: default by 12 "
+                  "months on book per opened line, loans of the same age (95% interval; without "
+                  "it, the 12-month default rate per borrower at the horizon, as the axis says). "
+                  "Lower left is better; above the red line is over the default budget.",
     "access_archetype_region": "Share of each archetype and region tier with access (invited) "
                                "at the last month; one panel per strategy. Closed regions stay "
                                "at 0%.",
@@ -183,7 +184,7 @@ def _inputs(folder: Folder, fn, kwargs: dict) -> dict:
     params = inspect.signature(fn).parameters
     kw = dict(kwargs)
     extra = {"target": folder.target, "holidays": folder.holidays, "budget": folder.budget,
-             "batches": folder.tables.get("batches")}
+             "batches": folder.tables.get("batches"), "runs": folder.tables.get("runs")}
     kw.update({k: v for k, v in extra.items() if k in params and k not in kw})
     return kw
 
