@@ -125,7 +125,8 @@ def run_metrics(monthly: pd.DataFrame, target: float, coverage: str = "invited")
 
 
 def decision_metrics(tables: dict[str, pd.DataFrame], target: float,
-                     coverage: str = "invited", mob: int = defs.RISK_MOB) -> dict:
+                     coverage: str = "invited", mob: int = defs.RISK_MOB,
+                     weight: float | None = None) -> dict:
     """The figures the verdict reads from one run (defined in :mod:`sim.analysis.metrics`):
     days to the target (interpolated), the lagged default rate at the horizon, capital use and
     capital-bound months, and the vintage figures at fixed months on book (per opened line
@@ -136,7 +137,7 @@ def decision_metrics(tables: dict[str, pd.DataFrame], target: float,
     if "lagged_default_rate" in monthly:
         out["lagged_default_rate"] = defs.lagged_default_rate(monthly)
     out.update(defs.capital_figures(monthly))
-    out.update(defs.risk_figures(tables.get("vintages"), mob))
+    out.update(defs.risk_figures(tables.get("vintages"), mob, weight))
     return out
 
 
@@ -144,7 +145,7 @@ def metrics_table(outputs: Sequence[RunOutput], target: float,
                   coverage: str = "invited", mob: int = defs.RISK_MOB) -> pd.DataFrame:
     """One row per run: its labels, :func:`run_metrics` and :func:`decision_metrics`."""
     rows = [{**o.labels, **run_metrics(o.tables["metrics"], target, coverage),
-             **decision_metrics(o.tables, target, coverage, mob)} for o in outputs]
+             **decision_metrics(o.tables, target, coverage, mob, o.weight)} for o in outputs]
     return pd.DataFrame(rows)
 
 

@@ -81,6 +81,19 @@ def test_pooled_default_at_months_on_book_per_opened_line_and_per_invited_user()
     assert figures["batch_loss_rate"] == pytest.approx((4 + 3 + 5 * 5 / 12) / 4500)
 
 
+def test_the_peak_along_the_path_ignores_pools_too_small_to_read():
+    # the first pool (100 lines, 4 defaults: 4%) is noise at one simulated user per line; the
+    # second (400 lines, 7 defaults) is what the budget is judged on from 400 lines up
+    v = _vintages()
+    path = metrics.pooled_path(v, 12, weight=1.0, min_lines=400)
+    assert path.to_dict() == pytest.approx({15: 7 / 400})
+    figures = metrics.risk_figures(v, 12, weight=1.0)  # no pool reaches 1,000: the last one
+    assert figures["default_12mob_opened_peak"] == pytest.approx(7 / 400)
+    # at 10 real users a simulated one, the first pool is 10 simulated lines
+    assert metrics.pooled_path(v, 12, weight=10.0, min_lines=30).to_dict() == \
+        pytest.approx({15: 7 / 400})
+
+
 def test_vintage_rates_divide_by_opened_lines():
     v = metrics.vintage_rates(pd.DataFrame({"opened": [0.0, 50.0], "dpd30_opened": [0.0, 2.0],
                                             "opened_defaults": [0.0, 1.0]}))
