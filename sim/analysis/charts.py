@@ -1018,7 +1018,7 @@ def robust_tradeoff(outcomes: pd.DataFrame, *, budget: float | None = None,
     """Time to target against the risk measure, one dot per future, a panel per strategy,
     coloured by whether the plan satisfices; a plan that never reaches the target is drawn at
     the right edge."""
-    _need(outcomes, ["strategy", "time_to_target_months", "default_12m_per_invited",
+    _need(outcomes, ["strategy", "time_to_target_months", "default_12mob_opened",
                      "satisficing"], "outcomes")
     names = list(dict.fromkeys(outcomes["strategy"]))
     fig, axes = _figure(4 * len(names), 4, 1, len(names), sharey=True)
@@ -1030,9 +1030,9 @@ def robust_tradeoff(outcomes: pd.DataFrame, *, budget: float | None = None,
         x = mine["time_to_target_months"].to_numpy(dtype=float)
         x = np.where(np.isfinite(x), x, edge)
         ok = mine["satisficing"].to_numpy(dtype=bool)
-        ax.scatter(x[ok], mine["default_12m_per_invited"][ok], s=18, color=PALETTE[2],
+        ax.scatter(x[ok], mine["default_12mob_opened"][ok], s=18, color=PALETTE[2],
                    label="satisfices")
-        ax.scatter(x[~ok], mine["default_12m_per_invited"][~ok], s=18, color=PALETTE[3],
+        ax.scatter(x[~ok], mine["default_12mob_opened"][~ok], s=18, color=PALETTE[3],
                    marker="x", label="fails")
         if budget is not None:
             ax.axhline(budget, color="grey", ls="--", lw=1)
@@ -1042,7 +1042,7 @@ def robust_tradeoff(outcomes: pd.DataFrame, *, budget: float | None = None,
         ax.set_title(name, fontsize=11)
         ax.set_xlabel("months to target (right edge: never)")
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
-    axes[0].set_ylabel("90+ default at 12 months on book\n(per invited user)")
+    axes[0].set_ylabel("default at 12 months on book\n(per opened line)")
     axes[0].legend(loc="upper left", fontsize=8)
     fig.suptitle("Time to target against risk, by future", x=0.01, ha="left",
                  fontweight="bold")

@@ -47,8 +47,8 @@ def robust_command(
         help="Coverage target (default: reporting.target_coverage, else 0.30).",
         min=0.0, max=1.0)] = None,
     budget: Annotated[float | None, typer.Option(
-        help="Risk budget: highest acceptable 90+ default rate at 12 months on book per "
-             "invited user (default: none).", min=0.0, max=1.0)] = None,
+        help="Risk budget: highest acceptable default at 12 months on book per opened line, "
+             "the verdict's measure (default: none).", min=0.0, max=1.0)] = None,
     by: Annotated[str | None, typer.Option(
         help="Planner's date YYYY-MM-DD by which the target must be met (default: the end "
              "of the simulated horizon).")] = None,
@@ -116,7 +116,7 @@ def _ranking_table(result):
                    "worst 12m default"):
         view.add_column(header, justify="left" if header == "strategy" else "right")
     for r in result.ranking.itertuples():
-        worst = r.worst_default_12m_per_invited
+        worst = r.worst_default_12mob_opened
         view.add_row(str(r.rank), r.strategy, f"{r.satisficing_share:.0%}",
                      f"{r.satisficing_low:.0%} to {r.satisficing_high:.0%}", str(r.late),
                      str(r.over_budget), str(r.over_capital), _months(r.regret_p90),

@@ -34,7 +34,7 @@ from sim.experiments.uncertainties import Uncertainties, read
 from sim.scenario import Scenario, load
 
 #: The per-run figures of :func:`outcomes`, in order.
-OUTCOMES = ("time_to_target_months", "default_12m_per_invited", "risk_vintages",
+OUTCOMES = ("time_to_target_months", "default_12mob_opened", "risk_vintages",
             "peak_outstanding", "capital_limit", "peak_capital_use", "capital_bound",
             "loss", "net_income", "final_coverage")
 
@@ -94,8 +94,8 @@ class Robustness:
             "strategies": self.strategies, "target": self.target, "coverage": self.coverage,
             "risk_budget": self.budget, "by": self.by.isoformat(),
             "by_months": self.by_months, "capital_share": self.capital_share,
-            "risk_measure": "cumulative 90+ default rate at 12 months on book, per invited "
-                            "user, pooled over vintages that reached 12 months",
+            "risk_measure": "cumulative default at 12 months on book per opened line, pooled "
+                            "over the vintages that reached 12 months (the verdict's)",
             "fails_when": list(getattr(d, "rules", ())),
             "box_coverage": getattr(d, "coverage", None),
             "box_density": getattr(d, "density", None),
@@ -129,11 +129,9 @@ def outcomes(tables: Mapping[str, pd.DataFrame], target: float,
 
     * ``time_to_target_months``: months from the start until coverage reaches ``target``,
       interpolated linearly between month ends (coverage 0 at the start); inf if never;
-    * ``default_12m_per_invited``: the risk measure, the cumulative 90+ default rate at 12
-      months on book per invited user, pooled over the vintages that reached 12 months
-      (weighted by their invited users); NaN when none did. The verdict's maturity-matched
-      measure (cumulative default at 12 months on book per opened line) is being defined in
-      a shared metrics module; this function will read it from there once it lands;
+    * ``default_12mob_opened``: the risk measure, the verdict's: cumulative default at 12
+      months on book per opened line, pooled over the vintages that reached 12 months
+      (:func:`sim.analysis.metrics.pooled_default_at`); NaN when none did;
     * ``peak_outstanding`` and ``peak_capital_use`` (peak of outstanding over the capital
       limit), ``capital_bound`` (the limit bound in some month); ``loss`` (charge-off loss)
       and ``net_income`` summed over the run, CNY; ``final_coverage``.
@@ -146,12 +144,11 @@ def outcomes(tables: Mapping[str, pd.DataFrame], target: float,
     vintages = tables.get("vintages")
     risk, pooled = np.nan, 0
     if vintages is not None and len(vintages):
-        at12 = vintages[(vintages["mob"] == 12) & (vintages["accounts"] > 0)]
-        if len(at12):
-            w = at12["accounts"].to_numpy(dtype=float)
-            risk = float(np.sum(at12["dpd90_cum_rate"].to_numpy(dtype=float) * w) / w.sum())
-            pooled = int(len(at12))
-    out["default_12m_per_invited"] = risk
+        from sim.analysis import metrics
+
+        risk = metrics.pooled_default_at(vintages, 12, "opened")
+        pooled = int(len(metrics.at_months_on_book(vintages, 12)))
+    out["default_12mob_opened"] = risk
     out["risk_vintages"] = pooled
     peak = float(monthly["outstanding"].max()) if "outstanding" in monthly else np.nan
     limit = float(monthly["capital_limit"].min()) if "capital_limit" in monthly else np.nan
@@ -205,7 +202,7 @@ def measures(table: pd.DataFrame, *, budget: float | None, by_months: float,
     if budget is None:
         t["within_budget"] = True
     else:
-        t["within_budget"] = t["default_12m_per_invited"].le(budget)
+        t["within_budget"] = t["default_12mob_opened"].le(budget)
     cap = t["peak_capital_use"]
     t["within_capital"] = cap.isna() | cap.le(capital_share)
     t["satisficing"] = t["reached"] & t["within_budget"] & t["within_capital"]
@@ -238,7 +235,7 @@ def ranking(table: pd.DataFrame, strategies: Sequence[str]) -> pd.DataFrame:
             "regret_max": float(mine["regret_months"].max()),
             "worst_time_to_target_months": float(mine["time_to_target_months"].max()),
             "median_time_to_target_months": float(mine["time_to_target_months"].median()),
-            "worst_default_12m_per_invited": float(mine["default_12m_per_invited"].max()),
+            "worst_default_12mob_opened": float(mine["default_12mob_opened"].max()),
             "worst_peak_capital_use": float(mine["peak_capital_use"].max()),
             "worst_net_income": float(mine["net_income"].min()),
             "order": order,
@@ -410,7 +407,7 @@ def robust(scenarios: Sequence[Scenario | str | Path], uncertainties: str | Path
     runs = load_runs(root, names, target, coverage)
     table_f = measures(per_future(runs), budget=budget, by_months=by_months,
                        capital_share=capital_share, horizon_months=months)
-    if table_f["default_12m_per_invited"].isna().all():
+    if table_f["default_12mob_opened"].isna().all():
         notes.append("no vintage reached 12 months on book within the horizon: the risk "
                      "measure is unmeasured, and a risk budget fails every plan")
     ranks = ranking(table_f, names)

@@ -48,11 +48,12 @@ def test_outcomes_interpolate_the_target_and_pool_vintages_at_12_months():
                             "capital_limit": [100.0, 100.0, 100.0],
                             "capital_bound": [False] * 3, "charge_off_loss": [0.0, 1, 2],
                             "net_income": [5.0, 5, 5]})
-    vintages = pd.DataFrame({"mob": [12, 12, 11], "accounts": [100.0, 300.0, 50.0],
-                             "dpd90_cum_rate": [0.01, 0.03, 0.5]})
+    vintages = pd.DataFrame({"vintage": [0, 1, 2], "mob": [12, 12, 11],
+                             "accounts": [100.0, 300.0, 50.0], "opened": [40.0, 160.0, 20.0],
+                             "defaults": [1.0, 9.0, 25.0], "opened_defaults": [1.0, 9.0, 10.0]})
     got = rb.outcomes({"metrics": monthly, "vintages": vintages}, target=0.3)
     assert got["time_to_target_months"] == pytest.approx(2.5)   # halfway from 0.2 to 0.4
-    assert got["default_12m_per_invited"] == pytest.approx(0.025)  # (1 + 9) / 400
+    assert got["default_12mob_opened"] == pytest.approx(0.05)  # (1 + 9) / (40 + 160) lines
     assert got["peak_capital_use"] == pytest.approx(0.4)
     assert (got["loss"], got["net_income"]) == (3.0, 15.0)
     assert math.isinf(rb.outcomes({"metrics": monthly}, target=0.5)["time_to_target_months"])
@@ -71,7 +72,7 @@ def test_measures_flag_constraints_and_regret_against_the_best_plan():
     table = pd.DataFrame({
         "strategy": ["a", "b", "a", "b"], "future": [0, 0, 1, 1],
         "time_to_target_months": [10.0, 14.0, np.inf, 20.0],
-        "default_12m_per_invited": [0.01, 0.01, 0.01, 0.05],
+        "default_12mob_opened": [0.01, 0.01, 0.01, 0.05],
         "peak_capital_use": [0.5, 0.5, 0.5, 0.5], "net_income": 1.0})
     m = rb.measures(table, budget=0.02, by_months=18, horizon_months=24)
     assert m["satisficing"].tolist() == [True, True, False, False]
@@ -87,7 +88,7 @@ def test_every_strategy_runs_on_the_same_futures_and_random_numbers(setup):
     result = _robust(setup, folder / "whole")
     out = result.outcomes.set_index(["strategy", "future"]).sort_index()
     a, b = out.loc["baseline:tier-first"], out.loc["copy:tier-first"]
-    cols = ["time_to_target_months", "default_12m_per_invited", "net_income"]
+    cols = ["time_to_target_months", "default_12mob_opened", "net_income"]
     pd.testing.assert_frame_equal(a[cols], b[cols])  # same plan, same future: same outcome
     assert not out.loc["baseline:wide"][cols].equals(a[cols])
     assert len(result.futures) == 4 and set(result.ranking.strategy) == {
