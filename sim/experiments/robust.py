@@ -501,6 +501,9 @@ def write_summary(result: Robustness, *, charts: bool = True) -> Path:
                 continue
             fig = fn(tables[table], **{k: options[k] for k in keywords})
             fig.savefig(folder / "charts" / f"{stem}.png", dpi=110)
+        from sim.io.report import REPORT, render_robust
+
+        (folder / REPORT).write_text(render_robust(folder), encoding="utf-8")
 
     return write_folder(result.root / "summary", kind="robust-summary", force=True,
                         tables=result.tables(), jsons={"summary": result.summary()},

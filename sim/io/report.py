@@ -833,6 +833,110 @@ def render(folder: Folder, drawn: list[Chart]) -> str:
             f"<style>{CSS}</style></head><body><main>{''.join(parts)}</main></body></html>\n")
 
 
+#: Captions of the charts a ``greysim robust`` summary folder holds (``charts/<stem>.png``).
+ROBUST_CAPTIONS = {
+    "satisficing": "Share of the sampled futures in which each plan meets the coverage target "
+                   "by the planner's date inside the risk budget and the capital limit (95% "
+                   "Wilson interval).",
+    "regret": "Regret: months later than the best plan in the same future (the horizon when a "
+              "plan misses the target or breaks a limit), one point per future.",
+    "tradeoff": "Each future's time to target against its risk measure (default by 12 months "
+                "on book per opened line), coloured by whether the plan satisfices.",
+    "peeling": "PRIM's peeling trajectory: each box's coverage of the failing futures against "
+               "its density (share of its futures that fail); the chosen box is marked.",
+}
+
+
+def render_robust(path: Path) -> str:
+    """The page of a ``greysim robust`` summary folder (its ``summary.json``,
+    ``ranking.parquet`` and ``charts/``): the recommended plan first, the ranking, where the
+    plan fails (the PRIM box in scenario keys) and the charts."""
+    from sim.io.reading import read_json
+
+    path = Path(path)
+    s = read_json(path / "summary.json", required=True)
+    ranking = pd.read_parquet(path / "ranking.parquet")
+    budget = s.get("risk_budget")
+    facts = [f"{s.get('futures', '?')} sampled futures x {len(s.get('strategies', []))} plans",
+             f"target {100 * float(s.get('target') or 0):.0f}% {s.get('coverage', 'invited')} "
+             f"coverage by {s.get('by', '?')}",
+             "no risk budget" if budget is None else f"risk budget {100 * budget:.2f}%",
+             f"capital limit x {s.get('capital_share', 1.0):g}"]
+    best = s.get("recommended", "")
+    answer = (f"Recommended: <b>{html.escape(str(best))}</b> meets the target inside the "
+              f"budget and the capital limit in {_pct_text(s.get('satisficing_share'))} of the "
+              f"futures (95% interval {_pct_text(s.get('satisficing_low'))} to "
+              f"{_pct_text(s.get('satisficing_high'))}).")
+    rows = []
+    for r in ranking.itertuples():
+        rows.append([str(int(r.rank)), html.escape(str(r.strategy)),
+                     f"{_pct_text(r.satisficing_share)} [{_pct_text(r.satisficing_low)}, "
+                     f"{_pct_text(r.satisficing_high)}]",
+                     str(int(r.late)), str(int(r.over_budget)), str(int(r.over_capital)),
+                     _months_text(r.regret_p90), _months_text(r.regret_max),
+                     _months_text(r.worst_time_to_target_months),
+                     _pct_text(r.worst_default_12mob_opened, 2)])
+    parts = ["<h1>greysim report: robustness</h1>",
+             f'<p class="sub">{html.escape(" · ".join(facts))}</p>',
+             f'<div class="answer"><p>{answer}</p></div>',
+             "<h2>Plans ranked by how often they satisfice</h2>",
+             _html_table(["rank", "plan", "satisficing [95%]", "late", "over budget",
+                          "over capital", "regret p90 (months)", "regret max (months)",
+                          "worst months to target", "worst risk (per opened line)"], rows,
+                         f"risk: {s.get('risk_measure', '')}")]
+    rules = s.get("fails_when") or []
+    parts.append(f"<h2>Where '{html.escape(str(best))}' fails</h2>")
+    if rules:
+        parts.append(f"<p>PRIM box with coverage {_num_text(s.get('box_coverage'))} and "
+                     f"density {_num_text(s.get('box_density'))} (share of the failing futures "
+                     "inside the box, and share of the box's futures that fail):</p><ul>"
+                     + "".join(f"<li><code>{html.escape(str(r))}</code></li>" for r in rules)
+                     + "</ul>")
+    else:
+        parts.append(f"<p>{html.escape(str(s.get('discovery_note') or 'no box found'))}</p>")
+    if s.get("cart"):
+        parts.append(f"<p>CART view of the same failures:</p><pre>"
+                     f"{html.escape(str(s['cart']))}</pre>")
+    if s.get("notes"):
+        parts.append('<div class="notes"><ul>' + "".join(
+            f"<li>{html.escape(str(n))}</li>" for n in s["notes"]) + "</ul></div>")
+    pictures = sorted((path / CHARTS_DIR).glob("*.png")) if (path / CHARTS_DIR).is_dir() else []
+    if pictures:
+        parts.append("<h2>Charts</h2>")
+    for picture in pictures:
+        data = base64.b64encode(picture.read_bytes()).decode("ascii")
+        caption = ROBUST_CAPTIONS.get(picture.stem, "")
+        parts.append(f'<figure id="{html.escape(picture.stem)}"><img alt="'
+                     f'{html.escape(picture.stem)}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            "<title>greysim report: robustness</title>"
+            f"<style>{CSS}</style></head><body><main>{''.join(parts)}</main></body></html>\n")
+
+
+def _pct_text(x, decimals: int = 0) -> str:
+    if x is None or not np.isfinite(float(x)):
+        return "n/a"
+    return f"{100 * float(x):.{decimals}f}%"
+
+
+def _months_text(x) -> str:
+    if x is None or np.isnan(float(x)):
+        return "n/a"
+    return "never" if np.isinf(float(x)) else f"{float(x):.1f}"
+
+
+def _num_text(x) -> str:
+    return "n/a" if x is None or not np.isfinite(float(x)) else f"{float(x):.2f}"
+
+
+def is_robust_folder(path: Path) -> bool:
+    """A ``greysim robust`` summary folder (ranking and summary, no monthly table)."""
+    path = Path(path)
+    return (path / "ranking.parquet").exists() and not (path / "metrics.parquet").exists()
+
+
 def write_report(path: Path, *, chart_files: bool = True, svg_files: bool = False) -> Path:
     """Write ``report.html`` (and ``charts/*.png``; ``*.svg`` too with ``svg_files``) into a
     run or comparison folder.
@@ -842,20 +946,29 @@ def write_report(path: Path, *, chart_files: bool = True, svg_files: bool = Fals
     """
     from sim.io.folders import mapped_os_errors
 
+    if is_robust_folder(path):
+        page = render_robust(path)
+        with mapped_os_errors(Path(path), "report.html was not written or replaced"):
+            return _replace_file(Path(path) / REPORT, page)
     folder = load_folder(path)
     drawn = draw(folder, figures=svg_files)
     path = Path(path)
     with mapped_os_errors(path, "report.html was not written or replaced"):
         if chart_files:
             _write_charts(path, drawn, svg_files)
-        tmp_file = path / f".{REPORT}.partial-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp_file.write_text(render(folder, drawn), encoding="utf-8")
-            os.replace(tmp_file, path / REPORT)
-        except BaseException:
-            tmp_file.unlink(missing_ok=True)
-            raise
-    return path / REPORT
+        return _replace_file(path / REPORT, render(folder, drawn))
+
+
+def _replace_file(dest: Path, text: str) -> Path:
+    """Write ``text`` beside ``dest`` and rename it into place (never half-written)."""
+    tmp_file = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp_file.write_text(text, encoding="utf-8")
+        os.replace(tmp_file, dest)
+    except BaseException:
+        tmp_file.unlink(missing_ok=True)
+        raise
+    return dest
 
 
 def _write_charts(path: Path, drawn: list[Chart], svg_files: bool = False) -> None:

@@ -1,5 +1,6 @@
 """Robust comparisons: outcomes, robustness measures, common random numbers, resume."""
 
+import json
 import math
 
 import numpy as np
@@ -157,6 +158,12 @@ def test_the_command_writes_tables_summary_and_charts(setup, tmp_path, baseline_
     assert (summary / "summary.json").exists() and (summary / "ranking.parquet").exists()
     assert {p.name for p in (summary / "charts").iterdir()} >= {"satisficing.png",
                                                                  "regret.png", "tradeoff.png"}
+    page = (summary / "report.html").read_text()  # the page answers first, charts inline
+    best = json.loads((summary / "summary.json").read_text())["recommended"]
+    assert page.index("Recommended:") < page.index("Plans ranked") < page.index("<img")
+    assert f"<b>{best}</b>" in page and page.count("data:image/png;base64,") >= 3
+    # greysim report re-renders the same folder
+    assert CliRunner().invoke(app, ["report", str(summary)]).exit_code == 0
     bad = CliRunner().invoke(app, ["robust", str(baseline_path), "--uncertainties",
                                    str(tmp_path / "missing.yaml")])
     assert bad.exit_code == 2 and "missing.yaml" in bad.output
