@@ -507,11 +507,17 @@ def write_text_atomic(path: Path, text: str, *, force: bool = False) -> Path:
         if path.exists() and not force:
             raise OutputError(f"{path} already exists; choose another --out, or pass --force")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        return replace_text(path, text)
+
+
+def replace_text(path: Path, text: str) -> Path:
+    """Write ``text`` beside ``path`` and rename it into place: a reader sees the old file or
+    the new one, never half of it."""
+    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

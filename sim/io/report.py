@@ -944,31 +944,19 @@ def write_report(path: Path, *, chart_files: bool = True, svg_files: bool = Fals
     Each is written beside its destination and renamed into place, so a reader never sees a
     half-written report. Returns the report's path.
     """
-    from sim.io.folders import mapped_os_errors
+    from sim.io.folders import mapped_os_errors, replace_text
 
     if is_robust_folder(path):
         page = render_robust(path)
         with mapped_os_errors(Path(path), "report.html was not written or replaced"):
-            return _replace_file(Path(path) / REPORT, page)
+            return replace_text(Path(path) / REPORT, page)
     folder = load_folder(path)
     drawn = draw(folder, figures=svg_files)
     path = Path(path)
     with mapped_os_errors(path, "report.html was not written or replaced"):
         if chart_files:
             _write_charts(path, drawn, svg_files)
-        return _replace_file(path / REPORT, render(folder, drawn))
-
-
-def _replace_file(dest: Path, text: str) -> Path:
-    """Write ``text`` beside ``dest`` and rename it into place (never half-written)."""
-    tmp_file = dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp_file.write_text(text, encoding="utf-8")
-        os.replace(tmp_file, dest)
-    except BaseException:
-        tmp_file.unlink(missing_ok=True)
-        raise
-    return dest
+        return replace_text(path / REPORT, render(folder, drawn))
 
 
 def _write_charts(path: Path, drawn: list[Chart], svg_files: bool = False) -> None:
