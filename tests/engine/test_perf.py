@@ -165,6 +165,10 @@ def test_benchmark_command_writes_every_field(tmp_path):
     assert 0 < sum(run["shares"].values()) <= 1.0 + 1e-9
     pool = data["pool"]
     assert pool["workers"] == 2 and pool["replications"] == 2
+    ratio = data["ratio"]  # W1's floor beside the repository, or the ratio omitted
+    assert ratio["users"] == 20000 and ratio["run_off_months"] == 0
+    assert ratio["greysim_seconds"] > 0
+    assert (ratio["ratio"] is None) == (not Path(ratio["floor"]).is_file())
     assert pool["speedup"] == pytest.approx(pool["one_worker_seconds"] / pool["pool_seconds"])
     assert "pool_speedup" in data["standing"]
 
