@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.one import warm
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: W1's vectorised floor (read-only, beside the repository; never copied into it).
@@ -117,13 +115,14 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     from sim.experiments.executors import InProcess, ProcessPool
     from sim.experiments.runs import replications
 
-    sc = sim.load(scenario, users=users)  # the same market at every size
+    # the same market at every size; run-off months off, as in the timed sizes
+    sc = sim.load(scenario, {"reporting.run_off_months": 0}, users=users)
     started = time.perf_counter()
     replications(sc, reps, quarters, InProcess())
     serial = time.perf_counter() - started
     pool = ProcessPool(workers)
     try:
-        list(pool.map(warm, range(workers)))
+        pool.warm()
         started = time.perf_counter()
         replications(sc, reps, quarters, pool)
         parallel = time.perf_counter() - started
@@ -186,6 +185,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool-reps", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-pool", action="store_true", help="skip the pool scaling")
+    parser.add_argument("--small-users", type=int, default=20_000)
+    parser.add_argument("--small-reps", type=int, default=40,
+                        help="many small runs through the pool (default 40; 0 skips them)")
+    parser.add_argument("--small-quarters", type=int, default=8)
     parser.add_argument("--ratio-users", type=int, default=None,
                         help="users of the ratio to W1's floor (default: the largest size)")
     parser.add_argument("--no-ratio", action="store_true", help="skip the ratio to the floor")
@@ -202,13 +205,18 @@ def main(argv: list[str] | None = None) -> None:
     for users in sizes:
         runs.append(run_size(users, args.quarters, args.scenario))
         report(runs[-1:], None)
-    pool = None
+    pool = small_pool = None
     if not args.no_pool:
         pool = pool_scaling(args.pool_users, args.pool_reps, args.quarters, args.scenario,
                             args.workers)
         report([], pool)
+        if args.small_reps:
+            small_pool = pool_scaling(args.small_users, args.small_reps, args.small_quarters,
+                                      args.scenario, args.workers)
+            report([], small_pool)
     results = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
                "scenario": args.scenario, "ratio": ratio, "runs": runs, "pool": pool,
+               "small_pool": small_pool,
                "targets": TARGETS, "standing": targets(runs, pool, ratio)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
