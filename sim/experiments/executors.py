@@ -8,6 +8,7 @@ from them is the same on every executor.
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import signal
 import sys
@@ -21,6 +22,8 @@ Progress = Callable[[int, int], None]
 
 #: Seconds between two looks of a worker's watchdog at its parent.
 WATCHDOG_SECONDS = 1.0
+#: What a pool worker imports when it starts (:func:`start_worker`): the model and the runs.
+PRELOAD = ("sim.engine.simulation", "sim.experiments.runs", "sim.analysis.abtest")
 #: Linux's prctl option that signals a process when its parent dies.
 PR_SET_PDEATHSIG = 1
 
@@ -73,8 +76,8 @@ def start_worker(parent: int) -> None:
     the model and the run machinery once, so that every run the worker is sent pays no
     import (a few seconds per process)."""
     die_with_parent(parent)
-    import sim.engine.simulation  # noqa: F401
-    import sim.experiments.runs  # noqa: F401
+    for name in PRELOAD:  # by name: runs imports this module, not the other way round
+        importlib.import_module(name)
 
 
 def _run_chunk(fn: Callable, items: Sequence) -> list:
