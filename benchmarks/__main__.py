@@ -1,6 +1,10 @@
 """``python -m benchmarks``: time the baseline at several sizes and the process pool.
 
-Each size runs in a fresh subprocess (peaks don't mix). Prints wall time, users x months per
+First the ratio to W1's NumPy floor: the whole ``greysim run`` process against the whole
+``numpy_floor.py`` process (``../shared/bench`` beside the repository) at the same users and
+quarters, run-off months off (``--set reporting.run_off_months=0``: the floor simulates the
+quarters alone). Then each size runs in a fresh subprocess (peaks don't mix), also without
+run-off months. Prints wall time, users x months per
 second, peak resident bytes per user and each process's share of the time, then the
 replication speed-up of a 2-worker process pool over one worker, and writes everything to
 ``benchmarks/results.json``.
@@ -15,22 +19,60 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.one import warm
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+#: W1's vectorised floor (read-only, beside the repository; never copied into it).
+FLOOR = ROOT.parent / "shared" / "bench" / "numpy_floor.py"
 #: Report names of the processes whose share of the time is printed, from Result.timings.
 PROCESSES = {"ageing": "behaviour", "adoption": "release", "re-evaluation": "reevaluation",
              "rollout": "rollout", "credit": "credit", "fraud": "fraud", "recorder": "recorder",
              "setup": "setup", "tables": "tables"}
 #: The issue's targets on the 2-core machine, baseline, 12 quarters.
 TARGETS = {"wall_seconds_1m": 10.0, "user_months_per_second": 5e6, "linearity_max": 12.0,
-           "bytes_per_user_1m": 250.0, "bytes_10m": 4e9, "pool_speedup_min": 1.7}
+           "bytes_per_user_1m": 250.0, "bytes_10m": 4e9, "pool_speedup_min": 1.7,
+           "floor_ratio_max": 3.0}
+
+
+def timed_process(argv: list[str]) -> float:
+    """Wall seconds of one whole process, start-up and imports included."""
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR) -> dict:
+    """The whole ``greysim run --no-report`` process over the whole W1 ``numpy_floor.py``
+    process at the same size, run-off months off on both sides (the floor has none); the
+    ratio is None when the floor is absent."""
+    with tempfile.TemporaryDirectory() as tmp:
+        greysim = timed_process(
+            [sys.executable, "-m", "sim", "run", scenario, "--users", str(users), "--quarters",
+             str(quarters), "--set", "reporting.run_off_months=0", "--no-report", "--quiet",
+             "--out", str(Path(tmp) / "run")])
+    row = {"users": users, "quarters": quarters, "run_off_months": 0,
+           "greysim_seconds": greysim, "floor": str(floor), "floor_seconds": None,
+           "ratio": None}
+    if floor.is_file():
+        row["floor_seconds"] = timed_process(
+            [sys.executable, str(floor), "--users", str(users), "--quarters", str(quarters),
+             "--seed", "1"])
+        row["ratio"] = greysim / row["floor_seconds"]
+    return row
+
+
+def report_ratio(row: dict) -> None:
+    head = (f"ratio to W1's floor at {row['users']:,} users x {row['quarters']} quarters "
+            f"(whole processes, run-off months off): greysim {row['greysim_seconds']:.2f} s")
+    if row["ratio"] is None:
+        print(f"{head}; floor not found at {row['floor']}: ratio omitted")
+    else:
+        print(f"{head}, floor {row['floor_seconds']:.2f} s: ratio {row['ratio']:.2f}x")
 
 
 def machine() -> dict:
@@ -73,13 +115,14 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     from sim.experiments.executors import InProcess, ProcessPool
     from sim.experiments.runs import replications
 
-    sc = sim.load(scenario, users=users)  # the same market at every size
+    # the same market at every size; run-off months off, as in the timed sizes
+    sc = sim.load(scenario, {"reporting.run_off_months": 0}, users=users)
     started = time.perf_counter()
     replications(sc, reps, quarters, InProcess())
     serial = time.perf_counter() - started
     pool = ProcessPool(workers)
     try:
-        list(pool.map(warm, range(workers)))
+        pool.warm()
         started = time.perf_counter()
         replications(sc, reps, quarters, pool)
         parallel = time.perf_counter() - started
@@ -90,7 +133,7 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
             "speedup": serial / parallel}
 
 
-def targets(runs: list[dict], pool: dict | None) -> dict:
+def targets(runs: list[dict], pool: dict | None, ratio: dict | None = None) -> dict:
     """Where each target stands (None when the sizes it needs were not run)."""
     by = {r["users"]: r for r in runs}
     big, small = by.get(1_000_000), by.get(100_000)
@@ -108,18 +151,21 @@ def targets(runs: list[dict], pool: dict | None) -> dict:
         out["peak_bytes_10m"] = by[10_000_000]["peak_rss_bytes"]
     if pool is not None:
         out["pool_speedup"] = pool["speedup"]
+    if ratio is not None and ratio["ratio"] is not None:
+        out["floor_ratio"] = ratio["ratio"]
     return out
 
 
 def report(runs: list[dict], pool: dict | None) -> None:
     if runs:
         head = (f"{'users':>11} {'months':>6} {'wall s':>8} {'cpu s':>8} {'user-months/s':>14} "
-                f"{'B/user':>7}")
+                f"{'B/user':>7} {'net B/user':>10}")
         print(head + "".join(f" {name:>13}" for name in PROCESSES))
     for r in runs:
         print(f"{r['users']:>11,} {r['months']:>6} {r['wall_seconds']:>8.2f} "
               f"{r['cpu_seconds']:>8.2f} "
-              f"{r['user_months_per_second']:>14,.0f} {r['peak_rss_bytes_per_user']:>7.0f}"
+              f"{r['user_months_per_second']:>14,.0f} {r['peak_rss_bytes_per_user']:>7.0f} "
+              f"{r['run_rss_bytes_per_user']:>10.0f}"
               + "".join(f" {100 * r['shares'][name]:>12.1f}%" for name in PROCESSES))
     if pool is not None:
         print(f"pool: {pool['replications']} replications of {pool['users']:,} users, "
@@ -139,23 +185,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool-reps", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-pool", action="store_true", help="skip the pool scaling")
+    parser.add_argument("--small-users", type=int, default=20_000)
+    parser.add_argument("--small-reps", type=int, default=40,
+                        help="many small runs through the pool (default 40; 0 skips them)")
+    parser.add_argument("--small-quarters", type=int, default=8)
+    parser.add_argument("--ratio-users", type=int, default=None,
+                        help="users of the ratio to W1's floor (default: the largest size)")
+    parser.add_argument("--no-ratio", action="store_true", help="skip the ratio to the floor")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.large:
         sizes.append(10_000_000)
+    ratio = None
+    if not args.no_ratio:
+        ratio = floor_ratio(args.ratio_users or max(sizes), args.quarters, args.scenario)
+        report_ratio(ratio)
     runs = []
     for users in sizes:
         runs.append(run_size(users, args.quarters, args.scenario))
         report(runs[-1:], None)
-    pool = None
+    pool = small_pool = None
     if not args.no_pool:
         pool = pool_scaling(args.pool_users, args.pool_reps, args.quarters, args.scenario,
                             args.workers)
         report([], pool)
+        if args.small_reps:
+            small_pool = pool_scaling(args.small_users, args.small_reps, args.small_quarters,
+                                      args.scenario, args.workers)
+            report([], small_pool)
     results = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
-               "scenario": args.scenario, "runs": runs, "pool": pool,
-               "targets": TARGETS, "standing": targets(runs, pool)}
+               "scenario": args.scenario, "ratio": ratio, "runs": runs, "pool": pool,
+               "small_pool": small_pool,
+               "targets": TARGETS, "standing": targets(runs, pool, ratio)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")

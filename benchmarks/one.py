@@ -20,19 +20,22 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure(scenario: str, users: int, quarters: int) -> dict:
-    """Run the scenario at ``users`` for ``quarters`` and return its figures."""
+def measure(scenario: str, users: int, quarters: int, run_off: int = 0) -> dict:
+    """Run the scenario at ``users`` for ``quarters`` (plus ``run_off`` run-off months, none
+    by default: W1's floor simulates the quarters alone) and return its figures."""
     base = peak_rss()  # the interpreter with everything imported
-    sc = sim.load(scenario, users=users)  # the same market at every size
+    # the same market at every size
+    sc = sim.load(scenario, {"reporting.run_off_months": run_off}, users=users)
     started, cpu_started = time.perf_counter(), time.process_time()
     result = sim.run(sc, quarters=quarters)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started  # below wall when other work shares the cores
     peak = peak_rss()
-    months = 3 * quarters
+    months = 3 * quarters + run_off
     return {
         "users": users,
         "quarters": quarters,
+        "run_off_months": run_off,
         "months": months,
         "wall_seconds": wall,
         "user_months_per_second": users * months / wall,
@@ -57,8 +60,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, required=True)
     parser.add_argument("--quarters", type=int, required=True)
     parser.add_argument("--scenario", required=True)
+    parser.add_argument("--run-off", type=int, default=0, help="run-off months (default 0)")
     args = parser.parse_args()
-    print(json.dumps(measure(args.scenario, args.users, args.quarters)))
+    print(json.dumps(measure(args.scenario, args.users, args.quarters, args.run_off)))
 
 
 if __name__ == "__main__":

@@ -202,7 +202,10 @@ class Recorder:
 
     def __init__(self, bands: dict[str, list[float]] | None = None,
                  crosses: list[tuple[str, str]] | None = None, maturity: int = 0,
-                 capital_limit: float | None = None):
+                 capital_limit: float | None = None,
+                 segment_months: frozenset[int] | None = None):
+        #: The months whose segment rows are recorded (None: every month).
+        self.segment_months = segment_months
         self.bands = dict(bands or {})
         self.crosses = list(crosses or [])
         self.maturity = maturity
@@ -307,7 +310,10 @@ class Recorder:
         return {k: row[k] for k in CREDIT_COLUMNS if k in row}
 
     def segment_rows(self, obs: Observation) -> list[dict]:
-        """Counts per value of every segment dimension (and per arm in an A/B scenario)."""
+        """Counts per value of every segment dimension (and per arm in an A/B scenario), in
+        the months :attr:`segment_months` names."""
+        if self.segment_months is not None and obs.month not in self.segment_months:
+            return []
         rows = segment_rows(obs.pop, obs.visible, obs.per_user, self.bands, self.crosses,
                             date=obs.date, month=obs.month)
         if obs.scenario.ab is not None:  # "arm" as one more segment dimension
@@ -347,6 +353,16 @@ class Recorder:
         df = pd.DataFrame(self.rows["segments"], columns=list(SEGMENT_COLUMNS))
         df["date"] = pd.to_datetime(df["date"])
         return df
+
+
+def segment_months(choice: str | list[int], months: int) -> frozenset[int] | None:
+    """The months of ``months`` whose segment rows a run records (``reporting.segment_months``):
+    None for ``all``; every third month and the last for ``quarter_ends``; else the list."""
+    if choice == "all":
+        return None
+    if choice == "quarter_ends":
+        return frozenset(range(3, months + 1, 3)) | {months}
+    return frozenset(choice)
 
 
 def segment_rows(pop: Population, visible: np.ndarray, per_user: dict[str, np.ndarray] | None,

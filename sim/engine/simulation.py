@@ -20,7 +20,7 @@ import pandas as pd
 import simpy
 
 from sim.engine import arms
-from sim.engine.recorder import Flows, Observation, Recorder
+from sim.engine.recorder import Flows, Observation, Recorder, segment_months
 from sim.engine.result import Result
 from sim.engine.summary import summarize
 from sim.model import (
@@ -143,6 +143,8 @@ class Simulation:
                 break
         self.months = len(self.month_ends)
         self.run_off = self.months - self.rollout_months
+        self.recorder.segment_months = segment_months(scenario.reporting.segment_months,
+                                                      self.months)
         self.horizon = self.month_ends[self.rollout_months - 1]  # invitations stop here
         self.end = self.month_ends[-1]  # the run-off goes on to here
         self.initial_reasons = first.reasons.copy()

@@ -230,6 +230,9 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
     sim = Simulation(scenario, quarters=quarters, run_off=0)  # targets read the horizon only
     sim.recorder.declare("users", lambda obs: user_table(obs.pop, obs.month)
                          if obs.month in want else [])
+    if sim.recorder.segment_months is not None:  # the months the segment targets read too
+        sim.recorder.segment_months |= {m for t in targets if t.table == "segments"
+                                        for m in t.months}
     users = sim.recorder.rows["users"]
     result = sim.run()
     seg = result.segments.copy()

@@ -7,6 +7,8 @@ from them is the same on every executor.
 
 from __future__ import annotations
 
+import atexit
+import importlib
 import os
 import signal
 import sys
@@ -20,6 +22,8 @@ Progress = Callable[[int, int], None]
 
 #: Seconds between two looks of a worker's watchdog at its parent.
 WATCHDOG_SECONDS = 1.0
+#: What a pool worker imports when it starts (:func:`start_worker`): the model and the runs.
+PRELOAD = ("sim.engine.simulation", "sim.experiments.runs", "sim.analysis.abtest")
 #: Linux's prctl option that signals a process when its parent dies.
 PR_SET_PDEATHSIG = 1
 
@@ -67,24 +71,77 @@ class InProcess:
         pass
 
 
+def start_worker(parent: int) -> None:
+    """A pool worker's initializer: die with ``parent`` (:func:`die_with_parent`) and import
+    the model and the run machinery once, so that every run the worker is sent pays no
+    import (a few seconds per process)."""
+    die_with_parent(parent)
+    for name in PRELOAD:  # by name: runs imports this module, not the other way round
+        importlib.import_module(name)
+
+
+def _run_chunk(fn: Callable, items: Sequence) -> list:
+    return [fn(item) for item in items]
+
+
+def _started(_: int) -> int:
+    time.sleep(0.2)  # hold the worker so the next task starts another one
+    return os.getpid()
+
+
 class ProcessPool:
     """A local pool of worker processes (spawned, so no state leaks from the parent) that
-    die with the parent (:func:`die_with_parent`)."""
+    die with the parent (:func:`die_with_parent`), import the stack once when they start
+    (:func:`start_worker`) and stay up across :meth:`map` calls until :meth:`close`.
 
-    def __init__(self, workers: int | None = None):
+    Items go to the workers in chunks (``chunk`` items each; default: about four chunks a
+    worker), so many small runs pay one round trip a chunk, not one a run.
+    :meth:`shared` keeps one pool per worker count for the whole process.
+    """
+
+    _shared: dict[int, ProcessPool] = {}
+
+    def __init__(self, workers: int | None = None, chunk: int | None = None):
         self.workers = workers or os.cpu_count() or 1
+        self.chunk = chunk
+        self._owned = True
         self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
-                                         initializer=die_with_parent, initargs=(os.getpid(),))
+                                         initializer=start_worker, initargs=(os.getpid(),))
+
+    def __repr__(self) -> str:
+        return f"ProcessPool(workers={self.workers})"
+
+    @classmethod
+    def shared(cls, workers: int | None = None) -> ProcessPool:
+        """The process-wide pool of ``workers`` workers, started once and reused by every
+        caller (its :meth:`close` does nothing; it shuts down when the process exits)."""
+        workers = workers or os.cpu_count() or 1
+        pool = cls._shared.get(workers)
+        if pool is None:
+            pool = cls._shared[workers] = cls(workers)
+            pool._owned = False
+            atexit.register(pool._pool.shutdown, cancel_futures=True)
+        return pool
+
+    def warm(self) -> list[int]:
+        """Start every worker now (imports included) and return their pids."""
+        return list(self._pool.map(_started, range(self.workers)))
 
     def map(self, fn, items: Sequence) -> Iterator[tuple[int, object]]:
-        pending = {self._pool.submit(fn, item): i for i, item in enumerate(items)}
+        items = list(items)
+        size = self.chunk or max(1, len(items) // (4 * self.workers))
+        pending = {self._pool.submit(_run_chunk, fn, items[i:i + size]): i
+                   for i in range(0, len(items), size)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield pending.pop(future), future.result()
+                first = pending.pop(future)
+                for offset, result in enumerate(future.result()):
+                    yield first + offset, result
 
     def close(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        if self._owned:
+            self._pool.shutdown(cancel_futures=True)
 
 
 class DaskCluster:

@@ -121,21 +121,26 @@ def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.nd
     curve = lifecycle_curve(spec, int(mob.max(initial=0)) + top + ROLL_MONTHS)
     base = individual.astype(np.float64) * macro / np.maximum(through, 1e-12)
     want = {h: i for i, h in enumerate(horizons)}
+    # one contiguous array per state and per cure column (strided columns of an (n, 6) array
+    # cost twice the time); the arithmetic, term by term and in order, is the chain's
+    cur, idle, a1, a2, a3, dflt = (np.ascontiguousarray(p[:, j]) for j in range(6))
+    c0, c1, c2 = (np.ascontiguousarray(c[:, j]) for j in range(3))
+    r0, r1, r2 = 1.0 - c0, 1.0 - c1, 1.0 - c2
+    keep = 1.0 - f * (1.0 - d)
+    stay = 1.0 - d
+    at = mob + ROLL_MONTHS
     for k in range(1, top + 1):
-        e = np.minimum(base * curve[mob + k + ROLL_MONTHS], 1.0)
+        e = np.minimum(base * curve[at + k], 1.0)
         if certain is not None:
             e = np.where(certain, 1.0, e)
-        cur, idle, a1, a2, a3, dflt = (p[:, j] for j in range(6))
         pay = cur * (1.0 - e)
-        nxt = np.empty_like(p)
-        nxt[:, 0] = pay * (1.0 - f * (1.0 - d)) + idle * d + a1 * c[:, 0] + a2 * c[:, 1] \
-            + a3 * c[:, 2]
-        nxt[:, 1] = pay * f * (1.0 - d) + idle * (1.0 - d)
-        nxt[:, 2] = cur * e
-        nxt[:, 3] = a1 * (1.0 - c[:, 0])
-        nxt[:, 4] = a2 * (1.0 - c[:, 1])
-        nxt[:, 5] = dflt + a3 * (1.0 - c[:, 2])
-        p = nxt
+        cur, idle, a1, a2, a3, dflt = (
+            pay * keep + idle * d + a1 * c0 + a2 * c1 + a3 * c2,
+            pay * f * stay + idle * stay,
+            cur * e,
+            a1 * r0,
+            a2 * r1,
+            dflt + a3 * r2)
         if k in want:
-            out[:, want[k]] = p[:, 5]
+            out[:, want[k]] = dflt
     return out

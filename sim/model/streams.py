@@ -75,12 +75,21 @@ def key(seed: int, purpose: str, month: int, sub: int = 0) -> np.uint64:
     return np.uint64(int.from_bytes(digest.digest(), "little"))
 
 
-def hash_users(users: np.ndarray, k: np.uint64) -> np.ndarray:
-    """SplitMix64's finaliser over ``user x golden + k``: 64 well-mixed bits a user."""
+def hash_users(users: np.ndarray, k: np.uint64 | None) -> np.ndarray:
+    """SplitMix64's finaliser over ``user x golden + k``: 64 well-mixed bits a user
+    (``k=None``: ``user x golden`` alone, unmixed)."""
     z = users.astype(np.uint64)  # a copy: hashed in place below
     with np.errstate(over="ignore"):
         z *= _GOLDEN
+        if k is None:
+            return z
         z += k
+    return _finalise(z)
+
+
+def _finalise(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's mixing of ``z`` (uint64, in place)."""
+    with np.errstate(over="ignore"):
         z ^= z >> _S30
         z *= _M1
         z ^= z >> _S27
@@ -99,26 +108,27 @@ class Streams:
 
     def __init__(self, seed: int):
         self.seed = int(seed)
-        self._arange = np.arange(0, dtype=np.uint64)
+        self._golden = np.arange(0, dtype=np.uint64)  # user x golden of the whole population
 
     def __repr__(self) -> str:
         return f"Streams(seed={self.seed})"
 
-    def _index(self, users: np.ndarray | int) -> np.ndarray:
-        if isinstance(users, (int, np.integer)):
-            if self._arange.size != users:  # the whole population, cached
-                self._arange = np.arange(int(users), dtype=np.uint64)
-            return self._arange
-        return np.asarray(users)
-
     def uniform(self, purpose: str, month: int, users: np.ndarray | int,
                 sub: int = 0) -> np.ndarray:
         """Uniforms in the open interval (0, 1), 53 bits each (float64)."""
-        z = hash_users(self._index(users), key(self.seed, purpose, month, sub))
+        k = key(self.seed, purpose, month, sub)
+        if isinstance(users, (int, np.integer)):  # the whole population: its user x golden
+            if self._golden.size != users:
+                self._golden = hash_users(np.arange(int(users), dtype=np.uint64), None)
+            with np.errstate(over="ignore"):
+                z = _finalise(self._golden + k)
+        else:
+            z = hash_users(np.asarray(users), k)
         z >>= _S11
-        u = z.astype(np.float64)
-        u += 0.5
-        u *= 2.0**-53
+        # (z + 1/2) / 2^53 in one pass that converts: scaling by a power of two is exact, so
+        # this rounds once, like the two-step sum
+        u = np.multiply(z, 2.0**-53, dtype=np.float64)
+        u += 2.0**-54
         return u
 
     def normal(self, purpose: str, month: int, users: np.ndarray | int,

@@ -129,6 +129,13 @@ class Reporting(_Model):
     #: re-evaluation admissions; behaviour, credit and fraud go on), so the last batches
     #: mature before strategies are judged. Coverage is read at the horizon.
     run_off_months: Annotated[int, Field(ge=0, le=120)] = 12
+    #: Month ends whose segment counts are recorded (segments.parquet): ``quarter_ends``
+    #: (every third month and the last month: what the report and charts read), ``all``, or
+    #: a list of months. Segment counts are the recorder's costliest step.
+    segment_months: Literal["quarter_ends", "all"] | list[Annotated[int, Field(ge=1, le=1200)]] = (
+        Field(default="quarter_ends",
+              description=("month ends with segment counts: quarter_ends (every third month "
+                           "and the last), all, or a list of months")))
     #: The risk budget of ``greysim compare``'s verdict: the highest acceptable cumulative
     #: default per opened line at 12 months on book (pooled over the batches that reached it,
     #: at every month end along the path; see docs/decisions.md). None: no budget.

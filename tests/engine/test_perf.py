@@ -149,7 +149,8 @@ def test_benchmark_command_writes_every_field(tmp_path):
     out = tmp_path / "results.json"
     res = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--sizes", "20000", "--quarters", "2",
-         "--pool-users", "5000", "--pool-reps", "2", "--out", str(out)],
+         "--pool-users", "5000", "--pool-reps", "2", "--small-reps", "4",
+         "--small-users", "2000", "--small-quarters", "1", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     data = json.loads(out.read_text())
@@ -165,6 +166,11 @@ def test_benchmark_command_writes_every_field(tmp_path):
     assert 0 < sum(run["shares"].values()) <= 1.0 + 1e-9
     pool = data["pool"]
     assert pool["workers"] == 2 and pool["replications"] == 2
+    assert data["small_pool"]["replications"] == 4 and data["small_pool"]["speedup"] > 0
+    ratio = data["ratio"]  # W1's floor beside the repository, or the ratio omitted
+    assert ratio["users"] == 20000 and ratio["run_off_months"] == 0
+    assert ratio["greysim_seconds"] > 0
+    assert (ratio["ratio"] is None) == (not Path(ratio["floor"]).is_file())
     assert pool["speedup"] == pytest.approx(pool["one_worker_seconds"] / pool["pool_seconds"])
     assert "pool_speedup" in data["standing"]
 

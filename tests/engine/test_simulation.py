@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import sim
@@ -192,3 +193,18 @@ def test_class_iii_keeps_its_share_and_follows_activity(baseline_path, rho):
             assert abs(gap) < 4 * se  # independent: class III users pay like the others
         else:
             assert gap > 0.2  # class III users are the active ones
+
+
+def test_segment_months_record_a_subset_of_every_month(baseline_path):
+    # reporting.segment_months: quarter ends and the last month by default; the rows of those
+    # months are the rows an every-month run records, and nothing else changes
+    sc = sim.load(baseline_path, {"reporting.run_off_months": 1}, users=2000)
+    every = sim.run(sc.replace({"reporting.segment_months": "all"}), quarters=2)
+    default = sim.run(sc, quarters=2)
+    listed = sim.run(sc.replace({"reporting.segment_months": [2]}), quarters=2)
+    assert sorted(default.segments["month"].unique()) == [3, 6, 7]
+    assert sorted(every.segments["month"].unique()) == list(range(1, 8))
+    assert sorted(listed.segments["month"].unique()) == [2]
+    kept = every.segments[every.segments["month"].isin([3, 6, 7])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, default.segments.reset_index(drop=True))
+    pd.testing.assert_frame_equal(every.monthly, default.monthly)

@@ -6,7 +6,7 @@ import pytest
 
 import sim
 from sim.experiments import runs as ex
-from sim.experiments.executors import DaskCluster, ProcessPool
+from sim.experiments.executors import DaskCluster, ProcessPool, execute
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,11 @@ def test_replications_differ_and_are_labelled(small):
 def test_process_pool_and_dask_match_in_process(small):
     pytest.importorskip("dask.distributed")
     inproc = ex.concat(ex.replications(small, 3, quarters=1), "segments")
-    pool = ProcessPool(2)
+    pool = ProcessPool(2, chunk=2)  # chunks of 2 and 1 runs come back in run order
     try:
         pooled = ex.concat(ex.replications(small, 3, quarters=1, executor=pool), "segments")
+        # the same workers serve the next call, in order, chunk by chunk
+        assert execute(abs, list(range(-9, 0)), pool) == list(range(9, 0, -1))
     finally:
         pool.close()
     dask = DaskCluster(workers=2)
@@ -46,3 +48,10 @@ def test_process_pool_and_dask_match_in_process(small):
     finally:
         dask.close()
     assert inproc.equals(pooled) and inproc.equals(clustered)
+
+
+def test_shared_pool_is_one_per_worker_count_and_outlives_close():
+    pool = ProcessPool.shared(1)
+    assert ProcessPool.shared(1) is pool
+    pool.close()  # a shared pool stays up for the next caller
+    assert execute(abs, [-2, -1], pool) == [2, 1]
