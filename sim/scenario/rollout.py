@@ -122,7 +122,8 @@ class Holdout(_Model):
         description="share of the near-miss users invited with each batch anyway")
     margin: Annotated[float, Field(gt=0.0, le=MAX_FACTOR)] = Field(
         description="score points under the cut-off a user may be and still be held out")
-    salt: str | None = Field(default=None, description="salt of the sticky buckets of a ramp")
+    salt: str | None = Field(
+        default=None, description="salt of the holdout draw (default: derived from the rollout)")
 
 
 class Phase(_Model):
@@ -153,7 +154,7 @@ class Phase(_Model):
     min_score: float | None = Field(
         default=None,
         description="lowest score invited, above the cut-off (default: the cut-off)")
-    salt: str | None = None
+    salt: str | None = Field(default=None, description="salt of the sticky buckets of a ramp")
     gates: list[Gate] = Field(
         default=[],
         description="checks made before each of this phase's batches")
@@ -181,7 +182,9 @@ class Rollout(_Model):
 
     name: str = Field(description="the strategy's name in comparisons and reports")
     phases: list[Phase] = Field(description="the phases, in order of start")
-    salt: str = "greysim"
+    salt: str = Field(
+        default="greysim", description=("salt of the sticky buckets of every phase, holdout "
+                                        "and admission; renaming the strategy changes no draw"))
     freeze: list[Window] = Field(default=[], description="windows in which no batch is sent")
     value_weights: dict[str, Probability] = Field(
         {"spending_capacity": 0.6, "assets": 0.4},

@@ -30,13 +30,13 @@ class Cutoff(_Model):
     """An access threshold on one signal; failing it costs ``points`` (``hard`` excludes)."""
 
     min: Threshold = Field(description="the reference value of the cut-off")
-    points: Points = Field(default=0.0, description="score points lost")
+    points: Points = Field(default=0.0, description="score points lost under it")
     hard: bool = Field(default=False, description="under it, no access whatever the score")
 
 
 class Penalty(_Model):
     threshold: Threshold = Field(default=0.0, description="the behaviour counts above this value")
-    points: Points
+    points: Points = Field(description="score points lost")
 
 
 class Preconditions(_Model):
@@ -76,7 +76,7 @@ class References(_Model):
     wealth_balance: Median = Field(description="wealth balance that scores 50 points in its module")
     credit_history_years: Median = Field(
         description="credit history years that scores 50 points in its module")
-    contacts: Median = Field(description="weight of contacts")
+    contacts: Median = Field(description="contacts that scores 50 points in its module")
     income: Median = Field(description="income that scores 50 points in its module")
 
 
@@ -92,7 +92,7 @@ class RepaymentSignals(_Model):
 
 
 class SocialSignals(_Model):
-    contacts: Weight
+    contacts: Weight = Field(description="weight of contacts")
     quality: Weight = Field(description="weight of social-graph quality")
     quality_reference: Probability = Field(description="quality that scores 50 points")
 
@@ -103,7 +103,7 @@ class AssetSignals(_Model):
 
 
 class StabilitySignals(_Model):
-    intercept: Weight
+    intercept: Weight = Field(description="the module's intercept")
     night: Weight = Field(description="weight of night-time activity")
     device_switches: Weight = Field(description="weight of device switches")
     volatility: Weight = Field(description="weight of spend volatility")
