@@ -36,6 +36,7 @@ from sim.analysis.stats import (
     two_proportion_interval,
 )
 from sim.errors import GreysimError
+from sim.model.credit import FEN
 from sim.model.population import Population
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def ab_summary(arm: np.ndarray, names: tuple[str, ...], pop: Population, book: B
     n_def = np.bincount(codes[ever & defaulted], minlength=k)[:k]
     n_hold = np.bincount(codes[held], minlength=k)[:k]
     n_hold_def = np.bincount(codes[held & defaulted], minlength=k)[:k]
-    loss = book.cum_loss.astype(np.float64) / 100.0  # CNY per simulated user
+    loss = book.cum_loss.astype(np.float64) / FEN  # CNY per simulated user
     shares = [a.share for a in ab.arms.values()]
     srm = {"alpha": ab.srm_alpha, "shares": shares,
            "assignment": srm_entry(users, shares, ab.srm_alpha),

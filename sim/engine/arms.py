@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from sim.model.credit import Book
+from sim.model.credit import FEN, Book
 from sim.model.invites import assign_arms
 from sim.model.population import Population
 from sim.scenario import AB
@@ -58,7 +58,7 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
             "population": n * w, "eligible": eligible[i] * w, "invited": invited[i] * w,
             "visible": shown[i] * w, "access_rate": invited[i] / n if n else np.nan,
             "visible_rate": shown[i] / n if n else np.nan, "borrowers": borrowers[i] * w,
-            "defaults": defaults[i] * w, "loss": loss[i] * w / 100.0,
+            "defaults": defaults[i] * w, "loss": loss[i] * w / FEN,
         })
     return rows
 

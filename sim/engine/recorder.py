@@ -17,6 +17,7 @@ import pandas as pd
 
 from sim.engine import arms
 from sim.model import capital, credit, fraud
+from sim.model.credit import FEN
 from sim.model.population import DIMENSIONS, Population
 from sim.scenario import Scenario
 
@@ -280,7 +281,7 @@ class Recorder:
                 continue
             value = figures[key]
             if key in MONEY:
-                row[key] = value * w / 100.0
+                row[key] = value * w / FEN
             elif key in UNWEIGHTED:
                 row[key] = value
             else:
@@ -399,7 +400,7 @@ def segment_rows(pop: Population, visible: np.ndarray, per_user: dict[str, np.nd
                 "borrowers": counts["borrowers"] * w,
                 "defaults": counts["defaults"] * w,
                 "loss": np.bincount(codes[loss_at], weights=loss_w, minlength=k)
-                * (w / 100.0),
+                * (w / FEN),
             }
         for code, label in enumerate(labels):
             n = counts["population"][code]
@@ -470,7 +471,7 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
             "mob": mob,
             "accounts": n * weight,
             "opened": opened[i] * weight,
-            "outstanding": balance[i] * weight / 100.0,
+            "outstanding": balance[i] * weight / FEN,
             "dpd30_rate": dpd30[i] / n if n else np.nan,
             "dpd90_cum_rate": ever[i] / n if n else np.nan,
             "loss_rate": loss[i] / drawn[i] if drawn[i] > 0 else np.nan,
@@ -478,8 +479,8 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
             "defaults": ever[i] * weight,
             "opened_defaults": ever_opened[i] * weight,
             "dpd30_opened": dpd30_opened[i] * weight,
-            "drawn": drawn[i] * weight / 100.0,
-            "loss": loss[i] * weight / 100.0,
+            "drawn": drawn[i] * weight / FEN,
+            "loss": loss[i] * weight / FEN,
         })
     return rows
 
