@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from sim.engine.recorder import quarterly
 from sim.model import credit, fraud, scoring
-from sim.model.population import weighted_auc
-
-if TYPE_CHECKING:
-    from sim.engine.simulation import Simulation
+from sim.model.population import Population, weighted_auc
+from sim.scenario import Scenario
 
 
-def summarize(sim: Simulation, monthly: pd.DataFrame) -> dict:
+class Finished(Protocol):
+    """What the summary reads of a finished simulation (``engine.simulation.Simulation``),
+    declared here so the summary does not import the simulation that calls it."""
+
+    pop: Population
+    scenario: Scenario
+    seed: int
+    initial_reasons: np.ndarray
+    rollout_months: int
+    run_off: int
+    end: int
+    book: credit.Book
+    fraud: fraud.FraudBook
+
+    @property
+    def state(self): ...  # its ``batches`` list
+
+
+def summarize(sim: Finished, monthly: pd.DataFrame) -> dict:
     """The headline figures of a run, JSON-ready."""
     pop, sc = sim.pop, sim.scenario
     horizon = sc.risk.auc_horizon_months
@@ -87,7 +103,7 @@ def _num(x) -> float | None:
     return None if pd.isna(x) else float(x)
 
 
-def credit_summary(sim: Simulation, monthly: pd.DataFrame) -> dict:
+def credit_summary(sim: Finished, monthly: pd.DataFrame) -> dict:
     """Headline credit and fraud figures of the whole run."""
     pop, book = sim.pop, sim.book
     years = len(monthly) / 12.0
