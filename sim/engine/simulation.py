@@ -48,6 +48,9 @@ AT = {"calendar": 0.0, "rollout": 0.25, "month_end": 0.5}
 #: ``credit.month``, ``reevaluation.reevaluate`` at the end of each evaluation period) and
 #: the recorder last, so it sees the month's state after every change.
 MONTH_STEPS = ("behaviour", "release", "fraud", "credit", "reevaluation", "recorder")
+#: The :class:`Simulation` method that runs each step.
+STEP_METHODS = {"behaviour": "age", "release": "adopt", "fraud": "fraud_month",
+                "credit": "credit_month", "reevaluation": "reevaluate", "recorder": "collect"}
 
 Progress = Callable[[int, int], None]
 
@@ -310,9 +313,7 @@ class Simulation:
 
     def steps(self) -> tuple[tuple[str, Callable[[Month], None]], ...]:
         """The month end's steps in order, by name (:data:`MONTH_STEPS`)."""
-        return (("behaviour", self.age), ("release", self.adopt), ("fraud", self.fraud_month),
-                ("credit", self.credit_month), ("reevaluation", self.reevaluate),
-                ("recorder", self.collect))
+        return tuple((name, getattr(self, STEP_METHODS[name])) for name in MONTH_STEPS)
 
     def age(self, month: Month) -> None:
         """Behaviour ages a month (:func:`behaviour.age`)."""
