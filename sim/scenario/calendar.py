@@ -128,7 +128,9 @@ class Reporting(_Model):
     #: Months simulated after the rollout horizon with no new invitations (no batches, no
     #: re-evaluation admissions; behaviour, credit and fraud go on), so the last batches
     #: mature before strategies are judged. Coverage is read at the horizon.
-    run_off_months: Annotated[int, Field(ge=0, le=120)] = 12
+    run_off_months: Annotated[int, Field(ge=0, le=120)] = Field(
+        default=12, description=("months simulated after the horizon with no new invitations, "
+                                 "so the last batches mature before they are judged"))
     #: Month ends whose segment counts are recorded (segments.parquet): ``quarter_ends``
     #: (every third month and the last month: what the report and charts read), ``all``, or
     #: a list of months. Segment counts are the recorder's costliest step.
@@ -139,7 +141,10 @@ class Reporting(_Model):
     #: The risk budget of ``greysim compare``'s verdict: the highest acceptable cumulative
     #: default per opened line at 12 months on book (pooled over the batches that reached it,
     #: at every month end along the path; see docs/decisions.md). None: no budget.
-    max_default_rate: float | None = Field(default=None, gt=0, lt=1)
+    max_default_rate: float | None = Field(
+        default=None, gt=0, lt=1,
+        description=("risk budget of the verdict: default by 12 months on book per opened "
+                     "line (none: no budget)"))
 
     @field_validator("crosses")
     @classmethod
