@@ -96,7 +96,8 @@ def triangle_from_csv(frame: pd.DataFrame) -> pd.DataFrame:
     df = frame.rename(columns={"mob": "age"})
     missing = {"vintage", "age", "defaults", "exposure"} - set(df.columns)
     if missing:
-        raise TriangleError(f"an observed vintage triangle needs column(s) {sorted(missing)} "
+        named = sorted("mob (or age)" if c == "age" else c for c in missing)
+        raise TriangleError(f"an observed vintage triangle needs column(s) {', '.join(named)} "
                             "(vintage = cohort month as an integer, mob = months on book, "
                             "defaults and exposure in the month)")
     df = df[["vintage", "age", "defaults", "exposure"]].astype(float)

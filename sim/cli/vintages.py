@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -40,13 +39,19 @@ def vintages_command(
         if not table.is_file():
             raise VintagesInputError(f"{source}: no vintages.parquet in this folder (give a "
                                      "run folder or a triangle CSV)")
-        weight = 1.0
-        manifest = source / "summary.json"
-        if manifest.is_file():
-            weight = float(json.loads(manifest.read_text()).get("weight", 1.0) or 1.0)
+        from sim.io.reading import read_summary
+
+        weight = float(read_summary(source / "summary.json").get("weight", 1.0) or 1.0)
         triangle = vintages.triangle_from_vintages(pd.read_parquet(table), weight, pool)
     elif source.suffix.lower() == ".csv" and source.is_file():
-        triangle = vintages.triangle_from_csv(pd.read_csv(source))
+        try:
+            frame = pd.read_csv(source)
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+            raise VintagesInputError(f"{source}: cannot be read as a CSV table ({exc})") from None
+        try:
+            triangle = vintages.triangle_from_csv(frame)
+        except vintages.TriangleError as exc:
+            raise VintagesInputError(f"{source}: {exc}") from None
     else:
         raise VintagesInputError(f"{source}: not a run folder or a .csv file")
     dec = vintages.decompose(triangle, constraint)

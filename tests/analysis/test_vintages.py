@@ -91,3 +91,20 @@ def test_vintages_command_writes_the_curves_and_the_chart(tmp_path):
         assert (tmp_path / "apc" / name).is_file()
     bad = CliRunner().invoke(app, ["vintages", str(tmp_path / "missing.csv")])
     assert bad.exit_code == 2 and "not a run folder or a .csv file" in bad.output
+
+
+def test_a_csv_that_is_not_a_triangle_is_one_message_naming_the_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from sim.cli.app import app
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("vintage,months\n1,2\n")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(200, 256)) * 4)
+    for path, words in ((wrong, "needs column(s) defaults, exposure, mob (or age)"),
+                        (binary, "cannot be read as a CSV table")):
+        res = CliRunner().invoke(app, ["vintages", str(path)])
+        assert res.exit_code == 2, res.output
+        assert str(path) in " ".join(res.output.split()) and words in res.output
+        assert "Traceback" not in res.output
