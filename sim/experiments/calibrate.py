@@ -21,7 +21,14 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from scipy.optimize import least_squares
 
 from sim.engine.recorder import MONTHLY_COLUMNS
@@ -31,7 +38,15 @@ from sim.experiments.parameters import Parameter
 from sim.model.population import Population
 from sim.scenario import Scenario, ScenarioError, keys
 
-TABLES = ("metrics", "segments", "quarterly", "users")
+TABLES = ("metrics", "segments", "quarterly", "users", "cells")
+#: Behaviour patterns of the ``cells`` table: in the "sleeping then awakened" pattern (a
+#: dormant account that woke with a burst of payments, for ``behaviour.awakened_months``),
+#: still dormant, or neither.
+PATTERNS = ("active", "dormant", "awakened")
+#: Width of the ``cells`` table's credit bands, in score points (``band`` is the band's lower
+#: edge relative to the cut-off; the first and last bands are open).
+BAND_POINTS = 10.0
+BAND_RANGE = (-50, 40)
 #: Continuous attributes summed per access group in the ``users`` table.
 USER_COLUMNS = ("payments_per_month", "monthly_spend", "wealth_days", "wealth_balance",
                 "credit_history_years", "account_age_months", "contacts", "income")
@@ -62,13 +77,27 @@ class Target(_Model):
     selected by ``denominator_filter`` (default: the same rows). ``month`` is one month or a
     list of months (1 = the first month-end); the ``quarterly`` table is keyed by the month
     that ends each quarter.
+
+    Two comparisons read the rate ``a / b`` within strata (``stratify``: a column):
+
+    * ``versus`` (a filter): the rate of the ``filter`` group against the ``versus`` group,
+      as a ``contrast`` (``difference`` or ``ratio``) of the two groups' rates standardised to
+      the ``filter`` group's mix over the strata (strata where either group is empty are
+      left out);
+    * ``order`` (``{column: [first, second, ...]}``): the largest reversal of that ordering
+      within any stratum, ``max(0, rate(next) - rate(previous))`` over consecutive pairs; 0
+      when the ordering holds everywhere.
     """
 
     name: str
-    table: Literal["metrics", "segments", "quarterly", "users"]
+    table: Literal["metrics", "segments", "quarterly", "users", "cells"]
     month: int | list[int]
     filter: dict[str, str | list[str]] = {}
     denominator_filter: dict[str, str | list[str]] | None = None
+    versus: dict[str, str | list[str]] | None = None
+    contrast: Literal["difference", "ratio"] = "difference"
+    order: dict[str, list[str]] | None = None
+    stratify: str | None = None
     statistic: str
     value: float
     tolerance: Annotated[float, Field(gt=0.0)]
@@ -83,6 +112,21 @@ class Target(_Model):
         if not months or any(m < 1 for m in months):
             raise ValueError("months count from 1 (the first month-end)")
         return v
+
+    @model_validator(mode="after")
+    def _comparison(self):
+        if self.versus is not None and self.order is not None:
+            raise ValueError("give either versus (two groups) or order (a ranking), not both")
+        if (self.versus is not None or self.order is not None) and "/" not in self.statistic:
+            raise ValueError("versus and order compare rates: the statistic must be 'a / b'")
+        if (self.versus is not None or self.order is not None) and self.denominator_filter:
+            raise ValueError("versus and order read each group's own rows: no "
+                             "denominator_filter")
+        if self.order is not None and (len(self.order) != 1
+                                       or len(next(iter(self.order.values()))) < 2):
+            raise ValueError("order names one column and at least two of its values in "
+                             "order, e.g. {region: [tier1, new_tier1, county]}")
+        return self
 
     @property
     def months(self) -> list[int]:
@@ -214,6 +258,49 @@ def user_table(pop: Population, month: int) -> list[dict]:
     return rows
 
 
+def cell_table(pop: Population, scenario: Scenario, month: int) -> list[dict]:
+    """Users, eligible and invited by archetype x region x OS x credit band x behaviour
+    pattern (:data:`PATTERNS`).
+
+    The credit band is the bank's score before the OS terms (the score plus the
+    unknown-sources deduction, minus any OS offset): users in one band have equal credit apart
+    from their phone. Bands are :data:`BAND_POINTS` wide, labelled by their lower edge
+    relative to the cut-off (e.g. -10: from 10 points below the cut-off to the cut-off).
+    """
+    os_specs = list(scenario.population.os.values())
+    points = np.array([o.unknown_sources_points for o in os_specs], dtype=np.float32)
+    offset = np.array([o.score_offset for o in os_specs], dtype=np.float32)
+    credit = pop.score + points[pop.os] * pop.unknown_sources - offset[pop.os]
+    lo, hi = BAND_RANGE
+    edge = np.clip(np.floor((credit - scenario.scoring.cutoff) / BAND_POINTS) * BAND_POINTS,
+                   lo, hi).astype(np.int64)
+    bands = np.arange(lo, hi + BAND_POINTS, BAND_POINTS, dtype=np.int64)
+    pattern = np.where(pop.awakened_months > 0, 2, np.where(pop.dormant, 1, 0))
+    dims = [("archetype", pop.archetype.astype(np.int64), pop.labels["archetype"]),
+            ("region", pop.region.astype(np.int64), pop.labels["region"]),
+            ("os", pop.os.astype(np.int64), pop.labels["os"]),
+            ("band", (edge - lo) // int(BAND_POINTS), tuple(int(b) for b in bands)),
+            ("pattern", pattern.astype(np.int64), PATTERNS)]
+    code = np.zeros(pop.n, dtype=np.int64)
+    size = 1
+    for _, codes, labels in dims:
+        code = code * len(labels) + codes
+        size *= len(labels)
+    w = pop.weight
+    counts = {name: np.bincount(code, weights=mask, minlength=size) * w
+              for name, mask in (("users", None), ("eligible", pop.eligible),
+                                 ("invited", pop.invited))}
+    rows = []
+    for cell in np.flatnonzero(counts["users"]):
+        row, rest = {"month": month}, int(cell)
+        for name, _, labels in reversed(dims):
+            rest, k = divmod(rest, len(labels))
+            row[name] = labels[k]
+        row.update({name: float(c[cell]) for name, c in counts.items()})
+        rows.append(row)
+    return rows
+
+
 def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None = None
                ) -> dict[str, pd.DataFrame]:
     """Simulate as many quarters as the targets need and return the tables they read
@@ -227,13 +314,16 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
         raise TargetError(f"a target reads month {last}, beyond the scenario's horizon of "
                           f"{scenario.months} months")
     want = {m for t in targets if t.table == "users" for m in t.months}
+    want_cells = {m for t in targets if t.table == "cells" for m in t.months}
     sim = Simulation(scenario, quarters=quarters, run_off=0)  # targets read the horizon only
     sim.recorder.declare("users", lambda obs: user_table(obs.pop, obs.month)
                          if obs.month in want else [])
+    sim.recorder.declare("cells", lambda obs: cell_table(obs.pop, scenario, obs.month)
+                         if obs.month in want_cells else [])
     if sim.recorder.segment_months is not None:  # the months the segment targets read too
         sim.recorder.segment_months |= {m for t in targets if t.table == "segments"
                                         for m in t.months}
-    users = sim.recorder.rows["users"]
+    users, cells = sim.recorder.rows["users"], sim.recorder.rows["cells"]
     result = sim.run()
     seg = result.segments.copy()
     seg["without_access"] = seg["population"] - seg["invited"]
@@ -247,6 +337,9 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
         "quarterly": q,
         "users": pd.DataFrame(users) if users else pd.DataFrame(
             columns=["month", "group", "users"]),
+        "cells": pd.DataFrame(cells) if cells else pd.DataFrame(
+            columns=["month", "archetype", "region", "os", "band", "pattern", "users",
+                     "eligible", "invited"]),
         "_weight": pd.DataFrame({"weight": [result.population.weight]}),
     }
 
@@ -276,6 +369,8 @@ def statistic(tables: Mapping[str, pd.DataFrame], target: Target) -> tuple[float
         if col is not None and col not in df.columns:
             raise TargetError(f"target '{target.name}': '{col}' is not a column of the "
                               f"{target.table} table")
+    if target.versus is not None or target.order is not None:
+        return _compared(df, target, weight)
     rows = _select(df, target.months, target.filter)
     if not rows.any():
         raise TargetError(f"target '{target.name}': no rows of the {target.table} table match "
@@ -295,6 +390,55 @@ def statistic(tables: Mapping[str, pd.DataFrame], target: Target) -> tuple[float
     if 0.0 <= value <= 1.0:
         return value, math.sqrt(value * (1 - value) / n)
     return value, math.nan
+
+
+def _rates(df: pd.DataFrame, target: Target, flt: Mapping) -> pd.DataFrame:
+    """Numerator and denominator sums of the target's rate by stratum, over ``flt``'s rows."""
+    num, den = target.parts
+    rows = df[_select(df, target.months, flt)]
+    if target.stratify is not None and target.stratify not in df.columns:
+        raise TargetError(f"target '{target.name}': cannot stratify by '{target.stratify}': "
+                          f"not a column of the {target.table} table")
+    key = rows[target.stratify].astype(str) if target.stratify else pd.Series(
+        "all", index=rows.index)
+    return rows.groupby(key)[[num, den]].sum().set_axis(["a", "b"], axis=1)
+
+
+def _compared(df: pd.DataFrame, target: Target, weight: float) -> tuple[float, float]:
+    """A ``versus`` contrast or an ``order`` reversal (see :class:`Target`), and its standard
+    error (NaN for an order)."""
+    if target.order is not None:
+        (col, ranking), = target.order.items()
+        rates = [_rates(df, target, {**target.filter, col: value}) for value in ranking]
+        worst = 0.0
+        for hi_, lo_ in zip(rates, rates[1:], strict=False):
+            both = hi_.join(lo_, lsuffix="_hi", rsuffix="_lo", how="inner")
+            both = both[(both.b_hi > 0) & (both.b_lo > 0)]
+            if both.empty:
+                raise TargetError(f"target '{target.name}': no stratum holds both "
+                                  f"{col} groups of the ordering {ranking}")
+            gap = both.a_lo / both.b_lo - both.a_hi / both.b_hi
+            worst = max(worst, float(gap.max()))
+        return worst, math.nan
+    focal = _rates(df, target, target.filter)
+    other = _rates(df, target, {**target.filter, **target.versus})
+    both = focal.join(other, lsuffix="_1", rsuffix="_0", how="inner")
+    both = both[(both.b_1 > 0) & (both.b_0 > 0)]
+    if both.empty:
+        raise TargetError(f"target '{target.name}': no stratum holds both groups "
+                          f"({target.filter} and {target.versus})")
+    w = both.b_1 / both.b_1.sum()  # standardised to the focal group's mix
+    r1, r0 = both.a_1 / both.b_1, both.a_0 / both.b_0
+    var1 = r1 * (1 - r1) / (both.b_1 / weight)
+    var0 = r0 * (1 - r0) / (both.b_0 / weight)
+    m1, m0 = float((w * r1).sum()), float((w * r0).sum())
+    v1, v0 = float((w * w * var1).sum()), float((w * w * var0).sum())
+    if target.contrast == "difference":
+        return m1 - m0, math.sqrt(max(v1 + v0, 0.0))
+    if m0 == 0:
+        return math.nan, math.nan
+    ratio = m1 / m0
+    return ratio, ratio * math.sqrt(max(v1 / max(m1 * m1, 1e-300) + v0 / (m0 * m0), 0.0))
 
 
 def evaluate(scenario: Scenario, targets: Iterable[Target], seed: int | None = None

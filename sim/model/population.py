@@ -72,6 +72,8 @@ class Population:
     closed: np.ndarray = field(default=None)  # access closed for good (default, R3)
     hidden: np.ndarray = field(default=None)  # entry hidden by a risk level (R1, R2)
     score_adjust: np.ndarray = field(default=None)  # points from repayment behaviour
+    # in an excluded industry or an anti-fraud hot-spot of the region (never eligible)
+    restricted: np.ndarray = field(default=None)
 
     @property
     def n(self) -> int:
@@ -270,6 +272,9 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
     pop.closed = np.zeros(n, dtype=bool)
     pop.hidden = np.zeros(n, dtype=bool)
     pop.score_adjust = np.zeros(n, dtype=np.float32)
+    # drawn last, so the draws above do not depend on whether a region restricts anyone
+    restricted = np.array([r.restricted for r in spec.regions.values()])[pop.region]
+    pop.restricted = bern(restricted)
     return pop
 
 

@@ -29,6 +29,7 @@ REASONS = {
     "hard_cutoff": 256,
     "score_below_cutoff": 512,
     "closed": 1024,
+    "region_restricted": 2048,
 }
 
 
@@ -152,6 +153,8 @@ def preconditions(pop: Population, scenario: Scenario) -> np.ndarray:
     if pre.exclude_device_closed:
         flag(pop.device_closed, "device_closed")
     flag(~region_open[pop.region], "region_closed")
+    if pop.restricted is not None:
+        flag(pop.restricted, "region_restricted")
     flag(pop.id_expired_months >= pre.exclude_expired_id_after_months, "id_expired")
     if pre.exclude_risky_social_graph:
         flag(pop.risky_social_graph, "risky_social_graph")

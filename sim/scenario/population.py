@@ -66,10 +66,19 @@ class Archetype(_Shared):
 
 
 class Region(_Shared):
+    """A region tier: whether it is open, its limits and who its local rules exclude."""
+
     open: bool = Field(True, description="whether the product is open there")
     limit_multiplier: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         1.0, description="first limits multiplied by this")
-    score_offset: float = Field(0.0, description="score points added (fitted)")
+    restricted: Probability = Field(
+        0.0, description=("share of its users in excluded industries or anti-fraud hot-spots "
+                          "(DOMAIN: new tier-1 'some industries excluded', county fraud "
+                          "hot-spots restricted): never eligible, reason region_restricted"))
+    score_offset: float = Field(0.0, description=(
+        "score points added for living there (a what-if policy lever; the baseline has none "
+        "and calibration does not free it: region effects come from restricted and from who "
+        "lives there)"))
 
 
 class DeviceGrade(_Shared):
@@ -77,10 +86,15 @@ class DeviceGrade(_Shared):
 
 
 class OperatingSystem(_Shared):
-    score_offset: float = Field(0.0, description="score points added")
+    """A phone operating system; its access effect comes from the device security check."""
+
+    score_offset: float = Field(0.0, description=(
+        "score points added (a what-if lever; the baseline has none: the iOS advantage is "
+        "the Android unknown-sources deduction)"))
     unknown_sources: Probability = Field(
-        0.0, description="share allowing apps from unknown sources")
-    unknown_sources_points: NonNegFloat = Field(0.0, description="score points lost for it")
+        0.0, description="share of its phones allowing apps from unknown sources")
+    unknown_sources_points: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
+        0.0, description="score points lost by a phone allowing unknown sources (DOMAIN: 15-20)")
 
 
 class DataSharing(_Shared):
