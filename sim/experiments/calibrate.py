@@ -239,6 +239,21 @@ def targets_from_observed(observed: pd.DataFrame, *, share_tolerance: float = 0.
     return targets
 
 
+def echo_of(target: Target) -> str | None:
+    """The scenario input a target's statistic merely restates, or None.
+
+    Such a target measures the input, not the model: fitting to it fits nothing, and meeting
+    it proves nothing. Known echoes: the entry's visibility on a client version (visible /
+    invited or visible / population filtered by version) is that version's
+    ``release.versions[].visible`` less the share hidden by a risk level.
+    """
+    num, _ = target.parts
+    if (target.table == "segments" and num == "visible"
+            and target.filter.get("dimension") == "version"):
+        return "release.versions[].visible"
+    return None
+
+
 # --------------------------------------------------------------------------- run statistics
 
 
@@ -412,7 +427,7 @@ def _compared(df: pd.DataFrame, target: Target, weight: float) -> tuple[float, f
         rates = [_rates(df, target, {**target.filter, col: value}) for value in ranking]
         worst = 0.0
         for hi_, lo_ in zip(rates, rates[1:], strict=False):
-            both = hi_.join(lo_, lsuffix="_hi", rsuffix="_lo", how="inner")
+            both = hi_.merge(lo_, left_index=True, right_index=True, suffixes=("_hi", "_lo"))
             both = both[(both.b_hi > 0) & (both.b_lo > 0)]
             if both.empty:
                 raise TargetError(f"target '{target.name}': no stratum holds both "
@@ -422,7 +437,7 @@ def _compared(df: pd.DataFrame, target: Target, weight: float) -> tuple[float, f
         return worst, math.nan
     focal = _rates(df, target, target.filter)
     other = _rates(df, target, {**target.filter, **target.versus})
-    both = focal.join(other, lsuffix="_1", rsuffix="_0", how="inner")
+    both = focal.merge(other, left_index=True, right_index=True, suffixes=("_1", "_0"))
     both = both[(both.b_1 > 0) & (both.b_0 > 0)]
     if both.empty:
         raise TargetError(f"target '{target.name}': no stratum holds both groups "

@@ -151,6 +151,8 @@ def test_refitting_an_access_offset_leaves_every_hazard_unchanged():
                   "population.device_grades.C.score_offset": 30,
                   "population.os.ios.score_offset": 20,
                   "population.data_sharing.none.score_offset": 10,
+                  "population.regions.county.restricted": 0.5,
+                  "scoring.penalties.awakened.points": 0,
                   "population.archetypes.mass_market.score_offset": -15})
     sa, sb = Simulation(a), Simulation(b)
     assert np.array_equal(sa.pop.hazard, sb.pop.hazard)
