@@ -79,9 +79,13 @@ def calibrate_command(
         table = leave_out(sc, goals, list(free.values()), validate, budget_evals=budget,
                           budget_seconds=None if budget_minutes is None
                           else 60 * budget_minutes)
+        # in sample: the scenario as given, fitted to every target (e.g. the shipped baseline)
+        inside = evaluate(sc, goals).set_index("target")
         for r in table.itertuples():
-            out.print(f"{r.target}: observed {r.observed:.6g}, predicted out of sample "
-                      f"{r.predicted:.6g} (error {r.error:+.3g}, tolerance {r.tolerance:.3g}"
+            ins = inside.loc[r.target]
+            out.print(f"{r.target}: observed {r.observed:.6g}, in sample {ins.simulated:.6g} "
+                      f"(error {ins.error:+.3g}), predicted out of sample {r.predicted:.6g} "
+                      f"(error {r.error:+.3g}, tolerance {r.tolerance:.3g}"
                       f"{'' if r.within else ', OUTSIDE'})", highlight=False)
         raise typer.Exit(0 if table.within.all() else 1)
     if dest.exists() and not force:
