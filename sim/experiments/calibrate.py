@@ -36,6 +36,7 @@ from sim.engine.simulation import Simulation
 from sim.errors import GreysimError
 from sim.experiments.parameters import Parameter
 from sim.model.population import Population
+from sim.model.scoring import unknown_sources_deduction
 from sim.scenario import Scenario, ScenarioError, keys
 
 TABLES = ("metrics", "segments", "quarterly", "users", "cells")
@@ -282,10 +283,9 @@ def cell_table(pop: Population, scenario: Scenario, month: int) -> list[dict]:
     from their phone. Bands are :data:`BAND_POINTS` wide, labelled by their lower edge
     relative to the cut-off (e.g. -10: from 10 points below the cut-off to the cut-off).
     """
-    os_specs = list(scenario.population.os.values())
-    points = np.array([o.unknown_sources_points for o in os_specs], dtype=np.float32)
-    offset = np.array([o.score_offset for o in os_specs], dtype=np.float32)
-    credit = pop.score + points[pop.os] * pop.unknown_sources - offset[pop.os]
+    offset = np.array([o.score_offset for o in scenario.population.os.values()],
+                      dtype=np.float32)
+    credit = pop.score + unknown_sources_deduction(pop, scenario) - offset[pop.os]
     lo, hi = BAND_RANGE
     edge = np.clip(np.floor((credit - scenario.scoring.cutoff) / BAND_POINTS) * BAND_POINTS,
                    lo, hi).astype(np.int64)

@@ -105,10 +105,32 @@ def _offsets(pop: Population, scenario: Scenario) -> np.ndarray:
     total = np.zeros(pop.n, dtype=np.float32)
     for codes, values in table:
         total += np.asarray(values, dtype=np.float32)[codes]
-    unknown_points = np.array([o.unknown_sources_points for o in spec.os.values()],
-                              dtype=np.float32)
-    total -= unknown_points[pop.os] * pop.unknown_sources
+    total -= unknown_sources_deduction(pop, scenario)
     return total
+
+
+def unknown_sources_deduction(pop: Population, scenario: Scenario) -> np.ndarray:
+    """Score points each user's phone loses for allowing apps from unknown sources.
+
+    DOMAIN's 15-20 points are device security points. When every device grade gives its
+    typical ``security_score``, a phone of grade ``g`` that loses ``p`` security points costs
+    ``offset(g) - offset(security(g) - p)``, the score offset read along the grades (linear
+    between them, flat beyond the least secure): the score of a device that much less
+    secure. Never negative. Without security scores the points are score points.
+    """
+    spec = scenario.population
+    points = np.array([o.unknown_sources_points for o in spec.os.values()], dtype=np.float64)
+    grades = list(spec.device_grades.values())
+    if any(g.security_score is None for g in grades):
+        per_user = points.astype(np.float32)[pop.os]
+    else:
+        sec = np.array([g.security_score for g in grades], dtype=np.float64)
+        off = np.array([g.score_offset for g in grades], dtype=np.float64)
+        order = np.argsort(sec, kind="stable")
+        after = np.interp(sec[:, None] - points[None, :], sec[order], off[order])
+        cost = np.maximum(off[:, None] - after, 0.0).astype(np.float32)  # (grade, os)
+        per_user = cost[pop.device_grade, pop.os]
+    return per_user * pop.unknown_sources
 
 
 def _penalties(pop: Population, cfg: Scoring) -> tuple[np.ndarray, np.ndarray]:

@@ -82,7 +82,13 @@ class Region(_Shared):
 
 
 class DeviceGrade(_Shared):
+    """A device security grade (DOMAIN: > 120 checks give a security score and a grade)."""
+
     score_offset: float = Field(0.0, description="score points added (fitted)")
+    security_score: Annotated[float, Field(ge=0.0, le=100.0)] | None = Field(None, description=(
+        "typical device security score of the grade (DOMAIN: A 90+, B 70-89, C < 70); when "
+        "every grade gives one, a phone's lost security points (os.*.unknown_sources_points) "
+        "cost the score offset of a device that much less secure, read along the grades"))
 
 
 class OperatingSystem(_Shared):
@@ -94,7 +100,10 @@ class OperatingSystem(_Shared):
     unknown_sources: Probability = Field(
         0.0, description="share of its phones allowing apps from unknown sources")
     unknown_sources_points: Annotated[float, Field(ge=0.0, le=100.0)] = Field(
-        0.0, description="score points lost by a phone allowing unknown sources (DOMAIN: 15-20)")
+        0.0, description=("device security points lost by a phone allowing unknown sources "
+                          "(DOMAIN: 15-20); converted to score points through the device "
+                          "grades' security_score and score_offset, or taken as score points "
+                          "when a grade has no security_score"))
 
 
 class DataSharing(_Shared):
