@@ -78,7 +78,8 @@ def test_shipped_baseline_meets_every_domain_target(baseline_path):
     # a third of its tolerance.
     report = evaluate(sim.load(baseline_path, users=300_000), targets)
     known_se = report[report.standard_error.notna()]
-    assert len(known_se) >= len(report) - 1  # all but the churn pooled over quarters
+    # all but the churn pooled over quarters and the region ordering (a maximum over strata)
+    assert len(known_se) >= len(report) - 2
     assert (known_se.standard_error < known_se.tolerance / 3).all(), known_se.to_string()
     assert report.within.all(), report[~report.within].to_string()
     assert (report.unmet == "").all(), "no target is marked unmet"
@@ -120,8 +121,8 @@ def test_no_shipped_target_echoes_an_input(path):
 
 def test_visibility_by_version_is_an_echo_of_the_visible_input(baseline_path):
     """The old targets' statistic restates `release.versions[].visible`: moving the input
-    moves the statistic one for one (less the hidden share), whatever the model does."""
-    t = Target(name="entry visible version=8.0.30", table="segments", month=36,
+    moves the statistic with it, whatever else the model does."""
+    t = Target(name="entry visible version=8.0.30", table="segments", month=12,
                filter={"dimension": "version", "value": "8.0.30"},
                statistic="visible / invited", value=0.57, tolerance=0.05)
     assert echo_of(t) == "release.versions[].visible"
@@ -130,9 +131,8 @@ def test_visibility_by_version_is_an_echo_of_the_visible_input(baseline_path):
     lowered = [dict(v, visible=0.2) if v["name"] == "8.0.30" else v for v in versions]
     a = evaluate(base, [t]).simulated.iloc[0]
     b = evaluate(base.replace({"release.versions": lowered}), [t]).simulated.iloc[0]
-    # (the visible are those whose stable draw falls below the rate: a subset, so only the
-    # binomial noise of a few hundred users remains)
-    assert b / a == pytest.approx(0.2 / 0.57, rel=0.1)
+    assert a == pytest.approx(0.57, abs=0.1)  # the input, less the hidden share (and noise)
+    assert b < 0.6 * a  # (who is invited on 8.0.30 shifts too, so not exactly 0.2 / 0.57)
     assert echo_of(t.model_copy(update={"statistic": "invited / population"})) is None
 
 

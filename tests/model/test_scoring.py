@@ -44,15 +44,33 @@ def test_a_restriction_changes_no_other_draw():
         assert np.array_equal(getattr(a, attr), getattr(b, attr)), attr
 
 
-def test_the_unknown_sources_deduction_is_exactly_its_points_on_those_phones_only():
-    sc0, pop = _pop({"population.os.android.unknown_sources_points": 0.0})
+def test_lost_security_points_cost_the_offset_of_a_device_that_much_less_secure():
+    """DOMAIN's 15-20 points are device security points: with grades A 95 (+60), B 80 (+10)
+    and C 60 (-50), a phone losing 17.5 points scores like a device at 77.5 (A) or 62.5 (B),
+    read linearly along the grades, and a C phone has nothing less secure to fall to."""
+    grades = {"A": (95, 60.0), "B": (80, 10.0), "C": (60, -50.0)}
+    base = {f"population.device_grades.{g}.{k}": v for g, (sec, off) in grades.items()
+            for k, v in (("security_score", sec), ("score_offset", off))}
+    sc0, pop = _pop({**base, "population.os.android.unknown_sources_points": 0.0})
     sc1 = sc0.replace({"population.os.android.unknown_sources_points": 17.5})
     diff = scoring.evaluate(pop, sc0).score - scoring.evaluate(pop, sc1).score
     assert pop.unknown_sources.any() and not pop.unknown_sources.all()
     ios = pop.os == list(sc0.population.os).index("ios")
     assert not pop.unknown_sources[ios].any()  # iOS phones have no unknown-sources setting
-    np.testing.assert_allclose(diff[pop.unknown_sources], 17.5, atol=1e-3)
+    expected = {"A": 60.0 - (-50.0 + 60.0 * 17.5 / 20.0),  # 77.5: 2.5 points above C on B-C
+                "B": 10.0 - (-50.0 + 60.0 * 2.5 / 20.0),   # 62.5
+                "C": 0.0}
+    for code, grade in enumerate(sc0.population.device_grades):
+        flagged = pop.unknown_sources & (pop.device_grade == code)
+        np.testing.assert_allclose(diff[flagged], expected[grade], atol=1e-3)
     np.testing.assert_allclose(diff[~pop.unknown_sources], 0.0, atol=1e-3)
+    # without security scores the points are score points
+    plain = {f"population.device_grades.{g}.security_score": None for g in grades}
+    sc2 = sc0.replace(plain)
+    diff = (scoring.evaluate(pop, sc2).score
+            - scoring.evaluate(pop, sc2.replace({"population.os.android.unknown_sources_points":
+                                                 17.5})).score)
+    np.testing.assert_allclose(diff[pop.unknown_sources], 17.5, atol=1e-3)
 
 
 def test_the_awakened_penalty_costs_exactly_its_points_while_the_pattern_lasts():
@@ -68,6 +86,7 @@ def test_the_awakened_penalty_costs_exactly_its_points_while_the_pattern_lasts()
     ("population.regions.county.restricted", 1.5),
     ("population.regions.county.restricted", -0.1),
     ("population.os.android.unknown_sources_points", -3),
+    ("population.device_grades.A.security_score", 120),
 ])
 def test_bad_mechanism_values_name_their_key(key, value):
     with pytest.raises(ScenarioError, match=key.replace(".", r"\.")):
