@@ -207,6 +207,8 @@ class Recorder:
                  segment_months: frozenset[int] | None = None):
         #: The months whose segment rows are recorded (None: every month).
         self.segment_months = segment_months
+        #: The months whose expected credit loss is computed (None: every month).
+        self.ecl_months: frozenset[int] | None = None
         self.bands = dict(bands or {})
         self.crosses = list(crosses or [])
         self.maturity = maturity
@@ -262,8 +264,9 @@ class Recorder:
         row = {**obs.flows.credit, **obs.flows.fraud}
         row.update(credit.stock(book, pop))
         row.update(fraud.stock(obs.fraud))
-        row.update(credit.expected_loss(book, pop, obs.scenario, obs.macro, obs.month,
-                                        obs.fraud.fraudster))
+        row.update(credit.expected_loss(
+            book, pop, obs.scenario, obs.macro, obs.month, obs.fraud.fraudster,
+            with_pd=self.ecl_months is None or obs.month in self.ecl_months))
         row["macro_factor"] = obs.macro
         # bound if a step held invitations back this month, or if the book is at the limit
         row["capital_bound"] = (obs.flows.capital_bound
@@ -357,8 +360,9 @@ class Recorder:
 
 
 def segment_months(choice: str | list[int], months: int) -> frozenset[int] | None:
-    """The months of ``months`` whose segment rows a run records (``reporting.segment_months``):
-    None for ``all``; every third month and the last for ``quarter_ends``; else the list."""
+    """The months of ``months`` a ``reporting.segment_months`` (or ``ecl_months``) choice
+    names: None for ``all``; every third month and the last for ``quarter_ends``; else the
+    list."""
     if choice == "all":
         return None
     if choice == "quarter_ends":

@@ -138,6 +138,7 @@ class Simulation:
                                  maturity=scenario.credit.vintage_maturity_months,
                                  capital_limit=scenario.capital.max_outstanding)
         self.flows = Flows()  # this month's; the month end starts a new one
+        self.settled = 0  # the month behaviour was last drawn for (behaviour.settle)
         self.month_ends = []
         for m in range(1, self.months + 1):
             try:
@@ -148,6 +149,7 @@ class Simulation:
         self.run_off = self.months - self.rollout_months
         self.recorder.segment_months = segment_months(scenario.reporting.segment_months,
                                                       self.months)
+        self.recorder.ecl_months = segment_months(scenario.reporting.ecl_months, self.months)
         self.horizon = self.month_ends[self.rollout_months - 1]  # invitations stop here
         self.end = self.month_ends[-1]  # the run-off goes on to here
         self.initial_reasons = first.reasons.copy()
@@ -316,11 +318,18 @@ class Simulation:
         return tuple((name, getattr(self, STEP_METHODS[name])) for name in MONTH_STEPS)
 
     def age(self, month: Month) -> None:
-        """Behaviour ages a month (:func:`behaviour.age`)."""
-        with np.errstate(over="ignore"):  # overflow is reported by the guard below
-            behaviour.age(self.pop, self.scenario, self.streams, month.number)
-        numeric.check_population(self.pop, process="behaviour", month=month.number,
-                                 key="behaviour.drift_sd")
+        """Behaviour ages a month (:func:`behaviour.age`); in the months the score reads it
+        (each re-evaluation and the last month) the drift since the last read is drawn
+        (:func:`behaviour.settle`)."""
+        behaviour.age(self.pop, self.scenario, self.streams, month.number)
+        if (month.number % self.scenario.reevaluation.every_months == 0
+                or month.number == self.months):
+            with np.errstate(over="ignore"):  # overflow is reported by the guard below
+                behaviour.settle(self.pop, self.scenario, self.streams, month.number,
+                                 month.number - self.settled)
+            self.settled = month.number
+            numeric.check_population(self.pop, process="behaviour", month=month.number,
+                                     key="behaviour.drift_sd")
 
     def adopt(self, month: Month) -> None:
         """Clients move along the adoption curve to the newest version (:func:`release.adopt`)."""

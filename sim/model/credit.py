@@ -495,9 +495,11 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
 
 
 def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
-                  month: int | None = None, fraudster: np.ndarray | None = None) -> dict:
+                  month: int | None = None, fraudster: np.ndarray | None = None, *,
+                  with_pd: bool = True) -> dict:
     """IFRS 9 view of the book at a month end (fen, float): stage balances, 12-month and
-    lifetime expected credit loss, and the staged allowance.
+    lifetime expected credit loss, and the staged allowance (NaN without ``with_pd``: the
+    PD chain is the costly part, so a run computes it in ``reporting.ecl_months`` only).
 
     PD comes from the model's own dynamics (:func:`pd_12m_lifetime`): an oracle PD, what a
     perfectly calibrated bank model would hold. EAD = balance + CCF x undrawn limit for lines
@@ -506,26 +508,28 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
     cfg = scenario.credit
     live = np.flatnonzero(book.opened & (book.state <= DEFAULT))
     state = book.state[live]
-    pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live, month=month,
-                                fraudster=fraudster)
     bal = book.balance[live].astype(np.float64)
     undrawn = np.maximum(book.limit[live] - book.balance[live], 0).astype(np.float64)
     can_draw = (state == CURRENT) & ~pop.closed[live]
     ead = bal + np.where(can_draw, cfg.loss.ccf * undrawn, 0.0)
-    lgd = cfg.loss.lgd
-    ecl12 = pd12 * lgd * ead
-    ecll = pdl * lgd * ead
     stage = np.where(state >= DEFAULT, 3, np.where(state >= D31_60, 2, 1))
-    return {
+    out = {
         "ead": float(ead.sum()),
-        "expected_loss": float(ecl12.sum()),
-        "ecl_12m": float(ecl12.sum()),
-        "ecl_lifetime": float(ecll.sum()),
-        "ecl_allowance": float(np.where(stage == 1, ecl12, ecll).sum()),
+        "expected_loss": np.nan, "ecl_12m": np.nan, "ecl_lifetime": np.nan,
+        "ecl_allowance": np.nan,
         "stage1": float(bal[stage == 1].sum()),
         "stage2": float(bal[stage == 2].sum()),
         "stage3": float(bal[stage == 3].sum()),
     }
+    if with_pd:
+        pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live, month=month,
+                                    fraudster=fraudster)
+        ecl12 = pd12 * cfg.loss.lgd * ead
+        ecll = pdl * cfg.loss.lgd * ead
+        out["expected_loss"] = out["ecl_12m"] = float(ecl12.sum())
+        out["ecl_lifetime"] = float(ecll.sum())
+        out["ecl_allowance"] = float(np.where(stage == 1, ecl12, ecll).sum())
+    return out
 
 
 def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: float,

@@ -60,3 +60,30 @@ def test_poisson_by_inversion_is_the_poisson_quantile(lam):
 def test_beta2_by_inversion_is_the_beta_quantile(b):
     u = Streams(5).uniform(purposes.DRAW_SHARE, 1, 20_000)
     assert np.abs(beta2_quantile(b, u) - betaincinv(2.0, b, u)).max() < 1e-9
+
+
+def test_pairs_from_one_hash_are_keyed_per_user_and_independent():
+    s = Streams(6)
+    users = np.array([7, 40_000, 123])
+    for draw in (s.uniform_pair, s.normal_pair):
+        first, second = draw(purposes.STATUS, 2, 50_000)
+        alone = draw(purposes.STATUS, 2, users)
+        assert np.array_equal(alone[0], first[users]) and np.array_equal(alone[1], second[users])
+        assert abs(np.corrcoef(first, second)[0, 1]) < 4 / math.sqrt(first.size)
+        other = draw(purposes.STATUS, 3, 50_000)[0]  # another month: another draw
+        assert abs(np.corrcoef(first, other)[0, 1]) < 4 / math.sqrt(first.size)
+
+
+def test_uniform_pairs_are_uniform_and_normal_pairs_normal():
+    s = Streams(7)
+    for u in s.uniform_pair(purposes.STATUS, 1, 200_000):
+        assert u.min() > 0.0 and u.max() < 1.0
+        assert stats.kstest(u, "uniform").pvalue > 1e-3
+    z1, z2 = s.normal_pair(purposes.DRIFT, 1, 200_000)
+    assert z1.dtype == np.float32
+    for z in (z1, z2):
+        assert stats.kstest(z.astype(np.float64), "norm").pvalue > 1e-3
+        assert np.abs(z).max() < 5.9  # 24-bit uniforms bound the tail
+    # the radius and the angle: z1^2 + z2^2 is chi-square with 2 degrees of freedom
+    r2 = z1.astype(np.float64) ** 2 + z2.astype(np.float64) ** 2
+    assert stats.kstest(r2, "chi2", args=(2,)).pvalue > 1e-3
