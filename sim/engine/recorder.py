@@ -445,15 +445,17 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     k = len(batches)
     if k == 0:
         return []
-    has = vintage >= 0
+    members = np.flatnonzero(vintage >= 0)  # invited users, in index order
+    of = vintage[members]
 
     def count(values):
-        # only users of a vintage with a non-zero value: every float sum stays the same
-        at = np.flatnonzero(has & (values != 0))
-        weights = values[at].astype(np.float64) if values.dtype != bool else None
-        return np.bincount(vintage[at], weights=weights, minlength=k)[:k].astype(np.float64)
+        # one pass over the invited: a mask counts its users, an amount sums in user order
+        v = values[members]
+        if v.dtype == bool:
+            return np.bincount(of[v], minlength=k)[:k].astype(np.float64)
+        return np.bincount(of, weights=v.astype(np.float64), minlength=k)[:k]
 
-    accounts = count(has)
+    accounts = np.bincount(of, minlength=k)[:k].astype(np.float64)
     opened = count(arrays["opened"])
     dpd30 = count(arrays["dpd30"])
     ever = count(arrays["ever_default"])
