@@ -152,7 +152,9 @@ class Simulation:
         self.recorder.ecl_months = segment_months(scenario.reporting.ecl_months, self.months)
         self.horizon = self.month_ends[self.rollout_months - 1]  # invitations stop here
         self.end = self.month_ends[-1]  # the run-off goes on to here
-        self.initial_reasons = first.reasons.copy()
+        # who the first scoring excludes and why, counted now (the summary reports it)
+        self.initial_reasons = {name: int(np.count_nonzero(first.reasons & bit))
+                                for name, bit in scoring.REASONS.items()}
         self.book = credit.new_book(self.pop.n)
         self.fraud = fraud.new_fraud_book(self.pop.n, scenario.fraud, self.streams,
                                           scenario.start.year)

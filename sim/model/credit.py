@@ -53,7 +53,7 @@ class Book:
     open_month: np.ndarray  # month index of activation; -1 never
     limit: np.ndarray  # fen
     balance: np.ndarray  # fen
-    rate: np.ndarray  # daily interest rate
+    rate: np.ndarray  # daily interest rate (float32: a few parts in 1e8)
     state: np.ndarray  # index into STATES
     missed: np.ndarray  # months past due (0 when current)
     frozen_until: np.ndarray  # day before which the limit is frozen (no draws, no raises)
@@ -63,8 +63,6 @@ class Book:
     cum_draw: np.ndarray  # fen drawn since opening
     cum_loss: np.ndarray  # fen of net charge-off loss
     default_month: np.ndarray  # month index of the default; -1 never
-    default_balance: np.ndarray  # fen at default
-    draw_at_default: np.ndarray  # cum_draw at default (a defaulted user never draws again)
     last_draw_month: np.ndarray  # month index of the last draw; -1 never
     cap_bound: np.ndarray  # bit 3*i+k: cap rule i of kind CAP_KINDS[k] ever held the limit
     #: the last month's draws were scaled down to fit under the capital limit: the book is at
@@ -83,7 +81,7 @@ def new_book(n: int) -> Book:
         open_month=never.copy(),
         limit=np.zeros(n, dtype=np.int64),
         balance=np.zeros(n, dtype=np.int64),
-        rate=np.zeros(n, dtype=np.float64),
+        rate=np.zeros(n, dtype=np.float32),
         state=np.zeros(n, dtype=np.int8),
         missed=np.zeros(n, dtype=np.int8),
         frozen_until=np.zeros(n, dtype=np.int32),
@@ -93,8 +91,6 @@ def new_book(n: int) -> Book:
         cum_draw=np.zeros(n, dtype=np.int64),
         cum_loss=np.zeros(n, dtype=np.int64),
         default_month=never.copy(),
-        default_balance=np.zeros(n, dtype=np.int64),
-        draw_at_default=np.zeros(n, dtype=np.int64),
         last_draw_month=never.copy(),
         cap_bound=np.zeros(n, dtype=np.uint32),
     )
@@ -256,7 +252,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["charge_off_loss"] = int((gross - recovered).sum())
     flows["charge_off_accounts"] = int(due.size)
     flows["new_defaults"] = int(defaulted.size)
-    flows["default_balance"] = int(book.default_balance[defaulted].sum())
+    flows["default_balance"] = int(book.balance[defaulted].sum())
     flows["overdue_episodes"] = int(missing.size)
     flows["cures"] = int(cured.size)
     flows["early_repayments"] = int(full)
@@ -322,8 +318,6 @@ def roll(book: Book, pop: Population, scenario: Scenario, late: np.ndarray, u: n
     book.missed[rolled] += 1
     defaulted = rolled[book.state[rolled] == DEFAULT]
     book.default_month[defaulted] = month
-    book.default_balance[defaulted] = book.balance[defaulted]
-    book.draw_at_default[defaulted] = book.cum_draw[defaulted]
     invites.close(pop, defaulted, ineligible=True)
     book.state[cured] = CURRENT
     book.missed[cured] = 0

@@ -78,14 +78,12 @@ def key(seed: int, purpose: str, month: int, sub: int = 0) -> np.uint64:
     return np.uint64(int.from_bytes(digest.digest(), "little"))
 
 
-def hash_users(users: np.ndarray, k: np.uint64 | None) -> np.ndarray:
-    """SplitMix64's finaliser over ``user x golden + k``: 64 well-mixed bits a user
-    (``k=None``: ``user x golden`` alone, unmixed)."""
-    z = users.astype(np.uint64)  # a copy: hashed in place below
+def hash_users(users: np.ndarray, k: np.uint64, copy: bool = True) -> np.ndarray:
+    """SplitMix64's finaliser over ``user x golden + k``: 64 well-mixed bits a user (in
+    place when ``users`` is uint64 and ``copy`` is false)."""
+    z = users.astype(np.uint64, copy=copy)
     with np.errstate(over="ignore"):
         z *= _GOLDEN
-        if k is None:
-            return z
         z += k
     return _finalise(z)
 
@@ -111,7 +109,6 @@ class Streams:
 
     def __init__(self, seed: int):
         self.seed = int(seed)
-        self._golden = np.arange(0, dtype=np.uint64)  # user x golden of the whole population
 
     def __repr__(self) -> str:
         return f"Streams(seed={self.seed})"
@@ -120,11 +117,8 @@ class Streams:
              sub: int = 0) -> np.ndarray:
         """64 random bits a user (uint64): the keyed hash every draw is made from."""
         k = key(self.seed, purpose, month, sub)
-        if isinstance(users, (int, np.integer)):  # the whole population: its user x golden
-            if self._golden.size != users:
-                self._golden = hash_users(np.arange(int(users), dtype=np.uint64), None)
-            with np.errstate(over="ignore"):
-                return _finalise(self._golden + k)
+        if isinstance(users, (int, np.integer)):  # the whole population, hashed in place
+            return hash_users(np.arange(int(users), dtype=np.uint64), k, copy=False)
         return hash_users(np.asarray(users), k)
 
     def uniform(self, purpose: str, month: int, users: np.ndarray | int,
