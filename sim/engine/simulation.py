@@ -133,6 +133,7 @@ class Simulation:
         )
         self.visibility = release.visibility_rates(scenario.release)
         self.region_open = np.array([r.open for r in scenario.population.regions.values()])
+        self.entry_shown = self._entry_shown()
         self.recorder = Recorder(bands=scenario.reporting.bands,
                                  crosses=scenario.reporting.crosses,
                                  maturity=scenario.credit.vintage_maturity_months,
@@ -179,8 +180,14 @@ class Simulation:
     def visible(self) -> np.ndarray:
         """Invited, entry shown on the client version, not hidden by R1/R2, region open."""
         pop = self.pop
-        return (pop.invited & release.entry_visible(pop, self.visibility)
-                & self.region_open[pop.region] & ~pop.hidden & ~pop.closed)
+        return pop.invited & self.entry_shown & ~pop.hidden & ~pop.closed
+
+    def _entry_shown(self, users: np.ndarray | None = None) -> np.ndarray:
+        """Entry shown on the client version and region open, for ``users`` (default
+        everyone): it changes only for clients that upgrade (:meth:`adopt`), so it is kept
+        and updated for them."""
+        region = self.pop.region if users is None else self.pop.region[users]
+        return release.entry_visible(self.pop, self.visibility, users) & self.region_open[region]
 
     def _within(self, arm: int) -> np.ndarray | None:
         """The users of A/B arm ``arm`` (None: everyone, when there are no arms)."""
@@ -330,13 +337,15 @@ class Simulation:
                 behaviour.settle(self.pop, self.scenario, self.streams, month.number,
                                  month.number - self.settled)
             self.settled = month.number
-            numeric.check_population(self.pop, process="behaviour", month=month.number,
-                                     key="behaviour.drift_sd")
+            for name in behaviour.DRIFTING:  # the arrays a read changes
+                numeric.check_finite(getattr(self.pop, name), name=name, process="behaviour",
+                                     month=month.number, key="behaviour.drift_sd")
 
     def adopt(self, month: Month) -> None:
         """Clients move along the adoption curve to the newest version (:func:`release.adopt`)."""
-        release.adopt(self.pop, self.scenario.release, self.state.newest_version, month.days,
-                      self.streams, month.number)
+        moved = release.adopt(self.pop, self.scenario.release, self.state.newest_version,
+                              month.days, self.streams, month.number)
+        self.entry_shown[moved] = self._entry_shown(moved)
 
     def fraud_month(self, month: Month) -> None:
         """Risk signals, R1 expiry and R2 reviews (:func:`fraud.month`)."""

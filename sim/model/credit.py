@@ -68,6 +68,12 @@ class Book:
     #: the last month's draws were scaled down to fit under the capital limit: the book is at
     #: the limit (see :mod:`sim.model.capital`)
     capital_held: bool = False
+    #: the cap rules in force when every live line was last held under them (cap_limits)
+    caps_applied: tuple[int, ...] | None = None
+    #: sorted scores of the users eligible at the last scoring, and that scoring's score
+    #: array: new lines rank against the bank's last scoring (_rank_pool)
+    rank_pool: np.ndarray | None = None
+    rank_pool_of: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -278,11 +284,11 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
 def accrue_interest(book: Book, opening: np.ndarray, days: int) -> np.ndarray:
     """Interest in fen at each line's daily rate on its opening balance, for lines not in
     default; added to the balance and returned."""
-    accruing = (book.state <= D61_90) & (opening > 0)
+    accruing = np.flatnonzero((book.state <= D61_90) & (opening > 0))
     interest = np.zeros(book.n, dtype=np.int64)
-    interest[accruing] = np.round(opening[accruing] * book.rate[accruing] * days).astype(
-        np.int64)
-    book.balance += interest
+    owed = np.round(opening[accruing] * book.rate[accruing] * days).astype(np.int64)
+    interest[accruing] = owed
+    book.balance[accruing] += owed
     return interest
 
 
@@ -454,7 +460,14 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
 
 def cap_limits(book: Book, pop: Population, scenario: Scenario, date: dt.date) -> int:
     """Hold every live line under the caps in force now (a new rule may cut limits already
-    granted). Returns how many the caps held."""
+    granted). Returns how many the caps held. Every limit is set under the caps in force
+    (opening, raises), so only a change in the rules in force can cut one: the lines are
+    checked when it happens."""
+    in_force = tuple(i for i, rule in enumerate(scenario.credit.limits.caps)
+                     if rule.start <= date)
+    if in_force == book.caps_applied:
+        return 0
+    book.caps_applied = in_force
     lines = np.flatnonzero(book.opened & (book.state <= D61_90))
     return int(_apply_caps(book, pop, scenario, date, lines, book.limit[lines]).size)
 
@@ -471,8 +484,7 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
     if users.size == 0:
         return
     cfg = scenario.credit
-    pool = pop.score[pop.eligible] if pop.eligible is not None else pop.score
-    pool = np.sort(pool) if pool.size else np.sort(pop.score)
+    pool = _rank_pool(book, pop)
     rank = np.clip(np.searchsorted(pool, pop.score[users]) / max(pool.size, 1), 0.0, 1.0)
     mult = np.array([r.limit_multiplier for r in scenario.population.regions.values()])[
         pop.region[users]]
@@ -483,6 +495,16 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
     book.rate[users] = cfg.pricing.max_daily - (cfg.pricing.max_daily
                                                 - cfg.pricing.min_daily) * rank
     _apply_caps(book, pop, scenario, date, users, _round_limit(first, lim.round_to))
+
+
+def _rank_pool(book: Book, pop: Population) -> np.ndarray:
+    """Sorted scores of the users eligible at the last scoring (everyone's when none is):
+    the bank ranks new lines against its last scoring, kept until the next one."""
+    if book.rank_pool_of is not pop.score:
+        pool = pop.score[pop.eligible] if pop.eligible is not None else pop.score
+        book.rank_pool = np.sort(pool) if pool.size else np.sort(pop.score)
+        book.rank_pool_of = pop.score
+    return book.rank_pool
 
 
 # --------------------------------------------------------------------------- expected loss
@@ -562,7 +584,7 @@ def stock(book: Book, pop: Population) -> dict[str, int]:
         "active": int(np.count_nonzero(live & ~pop.closed)),
         "borrowers": int(np.count_nonzero(live & (book.balance > 0))),
         "outstanding": int(book.balance.sum()),
-        "limit_total": int(book.limit[live & ~pop.closed].sum()),
+        "limit_total": int(np.sum(book.limit, where=live & ~pop.closed)),
         "dpd30": int(np.count_nonzero((book.state >= D31_60) & (book.state <= DEFAULT))),
         "dpd90": int(np.count_nonzero(book.state == DEFAULT)),
         "cum_defaults": int(np.count_nonzero(book.default_month >= 0)),

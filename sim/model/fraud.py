@@ -92,7 +92,7 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     exposed = np.flatnonzero((fb.level == NONE) & ~pop.closed)
     # the scenario guarantees both chances are at most 1 (sim.scenario.credit.Fraud)
     rate = np.where(fb.fraudster[exposed], base * spec.fraudster_rate_multiplier, base)
-    hit = exposed[streams.uniform(purposes.SIGNAL, month, exposed) < rate]
+    hit = exposed[streams.uniform32(purposes.SIGNAL, month, exposed) < rate]
     # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
     g3 = spec.r3_rate / base if base > 0 else 0.0
     g2 = spec.r2_rate / base if base > 0 else 0.0

@@ -83,7 +83,15 @@ def test_uniform_pairs_are_uniform_and_normal_pairs_normal():
     assert z1.dtype == np.float32
     for z in (z1, z2):
         assert stats.kstest(z.astype(np.float64), "norm").pvalue > 1e-3
-        assert np.abs(z).max() < 5.9  # 24-bit uniforms bound the tail
+        assert np.abs(z).max() < 5.8  # 23-bit uniforms bound the tail
     # the radius and the angle: z1^2 + z2^2 is chi-square with 2 degrees of freedom
     r2 = z1.astype(np.float64) ** 2 + z2.astype(np.float64) ** 2
     assert stats.kstest(r2, "chi2", args=(2,)).pvalue > 1e-3
+
+
+def test_float32_uniforms_never_reach_zero_or_one_even_in_the_extreme_cells():
+    top, bottom = np.array([0xFFFFFFFF], dtype=np.uint32), np.array([0], dtype=np.uint32)
+    assert 0.0 < purposes._unit23(bottom)[0] < purposes._unit23(top)[0] < 1.0
+    u = Streams(8).uniform32(purposes.SIGNAL, 1, 200_000)
+    assert u.dtype == np.float32 and u.min() > 0.0 and u.max() < 1.0
+    assert stats.kstest(u.astype(np.float64), "uniform").pvalue > 1e-3
