@@ -447,24 +447,24 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
         return []
     members = np.flatnonzero(vintage >= 0)  # invited users, in index order
     of = vintage[members]
+    has_line = arrays["opened"][members]
+    lines, of_lines = members[has_line], of[has_line]  # only lines hold amounts or defaults
 
-    def count(values):
-        # one pass over the invited: a mask counts its users, an amount sums in user order
-        v = values[members]
-        if v.dtype == bool:
-            return np.bincount(of[v], minlength=k)[:k].astype(np.float64)
-        return np.bincount(of, weights=v.astype(np.float64), minlength=k)[:k]
+    def count(mask, among=members, at=of):
+        return np.bincount(at[mask[among]], minlength=k)[:k].astype(np.float64)
+
+    def amount(values):  # summed in user order, zeros left out: the same float sums
+        return np.bincount(of_lines, weights=values[lines].astype(np.float64), minlength=k)[:k]
 
     accounts = np.bincount(of, minlength=k)[:k].astype(np.float64)
-    opened = count(arrays["opened"])
+    opened = np.bincount(of_lines, minlength=k)[:k].astype(np.float64)
     dpd30 = count(arrays["dpd30"])
     ever = count(arrays["ever_default"])
-    opened_mask = arrays["opened"]
-    ever_opened = count(arrays["ever_default"] & opened_mask)
-    dpd30_opened = count(arrays["dpd30"] & opened_mask)
-    balance = count(arrays["balance"])
-    drawn = count(arrays["cum_draw"])
-    loss = count(arrays["cum_loss"])
+    ever_opened = count(arrays["ever_default"], lines, of_lines)
+    dpd30_opened = count(arrays["dpd30"], lines, of_lines)
+    balance = amount(arrays["balance"])
+    drawn = amount(arrays["cum_draw"])
+    loss = amount(arrays["cum_loss"])
     rows = []
     for i, batch in enumerate(batches):
         mob = month - batch_months[i]

@@ -13,11 +13,11 @@ Vivarium's simulant x decision point x time randomness.
 The hash is SplitMix64's finaliser over ``user x golden + key`` (vectorised in NumPy, platform
 independent, in blocks of :data:`BLOCK` users that stay in the core's cache), so drawing a
 subset costs only its size. Uniforms take the top 53 bits and sit
-at the centre of their cell, inside the open interval (0, 1); normals are their inverse CDF,
-Poisson and Beta(2, b) draws are inversions of one uniform each. Where a decision needs two
+at the centre of their cell, inside the open interval (0, 1); Poisson and Beta(2, b) draws are
+inversions of one uniform each. Where a decision needs two
 numbers a user and many users (behaviour, every month), one hash gives both: two 23-bit
 float32 uniforms (:meth:`Streams.uniform_pair`) or two float32 normals by Box-Muller
-(:meth:`Streams.normal_pair`), a third of the cost of two separate draws.
+(:meth:`Streams.normal_pair`), about half the cost of two separate draws.
 
 The population is synthesised once for all users from a sequential generator
 (:func:`generator`): every user is drawn, so it is already the same for every strategy.
@@ -29,7 +29,6 @@ import hashlib
 import math
 
 import numpy as np
-from scipy.special import ndtri
 
 # --------------------------------------------------------------------------- purposes
 # One home for the purposes of the per-user draws. Renaming one changes its draws.
@@ -152,12 +151,6 @@ class Streams:
             u = np.multiply(z, 2.0**-53, out=out[at], dtype=np.float64)
             u += 2.0**-54
         return out
-
-    def normal(self, purpose: str, month: int, users: np.ndarray | int,
-               sub: int = 0) -> np.ndarray:
-        """Standard normals: the inverse normal CDF of :meth:`uniform`."""
-        u = self.uniform(purpose, month, users, sub)
-        return ndtri(u, out=u)
 
     def uniform32(self, purpose: str, month: int, users: np.ndarray | int,
                   sub: int = 0) -> np.ndarray:
