@@ -431,7 +431,8 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
                  arrays: dict[str, np.ndarray]) -> list[dict]:
     """One row per vintage (invite batch) at this month end: its cumulative 30+ / 90+ rates
     and loss rate by months on book. ``arrays`` holds per-user ``opened``, ``dpd30`` and
-    ``ever_default`` masks and ``balance``, ``cum_draw``, ``cum_loss`` in fen.
+    ``ever_default`` masks and ``balance``, ``cum_draw``, ``cum_loss`` in fen (zero, and
+    never late or in default, for users without a line).
 
     Rates are per account of the vintage (every invited user of the batch), so the cumulative
     default rate of a vintage can only grow; ``loss_rate`` is net charge-off loss over the
