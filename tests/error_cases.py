@@ -184,7 +184,7 @@ CASES = [
                 "--reps"), env={"GREYSIM_MEMORY_LIMIT": "8G"}),
     Case("numeric overflow in a run", ("run", BASELINE, "--set", "behaviour.drift_sd=60",
                                        *SMALL),
-         key="behaviour.drift_sd", words=("month 1", "process 'behaviour'", "not finite")),
+         key="behaviour.drift_sd", words=("month 3", "process 'behaviour'", "not finite")),
     Case("probability leaving [0, 1]", ("run", BASELINE, "--set", "risk.monthly_hazard=0.6",
                                         *SMALL),
          key="risk.dispersion", words=("process 'risk'", "left [0, 1]", "not clipped")),

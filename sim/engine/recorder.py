@@ -207,6 +207,8 @@ class Recorder:
                  segment_months: frozenset[int] | None = None):
         #: The months whose segment rows are recorded (None: every month).
         self.segment_months = segment_months
+        #: The months whose expected credit loss is computed (None: every month).
+        self.ecl_months: frozenset[int] | None = None
         self.bands = dict(bands or {})
         self.crosses = list(crosses or [])
         self.maturity = maturity
@@ -262,8 +264,9 @@ class Recorder:
         row = {**obs.flows.credit, **obs.flows.fraud}
         row.update(credit.stock(book, pop))
         row.update(fraud.stock(obs.fraud))
-        row.update(credit.expected_loss(book, pop, obs.scenario, obs.macro, obs.month,
-                                        obs.fraud.fraudster))
+        row.update(credit.expected_loss(
+            book, pop, obs.scenario, obs.macro, obs.month, obs.fraud.fraudster,
+            with_pd=self.ecl_months is None or obs.month in self.ecl_months))
         row["macro_factor"] = obs.macro
         # bound if a step held invitations back this month, or if the book is at the limit
         row["capital_bound"] = (obs.flows.capital_bound
@@ -357,8 +360,9 @@ class Recorder:
 
 
 def segment_months(choice: str | list[int], months: int) -> frozenset[int] | None:
-    """The months of ``months`` whose segment rows a run records (``reporting.segment_months``):
-    None for ``all``; every third month and the last for ``quarter_ends``; else the list."""
+    """The months of ``months`` a ``reporting.segment_months`` (or ``ecl_months``) choice
+    names: None for ``all``; every third month and the last for ``quarter_ends``; else the
+    list."""
     if choice == "all":
         return None
     if choice == "quarter_ends":
@@ -427,7 +431,8 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
                  arrays: dict[str, np.ndarray]) -> list[dict]:
     """One row per vintage (invite batch) at this month end: its cumulative 30+ / 90+ rates
     and loss rate by months on book. ``arrays`` holds per-user ``opened``, ``dpd30`` and
-    ``ever_default`` masks and ``balance``, ``cum_draw``, ``cum_loss`` in fen.
+    ``ever_default`` masks and ``balance``, ``cum_draw``, ``cum_loss`` in fen (zero, and
+    never late or in default, for users without a line).
 
     Rates are per account of the vintage (every invited user of the batch), so the cumulative
     default rate of a vintage can only grow; ``loss_rate`` is net charge-off loss over the
@@ -441,24 +446,26 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     k = len(batches)
     if k == 0:
         return []
-    has = vintage >= 0
+    members = np.flatnonzero(vintage >= 0)  # invited users, in index order
+    of = vintage[members]
+    has_line = arrays["opened"][members]
+    lines, of_lines = members[has_line], of[has_line]  # only lines hold amounts or defaults
 
-    def count(values):
-        # only users of a vintage with a non-zero value: every float sum stays the same
-        at = np.flatnonzero(has & (values != 0))
-        weights = values[at].astype(np.float64) if values.dtype != bool else None
-        return np.bincount(vintage[at], weights=weights, minlength=k)[:k].astype(np.float64)
+    def count(mask, among=members, at=of):
+        return np.bincount(at[mask[among]], minlength=k)[:k].astype(np.float64)
 
-    accounts = count(has)
-    opened = count(arrays["opened"])
+    def amount(values):  # summed in user order, zeros left out: the same float sums
+        return np.bincount(of_lines, weights=values[lines].astype(np.float64), minlength=k)[:k]
+
+    accounts = np.bincount(of, minlength=k)[:k].astype(np.float64)
+    opened = np.bincount(of_lines, minlength=k)[:k].astype(np.float64)
     dpd30 = count(arrays["dpd30"])
     ever = count(arrays["ever_default"])
-    opened_mask = arrays["opened"]
-    ever_opened = count(arrays["ever_default"] & opened_mask)
-    dpd30_opened = count(arrays["dpd30"] & opened_mask)
-    balance = count(arrays["balance"])
-    drawn = count(arrays["cum_draw"])
-    loss = count(arrays["cum_loss"])
+    ever_opened = count(arrays["ever_default"], lines, of_lines)
+    dpd30_opened = count(arrays["dpd30"], lines, of_lines)
+    balance = amount(arrays["balance"])
+    drawn = amount(arrays["cum_draw"])
+    loss = amount(arrays["cum_loss"])
     rows = []
     for i, batch in enumerate(batches):
         mob = month - batch_months[i]

@@ -133,11 +133,13 @@ class Simulation:
         )
         self.visibility = release.visibility_rates(scenario.release)
         self.region_open = np.array([r.open for r in scenario.population.regions.values()])
+        self.entry_shown = self._entry_shown()
         self.recorder = Recorder(bands=scenario.reporting.bands,
                                  crosses=scenario.reporting.crosses,
                                  maturity=scenario.credit.vintage_maturity_months,
                                  capital_limit=scenario.capital.max_outstanding)
         self.flows = Flows()  # this month's; the month end starts a new one
+        self.settled = 0  # the month behaviour was last drawn for (behaviour.settle)
         self.month_ends = []
         for m in range(1, self.months + 1):
             try:
@@ -148,9 +150,12 @@ class Simulation:
         self.run_off = self.months - self.rollout_months
         self.recorder.segment_months = segment_months(scenario.reporting.segment_months,
                                                       self.months)
+        self.recorder.ecl_months = segment_months(scenario.reporting.ecl_months, self.months)
         self.horizon = self.month_ends[self.rollout_months - 1]  # invitations stop here
         self.end = self.month_ends[-1]  # the run-off goes on to here
-        self.initial_reasons = first.reasons.copy()
+        # who the first scoring excludes and why, counted now (the summary reports it)
+        self.initial_reasons = {name: int(np.count_nonzero(first.reasons & bit))
+                                for name, bit in scoring.REASONS.items()}
         self.book = credit.new_book(self.pop.n)
         self.fraud = fraud.new_fraud_book(self.pop.n, scenario.fraud, self.streams,
                                           scenario.start.year)
@@ -175,8 +180,14 @@ class Simulation:
     def visible(self) -> np.ndarray:
         """Invited, entry shown on the client version, not hidden by R1/R2, region open."""
         pop = self.pop
-        return (pop.invited & release.entry_visible(pop, self.visibility)
-                & self.region_open[pop.region] & ~pop.hidden & ~pop.closed)
+        return pop.invited & self.entry_shown & ~pop.hidden & ~pop.closed
+
+    def _entry_shown(self, users: np.ndarray | None = None) -> np.ndarray:
+        """Entry shown on the client version and region open, for ``users`` (default
+        everyone): it changes only for clients that upgrade (:meth:`adopt`), so it is kept
+        and updated for them."""
+        region = self.pop.region if users is None else self.pop.region[users]
+        return release.entry_visible(self.pop, self.visibility, users) & self.region_open[region]
 
     def _within(self, arm: int) -> np.ndarray | None:
         """The users of A/B arm ``arm`` (None: everyone, when there are no arms)."""
@@ -316,16 +327,25 @@ class Simulation:
         return tuple((name, getattr(self, STEP_METHODS[name])) for name in MONTH_STEPS)
 
     def age(self, month: Month) -> None:
-        """Behaviour ages a month (:func:`behaviour.age`)."""
-        with np.errstate(over="ignore"):  # overflow is reported by the guard below
-            behaviour.age(self.pop, self.scenario, self.streams, month.number)
-        numeric.check_population(self.pop, process="behaviour", month=month.number,
-                                 key="behaviour.drift_sd")
+        """Behaviour ages a month (:func:`behaviour.age`); in the months the score reads it
+        (each re-evaluation and the last month) the drift since the last read is drawn
+        (:func:`behaviour.settle`)."""
+        behaviour.age(self.pop, self.scenario, self.streams, month.number)
+        if (month.number % self.scenario.reevaluation.every_months == 0
+                or month.number == self.months):
+            with np.errstate(over="ignore"):  # overflow is reported by the guard below
+                behaviour.settle(self.pop, self.scenario, self.streams, month.number,
+                                 month.number - self.settled)
+            self.settled = month.number
+            for name in behaviour.DRIFTING:  # the arrays a read changes
+                numeric.check_finite(getattr(self.pop, name), name=name, process="behaviour",
+                                     month=month.number, key="behaviour.drift_sd")
 
     def adopt(self, month: Month) -> None:
         """Clients move along the adoption curve to the newest version (:func:`release.adopt`)."""
-        release.adopt(self.pop, self.scenario.release, self.state.newest_version, month.days,
-                      self.streams, month.number)
+        moved = release.adopt(self.pop, self.scenario.release, self.state.newest_version,
+                              month.days, self.streams, month.number)
+        self.entry_shown[moved] = self._entry_shown(moved)
 
     def fraud_month(self, month: Month) -> None:
         """Risk signals, R1 expiry and R2 reviews (:func:`fraud.month`)."""

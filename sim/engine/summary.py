@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sim.engine.recorder import quarterly
-from sim.model import credit, fraud, scoring
+from sim.model import credit, fraud
 from sim.model.population import Population, weighted_auc
 from sim.scenario import Scenario
 
@@ -20,7 +20,7 @@ class Finished(Protocol):
     pop: Population
     scenario: Scenario
     seed: int
-    initial_reasons: np.ndarray
+    initial_reasons: dict[str, int]  # users the first scoring excludes, by reason
     rollout_months: int
     run_off: int
     end: int
@@ -40,9 +40,7 @@ def summarize(sim: Finished, monthly: pd.DataFrame) -> dict:
     pd_h **= horizon
     np.subtract(1.0, pd_h, out=pd_h)
     q = quarterly(monthly)
-    reasons = sim.initial_reasons
-    why_not = {name: float(np.count_nonzero(reasons & bit) * pop.weight)
-               for name, bit in scoring.REASONS.items()}
+    why_not = {name: float(count * pop.weight) for name, count in sim.initial_reasons.items()}
     # coverage is the rollout's: read at the horizon, before the run-off months
     at_horizon = horizon_rows(monthly)
     last = at_horizon.iloc[-1]

@@ -32,12 +32,13 @@ def run(scenario: Scenario, seed: int | None = None, progress: Progress | None =
     ``quarters`` simulates only the first quarters of the scenario's horizon (its calendar,
     phases and releases stay as written), which is how short test and benchmark runs are made.
     """
-    from sim.analysis.abtest import attach_ab_summary
-
     if seed is not None:
         scenario = scenario.replace({"seed": int(seed)})
     result = Simulation(scenario, progress, quarters).run()
-    attach_ab_summary(result)
+    if scenario.ab is not None:  # the A/B statistics load SciPy: only for a run with arms
+        from sim.analysis.abtest import attach_ab_summary
+
+        attach_ab_summary(result)
     return result
 
 

@@ -1,6 +1,15 @@
-"""Behaviour over time: the month-to-month drift of what users do, dormancy, devices, IDs."""
+"""Behaviour over time: the month-to-month drift of what users do, dormancy, devices, IDs.
+
+Dormancy and ID expiry are Markov chains and step every month (:func:`age`). The drifting
+attributes and the month's device switches are read only when users are scored, so they are
+drawn when read (:func:`settle`): ``k`` monthly lognormal steps of ``drift_sd`` multiply to one
+lognormal step of ``drift_sd x sqrt(k)``, the same distribution drawn once instead of ``k``
+times. Between two reads the population holds the values of the last one.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -9,38 +18,48 @@ from sim.model.population import Population
 from sim.model.streams import Streams
 from sim.scenario import Scenario
 
-#: The attributes that drift, in the order of their draws' sub-keys.
+#: The attributes that drift, in pairs: each pair's draws share one hash (sub-key = pair).
 DRIFTING = ("payments_per_month", "monthly_spend", "wealth_balance", "wealth_days")
 
 
 def age(pop: Population, scenario: Scenario, streams: Streams, month: int) -> None:
-    """One month of behaviour: drift, dormancy and waking, device switches, ID expiry.
-    Every user draws each decision of ``month`` from ``streams``."""
+    """One month of the behaviour that has a path: account age, credit history, dormancy
+    and waking (with its burst of payments), ID expiry and renewal. Every user draws each
+    decision of ``month`` from ``streams``."""
     b = scenario.behaviour
-    n = pop.n
     pop.account_age_months += 1
     pop.credit_history_years += np.float32(1 / 12)
-    step = np.empty(n, dtype=np.float32)  # one buffer for every drift step, updated in place
-    for sub, name in enumerate(DRIFTING):
-        step[:] = streams.normal(purposes.DRIFT, month, n, sub)
-        step *= b.drift_sd
-        np.exp(step, out=step)
-        getattr(pop, name).__imul__(step)
-    np.minimum(pop.wealth_days, 365, out=pop.wealth_days)  # days held in the past year
     np.maximum(pop.awakened_months - 1, 0, out=pop.awakened_months, casting="unsafe")
-    u = streams.uniform(purposes.DORMANCY, month, n)
+    u, v = streams.uniform_pair(purposes.STATUS, month, pop.n)
     waking = pop.dormant & (u < b.wake_rate)
     sleeping = ~pop.dormant & (u < b.dormancy_rate)
     pop.dormant ^= waking | sleeping  # the waking were dormant, the sleeping were not
     np.copyto(pop.awakened_months, b.awakened_months, where=waking, casting="unsafe")
     np.multiply(pop.payments_per_month, np.float32(b.awakened_payment_boost),
                 out=pop.payments_per_month, where=waking)
-    pop.device_switches[:] = streams.poisson(b.device_switch_rate, purposes.DEVICE_SWITCHES,
-                                             month, n).clip(0, 127)
-    u = streams.uniform(purposes.ID_EXPIRY, month, n)
     expired = pop.id_expired_months >= 0
-    renewed = expired & (u < b.id_renewal_rate)
-    expiring = ~expired & (u < b.id_expiry_rate)
+    renewed = expired & (v < b.id_renewal_rate)
+    expiring = ~expired & (v < b.id_expiry_rate)
     pop.id_expired_months += expired
     np.copyto(pop.id_expired_months, -1, where=renewed)
     np.copyto(pop.id_expired_months, 0, where=expiring)
+
+
+def settle(pop: Population, scenario: Scenario, streams: Streams, month: int,
+           months: int) -> None:
+    """Draw the behaviour read at the end of ``month``: the drift of the ``months`` months
+    since the last read, at once, and this month's device switches. Wealth days are capped
+    at 365 (days held in the past year) when read."""
+    if months <= 0:
+        return
+    b = scenario.behaviour
+    sd = np.float32(b.drift_sd * math.sqrt(months))
+    for pair in range(len(DRIFTING) // 2):
+        steps = streams.normal_pair(purposes.DRIFT, month, pop.n, sub=pair)
+        for name, step in zip(DRIFTING[2 * pair:2 * pair + 2], steps, strict=True):
+            step *= sd
+            np.exp(step, out=step)
+            getattr(pop, name).__imul__(step)
+    np.minimum(pop.wealth_days, 365, out=pop.wealth_days)
+    pop.device_switches[:] = streams.poisson(b.device_switch_rate, purposes.DEVICE_SWITCHES,
+                                             month, pop.n).clip(0, 127)

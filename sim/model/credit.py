@@ -53,7 +53,7 @@ class Book:
     open_month: np.ndarray  # month index of activation; -1 never
     limit: np.ndarray  # fen
     balance: np.ndarray  # fen
-    rate: np.ndarray  # daily interest rate
+    rate: np.ndarray  # daily interest rate (float32: a few parts in 1e8)
     state: np.ndarray  # index into STATES
     missed: np.ndarray  # months past due (0 when current)
     frozen_until: np.ndarray  # day before which the limit is frozen (no draws, no raises)
@@ -63,13 +63,17 @@ class Book:
     cum_draw: np.ndarray  # fen drawn since opening
     cum_loss: np.ndarray  # fen of net charge-off loss
     default_month: np.ndarray  # month index of the default; -1 never
-    default_balance: np.ndarray  # fen at default
-    draw_at_default: np.ndarray  # cum_draw at default (a defaulted user never draws again)
     last_draw_month: np.ndarray  # month index of the last draw; -1 never
     cap_bound: np.ndarray  # bit 3*i+k: cap rule i of kind CAP_KINDS[k] ever held the limit
     #: the last month's draws were scaled down to fit under the capital limit: the book is at
     #: the limit (see :mod:`sim.model.capital`)
     capital_held: bool = False
+    #: the cap rules in force when every live line was last held under them (cap_limits)
+    caps_applied: tuple[int, ...] | None = None
+    #: sorted scores of the users eligible at the last scoring, and that scoring's score
+    #: array: new lines rank against the bank's last scoring (_rank_pool)
+    rank_pool: np.ndarray | None = None
+    rank_pool_of: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -83,7 +87,7 @@ def new_book(n: int) -> Book:
         open_month=never.copy(),
         limit=np.zeros(n, dtype=np.int64),
         balance=np.zeros(n, dtype=np.int64),
-        rate=np.zeros(n, dtype=np.float64),
+        rate=np.zeros(n, dtype=np.float32),
         state=np.zeros(n, dtype=np.int8),
         missed=np.zeros(n, dtype=np.int8),
         frozen_until=np.zeros(n, dtype=np.int32),
@@ -93,8 +97,6 @@ def new_book(n: int) -> Book:
         cum_draw=np.zeros(n, dtype=np.int64),
         cum_loss=np.zeros(n, dtype=np.int64),
         default_month=never.copy(),
-        default_balance=np.zeros(n, dtype=np.int64),
-        draw_at_default=np.zeros(n, dtype=np.int64),
         last_draw_month=never.copy(),
         cap_bound=np.zeros(n, dtype=np.uint32),
     )
@@ -256,7 +258,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["charge_off_loss"] = int((gross - recovered).sum())
     flows["charge_off_accounts"] = int(due.size)
     flows["new_defaults"] = int(defaulted.size)
-    flows["default_balance"] = int(book.default_balance[defaulted].sum())
+    flows["default_balance"] = int(book.balance[defaulted].sum())
     flows["overdue_episodes"] = int(missing.size)
     flows["cures"] = int(cured.size)
     flows["early_repayments"] = int(full)
@@ -282,11 +284,11 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
 def accrue_interest(book: Book, opening: np.ndarray, days: int) -> np.ndarray:
     """Interest in fen at each line's daily rate on its opening balance, for lines not in
     default; added to the balance and returned."""
-    accruing = (book.state <= D61_90) & (opening > 0)
+    accruing = np.flatnonzero((book.state <= D61_90) & (opening > 0))
     interest = np.zeros(book.n, dtype=np.int64)
-    interest[accruing] = np.round(opening[accruing] * book.rate[accruing] * days).astype(
-        np.int64)
-    book.balance += interest
+    owed = np.round(opening[accruing] * book.rate[accruing] * days).astype(np.int64)
+    interest[accruing] = owed
+    book.balance[accruing] += owed
     return interest
 
 
@@ -322,8 +324,6 @@ def roll(book: Book, pop: Population, scenario: Scenario, late: np.ndarray, u: n
     book.missed[rolled] += 1
     defaulted = rolled[book.state[rolled] == DEFAULT]
     book.default_month[defaulted] = month
-    book.default_balance[defaulted] = book.balance[defaulted]
-    book.draw_at_default[defaulted] = book.cum_draw[defaulted]
     invites.close(pop, defaulted, ineligible=True)
     book.state[cured] = CURRENT
     book.missed[cured] = 0
@@ -460,7 +460,14 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
 
 def cap_limits(book: Book, pop: Population, scenario: Scenario, date: dt.date) -> int:
     """Hold every live line under the caps in force now (a new rule may cut limits already
-    granted). Returns how many the caps held."""
+    granted). Returns how many the caps held. Every limit is set under the caps in force
+    (opening, raises), so only a change in the rules in force can cut one: the lines are
+    checked when it happens."""
+    in_force = tuple(i for i, rule in enumerate(scenario.credit.limits.caps)
+                     if rule.start <= date)
+    if in_force == book.caps_applied:
+        return 0
+    book.caps_applied = in_force
     lines = np.flatnonzero(book.opened & (book.state <= D61_90))
     return int(_apply_caps(book, pop, scenario, date, lines, book.limit[lines]).size)
 
@@ -477,8 +484,7 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
     if users.size == 0:
         return
     cfg = scenario.credit
-    pool = pop.score[pop.eligible] if pop.eligible is not None else pop.score
-    pool = np.sort(pool) if pool.size else np.sort(pop.score)
+    pool = _rank_pool(book, pop)
     rank = np.clip(np.searchsorted(pool, pop.score[users]) / max(pool.size, 1), 0.0, 1.0)
     mult = np.array([r.limit_multiplier for r in scenario.population.regions.values()])[
         pop.region[users]]
@@ -491,13 +497,25 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
     _apply_caps(book, pop, scenario, date, users, _round_limit(first, lim.round_to))
 
 
+def _rank_pool(book: Book, pop: Population) -> np.ndarray:
+    """Sorted scores of the users eligible at the last scoring (everyone's when none is):
+    the bank ranks new lines against its last scoring, kept until the next one."""
+    if book.rank_pool_of is not pop.score:
+        pool = pop.score[pop.eligible] if pop.eligible is not None else pop.score
+        book.rank_pool = np.sort(pool) if pool.size else np.sort(pop.score)
+        book.rank_pool_of = pop.score
+    return book.rank_pool
+
+
 # --------------------------------------------------------------------------- expected loss
 
 
 def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
-                  month: int | None = None, fraudster: np.ndarray | None = None) -> dict:
+                  month: int | None = None, fraudster: np.ndarray | None = None, *,
+                  with_pd: bool = True) -> dict:
     """IFRS 9 view of the book at a month end (fen, float): stage balances, 12-month and
-    lifetime expected credit loss, and the staged allowance.
+    lifetime expected credit loss, and the staged allowance (NaN without ``with_pd``: the
+    PD chain is the costly part, so a run computes it in ``reporting.ecl_months`` only).
 
     PD comes from the model's own dynamics (:func:`pd_12m_lifetime`): an oracle PD, what a
     perfectly calibrated bank model would hold. EAD = balance + CCF x undrawn limit for lines
@@ -506,26 +524,28 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
     cfg = scenario.credit
     live = np.flatnonzero(book.opened & (book.state <= DEFAULT))
     state = book.state[live]
-    pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live, month=month,
-                                fraudster=fraudster)
     bal = book.balance[live].astype(np.float64)
     undrawn = np.maximum(book.limit[live] - book.balance[live], 0).astype(np.float64)
     can_draw = (state == CURRENT) & ~pop.closed[live]
     ead = bal + np.where(can_draw, cfg.loss.ccf * undrawn, 0.0)
-    lgd = cfg.loss.lgd
-    ecl12 = pd12 * lgd * ead
-    ecll = pdl * lgd * ead
     stage = np.where(state >= DEFAULT, 3, np.where(state >= D31_60, 2, 1))
-    return {
+    out = {
         "ead": float(ead.sum()),
-        "expected_loss": float(ecl12.sum()),
-        "ecl_12m": float(ecl12.sum()),
-        "ecl_lifetime": float(ecll.sum()),
-        "ecl_allowance": float(np.where(stage == 1, ecl12, ecll).sum()),
+        "expected_loss": np.nan, "ecl_12m": np.nan, "ecl_lifetime": np.nan,
+        "ecl_allowance": np.nan,
         "stage1": float(bal[stage == 1].sum()),
         "stage2": float(bal[stage == 2].sum()),
         "stage3": float(bal[stage == 3].sum()),
     }
+    if with_pd:
+        pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live, month=month,
+                                    fraudster=fraudster)
+        ecl12 = pd12 * cfg.loss.lgd * ead
+        ecll = pdl * cfg.loss.lgd * ead
+        out["expected_loss"] = out["ecl_12m"] = float(ecl12.sum())
+        out["ecl_lifetime"] = float(ecll.sum())
+        out["ecl_allowance"] = float(np.where(stage == 1, ecl12, ecll).sum())
+    return out
 
 
 def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: float,
@@ -564,7 +584,7 @@ def stock(book: Book, pop: Population) -> dict[str, int]:
         "active": int(np.count_nonzero(live & ~pop.closed)),
         "borrowers": int(np.count_nonzero(live & (book.balance > 0))),
         "outstanding": int(book.balance.sum()),
-        "limit_total": int(book.limit[live & ~pop.closed].sum()),
+        "limit_total": int(np.sum(book.limit, where=live & ~pop.closed)),
         "dpd30": int(np.count_nonzero((book.state >= D31_60) & (book.state <= DEFAULT))),
         "dpd90": int(np.count_nonzero(book.state == DEFAULT)),
         "cum_defaults": int(np.count_nonzero(book.default_month >= 0)),

@@ -89,10 +89,14 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     # new signals for users without a risk level and still open (genuine users and
     # fraudsters have one rate each)
     base = spec.r1_rate + spec.r2_rate + spec.r3_rate
-    exposed = np.flatnonzero((fb.level == NONE) & ~pop.closed)
-    # the scenario guarantees both chances are at most 1 (sim.scenario.credit.Fraud)
-    rate = np.where(fb.fraudster[exposed], base * spec.fraudster_rate_multiplier, base)
-    hit = exposed[streams.uniform(purposes.SIGNAL, month, exposed) < rate]
+    exposed = (fb.level == NONE) & ~pop.closed
+    # nearly everyone is exposed, so everyone draws (a user's draw is the same either way)
+    # and the exposed are kept; both chances are at most 1 (sim.scenario.credit.Fraud)
+    u = streams.uniform32(purposes.SIGNAL, month, pop.n)
+    signal = u < base
+    crooks = np.flatnonzero(fb.fraudster)  # few: their own rate
+    signal[crooks] = u[crooks] < base * spec.fraudster_rate_multiplier
+    hit = np.flatnonzero(signal & exposed)
     # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
     g3 = spec.r3_rate / base if base > 0 else 0.0
     g2 = spec.r2_rate / base if base > 0 else 0.0

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import betaincinv
 
 from sim.scenario import Gate, Phase, Rollout
 
@@ -49,6 +48,8 @@ def upper_bound(successes: float, trials: float, level: float = 0.95) -> float:
         return math.nan
     if successes >= trials:
         return 1.0
+    from scipy.special import betaincinv  # SciPy loads with the first gate, not every run
+
     return float(betaincinv(successes + 1.0, trials - successes, level))
 
 
@@ -58,6 +59,8 @@ def lower_bound(successes: float, trials: float, level: float = 0.95) -> float:
         return math.nan
     if successes <= 0:
         return 0.0
+    from scipy.special import betaincinv
+
     return float(betaincinv(successes, trials - successes + 1.0, 1.0 - level))
 
 

@@ -60,7 +60,6 @@ class Population:
     visibility_draw: np.ndarray  # stable U(0,1): entry visible when below the version's rate
     other_indicators: np.ndarray  # the score's component from indicators not modelled singly
     # latent truth the bank does not see
-    risk: np.ndarray  # latent risk in sd units (higher = riskier)
     hazard: np.ndarray  # base monthly default hazard
     # the bank's view and the rollout's state
     score: np.ndarray = field(default=None)
@@ -264,7 +263,6 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         other_indicators=(
             scenario.scoring.other_indicators.sd * rng.standard_normal(n)
         ).astype(np.float32),
-        risk=np.zeros(n, dtype=np.float32),
         hazard=np.zeros(n, dtype=np.float32),
     )
     pop.invited = np.zeros(n, dtype=bool)
@@ -292,7 +290,6 @@ def assign_latent_risk(pop: Population, scenario: Scenario, score: np.ndarray,
     risk = -rho * z + np.sqrt(1 - rho * rho) * rng.standard_normal(pop.n) + shift[pop.archetype]
     rel = np.exp(spec.dispersion * (risk - risk.mean()))
     hazard = spec.monthly_hazard * rel / rel.mean()
-    pop.risk = risk.astype(np.float32)
     pop.hazard = hazard.astype(np.float32)  # checked by the engine, never clipped
 
 

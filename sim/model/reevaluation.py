@@ -30,10 +30,10 @@ def drift_indicators(pop: Population, scenario: Scenario, streams: Streams,
     spread (persistence ``phi``, innovation ``sqrt(1 - phi^2) sd``)."""
     ind = scenario.scoring.other_indicators
     phi = ind.persistence
-    pop.other_indicators *= phi
-    pop.other_indicators += (np.sqrt(1 - phi * phi) * ind.sd
-                             * streams.normal(purposes.INDICATORS, month, pop.n)
-                             ).astype(np.float32)
+    step = streams.normal_pair(purposes.INDICATORS, month, pop.n)[0]
+    step *= np.float32(np.sqrt(1 - phi * phi) * ind.sd)
+    pop.other_indicators *= np.float32(phi)
+    pop.other_indicators += step
 
 
 def reevaluate(pop: Population, scenario: Scenario, cutoff: float, holdout: np.ndarray,

@@ -32,14 +32,14 @@ def upgrade_probability(release: Release, days: int) -> float:
 
 
 def adopt(pop: Population, release: Release, newest: int, days: int, streams: Streams,
-          month: int) -> int:
-    """Move users along the adoption curve to the newest release; returns how many moved.
+          month: int) -> np.ndarray:
+    """Move users along the adoption curve to the newest release; returns who moved.
     Only the users behind draw (their ``month``'s adoption uniform)."""
     behind = np.flatnonzero((pop.version < newest) & ~pop.laggard)
     u = streams.uniform(purposes.ADOPTION, month, behind)
     moving = behind[u < upgrade_probability(release, days)]
     pop.version[moving] = newest
-    return int(moving.size)
+    return moving
 
 
 def visibility_rates(release: Release) -> np.ndarray:
@@ -47,10 +47,13 @@ def visibility_rates(release: Release) -> np.ndarray:
     return np.array([v.visible for v in release.versions], dtype=np.float32)
 
 
-def entry_visible(pop: Population, rates: np.ndarray) -> np.ndarray:
-    """Whether the entry shows on each user's client.
+def entry_visible(pop: Population, rates: np.ndarray,
+                  users: np.ndarray | None = None) -> np.ndarray:
+    """Whether the entry shows on each user's client (of ``users``, default everyone).
 
     Each user has one stable draw, so an upgrade can only reveal the entry, never hide it, and
     two users on the same version can still see different screens.
     """
-    return pop.visibility_draw < rates[pop.version]
+    if users is None:
+        return pop.visibility_draw < rates[pop.version]
+    return pop.visibility_draw[users] < rates[pop.version[users]]

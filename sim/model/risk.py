@@ -85,6 +85,10 @@ def hazard(individual: np.ndarray, mob: np.ndarray, macro: float, spec: Lifecycl
     return individual.astype(np.float64) * lifecycle(mob, spec) * macro
 
 
+#: Lines per block of the PD chain: its dozen working arrays stay in the core's cache.
+CHAIN_BLOCK = 8192
+
+
 def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.ndarray,
                         has_balance: np.ndarray, cures: np.ndarray, through: np.ndarray,
                         macro: float, spec: Lifecycle, horizons: tuple[int, ...],
@@ -100,40 +104,52 @@ def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.nd
     ``draw_rate``; a line in arrears cures (back to current with a balance) or rolls on. The
     environment is held at today's ``macro``. ``certain`` marks lines that never repay
     (fraud: they miss every bill, never cure, draw at once); lines already at 90+ have PD 1.
+
+    The chain runs in float32 on blocks of :data:`CHAIN_BLOCK` lines (PDs to about 1e-6),
+    four to five times faster than one float64 pass over every line.
     """
     n = individual.size
     out = np.zeros((n, len(horizons)))
     if n == 0:
         return out
-    p = np.zeros((n, 6))
-    idx = np.arange(n)
-    col = np.where(state == 0, np.where(has_balance, 0, 1), np.minimum(state, 4) + 1)
-    col = np.where(state >= 4, 5, col)
-    p[idx, col] = 1.0
-    c = cures.astype(np.float64)
-    d = draw_rate.astype(np.float64)
-    f = np.full(n, full)
-    if certain is not None and certain.any():
-        c = np.where(certain[:, None], 0.0, c)
-        d = np.where(certain, 1.0, d)
-        f = np.where(certain, 0.0, f)
     top = max(horizons)
-    curve = lifecycle_curve(spec, int(mob.max(initial=0)) + top + ROLL_MONTHS)
+    curve = lifecycle_curve(spec, int(mob.max(initial=0)) + top + ROLL_MONTHS).astype(np.float32)
     base = individual.astype(np.float64) * macro / np.maximum(through, 1e-12)
-    want = {h: i for i, h in enumerate(horizons)}
-    # one contiguous array per state and per cure column (strided columns of an (n, 6) array
-    # cost twice the time); the arithmetic, term by term and in order, is the chain's
-    cur, idle, a1, a2, a3, dflt = (np.ascontiguousarray(p[:, j]) for j in range(6))
+    start = np.where(state == 0, np.where(has_balance, 0, 1), np.minimum(state, 4) + 1)
+    start = np.where(state >= 4, 5, start)
+    c = np.where(certain[:, None], 0.0, cures) if certain is not None else cures
+    d = np.where(certain, 1.0, draw_rate) if certain is not None else draw_rate
+    f = np.where(certain, 0.0, full) if certain is not None else np.full(n, full)
+    for a in range(0, n, CHAIN_BLOCK):
+        s = slice(a, a + CHAIN_BLOCK)
+        out[s] = _chain(
+            start[s], base[s].astype(np.float32), c[s].astype(np.float32),
+            d[s].astype(np.float32), f[s].astype(np.float32), mob[s] + ROLL_MONTHS, curve,
+            horizons, None if certain is None else certain[s])
+    return out
+
+
+def _chain(start: np.ndarray, base: np.ndarray, c: np.ndarray, d: np.ndarray, f: np.ndarray,
+           at: np.ndarray, curve: np.ndarray, horizons: tuple[int, ...],
+           certain: np.ndarray | None) -> np.ndarray:
+    """The PD chain of one block of lines (float32): see :func:`default_probability`."""
+    n = start.size
+    out = np.zeros((n, len(horizons)))
+    one = np.float32(1.0)
+    # one contiguous array per state and per cure column; the arithmetic, term by term and
+    # in order, is the chain's
+    cur, idle, a1, a2, a3, dflt = (np.where(start == j, one, np.float32(0.0))
+                                   for j in range(6))
     c0, c1, c2 = (np.ascontiguousarray(c[:, j]) for j in range(3))
-    r0, r1, r2 = 1.0 - c0, 1.0 - c1, 1.0 - c2
-    keep = 1.0 - f * (1.0 - d)
-    stay = 1.0 - d
-    at = mob + ROLL_MONTHS
-    for k in range(1, top + 1):
-        e = np.minimum(base * curve[at + k], 1.0)
+    r0, r1, r2 = one - c0, one - c1, one - c2
+    keep = one - f * (one - d)
+    stay = one - d
+    want = {h: i for i, h in enumerate(horizons)}
+    for k in range(1, max(horizons) + 1):
+        e = np.minimum(base * curve[at + k], one)
         if certain is not None:
-            e = np.where(certain, 1.0, e)
-        pay = cur * (1.0 - e)
+            e = np.where(certain, one, e)
+        pay = cur * (one - e)
         cur, idle, a1, a2, a3, dflt = (
             pay * keep + idle * d + a1 * c0 + a2 * c1 + a3 * c2,
             pay * f * stay + idle * stay,

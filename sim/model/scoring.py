@@ -45,11 +45,18 @@ class Evaluation:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (100.0 / (1.0 + np.exp(-x))).astype(np.float32)
+    """``100 / (1 + exp(-x))`` in float32, in one buffer."""
+    y = np.negative(x, dtype=np.float32)
+    np.exp(y, out=y)
+    y += np.float32(1.0)
+    return np.divide(np.float32(100.0), y, out=y)
 
 
 def _log_ratio(x: np.ndarray, ref: float) -> np.ndarray:
-    return np.log(np.maximum(x, 1e-3) / ref)
+    """``log(max(x, 0.001) / ref)`` in float32, in one buffer."""
+    y = np.maximum(x, np.float32(1e-3), dtype=np.float32)
+    y *= np.float32(1.0 / ref)
+    return np.log(y, out=y)
 
 
 def module_scores(pop: Population, cfg: Scoring) -> dict[str, np.ndarray]:
@@ -104,7 +111,7 @@ def _offsets(pop: Population, scenario: Scenario) -> np.ndarray:
     )
     total = np.zeros(pop.n, dtype=np.float32)
     for codes, values in table:
-        total += np.asarray(values, dtype=np.float32)[codes]
+        total += np.take(np.asarray(values, dtype=np.float32), codes)
     total -= unknown_sources_deduction(pop, scenario)
     return total
 
@@ -141,7 +148,7 @@ def _penalties(pop: Population, cfg: Scoring) -> tuple[np.ndarray, np.ndarray]:
         fail = getattr(pop, name) < rule.min
         if rule.hard:
             hard |= fail
-        points += rule.points * fail
+        points += fail * np.float32(rule.points)
     p = cfg.penalties
     flags = {
         "low_offline_share": lambda r: pop.offline_share < r.threshold,
@@ -152,7 +159,7 @@ def _penalties(pop: Population, cfg: Scoring) -> tuple[np.ndarray, np.ndarray]:
         "awakened": lambda r: pop.awakened_months > 0,
     }
     for name, rule in p.items():
-        points += rule.points * flags[name](rule)
+        points += flags[name](rule) * np.float32(rule.points)
     return points, hard
 
 
@@ -162,8 +169,8 @@ def preconditions(pop: Population, scenario: Scenario) -> np.ndarray:
     region_open = np.array([r.open for r in scenario.population.regions.values()])
     reasons = np.zeros(pop.n, dtype=np.uint16)
 
-    def flag(mask, name):  # in place over everyone: cheaper than a boolean index
-        np.bitwise_or(reasons, np.uint16(REASONS[name]), out=reasons, where=mask)
+    def flag(mask, name):  # mask x bit over everyone: cheaper than an index or a where=
+        np.bitwise_or(reasons, mask * np.uint16(REASONS[name]), out=reasons)
 
     if pre.require_real_name_card:
         flag(~pop.real_name_card, "no_real_name_card")
@@ -208,7 +215,7 @@ def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None) -
     # (the rollout's chosen modules) in the segments the bank prefers (the same offsets).
     value = (sum(w * modules[m] for m, w in weights.items()) + offsets).astype(np.float32)
     reasons = preconditions(pop, scenario)
-    reasons[hard] |= REASONS["hard_cutoff"]
+    reasons |= hard * np.uint16(REASONS["hard_cutoff"])
     limit = cfg.cutoff if cutoff is None else cutoff
-    reasons[score < limit] |= REASONS["score_below_cutoff"]
+    reasons |= (score < limit) * np.uint16(REASONS["score_below_cutoff"])
     return Evaluation(modules, score, value, reasons == 0, reasons)

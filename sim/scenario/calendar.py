@@ -138,6 +138,13 @@ class Reporting(_Model):
         Field(default="quarter_ends",
               description=("month ends with segment counts: quarter_ends (every third month "
                            "and the last), all, or a list of months")))
+    #: Month ends whose expected credit loss (the PD chain over every live line: ``ecl_*``
+    #: columns) is computed, in the same form as ``segment_months``; the other months' ECL
+    #: columns are empty (NaN). Stage balances and the NPL ratio are every month.
+    ecl_months: Literal["quarter_ends", "all"] | list[Annotated[int, Field(ge=1, le=1200)]] = (
+        Field(default="quarter_ends",
+              description=("month ends with expected credit loss (ECL): quarter_ends (every "
+                           "third month and the last), all, or a list of months")))
     #: The risk budget of ``greysim compare``'s verdict: the highest acceptable cumulative
     #: default per opened line at 12 months on book (pooled over the batches that reached it,
     #: at every month end along the path; see docs/decisions.md). None: no budget.

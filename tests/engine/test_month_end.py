@@ -7,6 +7,7 @@ import copy
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import sim
@@ -103,3 +104,14 @@ def test_a_declared_reporter_is_called_once_a_month_after_every_step(small):
     assert [r["invited"] * w for r in rows] == result.monthly.invited.tolist()
     with pytest.raises(ValueError, match="already"):
         s.recorder.declare("monthly", lambda obs: [])
+
+
+def test_expected_credit_loss_is_computed_in_the_ecl_months_only(baseline_path):
+    scenario = sim.load(baseline_path, {"reporting.run_off_months": 0}, users=4_000)
+    every = sim.run(scenario.replace({"reporting.ecl_months": "all"}), quarters=3).monthly
+    quarters = sim.run(scenario, quarters=3).monthly
+    ends = quarters["month"] % 3 == 0
+    assert quarters.loc[~ends, "ecl_allowance"].isna().all()
+    cols = ["ecl_12m", "ecl_lifetime", "ecl_allowance", "stage3", "outstanding"]
+    pd.testing.assert_frame_equal(quarters.loc[ends, cols], every.loc[ends, cols])
+    assert every["ecl_allowance"].notna().all()

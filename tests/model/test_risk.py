@@ -165,3 +165,23 @@ def test_refitting_an_access_offset_leaves_every_hazard_unchanged():
     ratio_a = sa.pop.hazard[young].mean() / sa.pop.hazard[~young].mean()
     ratio_c = sc_.pop.hazard[young].mean() / sc_.pop.hazard[~young].mean()
     assert ratio_c > ratio_a
+
+
+def test_pd_chain_matches_its_closed_form_across_blocks():
+    """No cures and no repayment in full: a current line stays current until it misses, and
+    a miss at step k is a default at step k + 3, so PD(H) = 1 - (1 - e)^(H - 3) with a flat
+    lifecycle; lines 1-30 days late default at step 3 for sure. Enough lines for several
+    blocks of the chain."""
+    n = 3 * risk.CHAIN_BLOCK + 17
+    individual = np.linspace(1e-4, 0.05, n).astype(np.float32)
+    state = np.where(np.arange(n) % 5 == 0, 1, 0)
+    flat = Lifecycle(form="flat")
+    pd = risk.default_probability(
+        individual=individual, mob=np.zeros(n, dtype=np.int64), state=state,
+        has_balance=np.ones(n, dtype=bool), cures=np.zeros((n, 3)), through=np.ones(n),
+        macro=1.0, spec=flat, horizons=(12, 36), full=0.0, draw_rate=np.zeros(n))
+    e = individual.astype(np.float64)
+    current = state == 0
+    for i, h in enumerate((12, 36)):
+        expected = np.where(current, 1.0 - (1.0 - e) ** (h - 3), 1.0)
+        np.testing.assert_allclose(pd[:, i], expected, rtol=2e-5, atol=1e-7)

@@ -25,7 +25,7 @@ def test_a_users_draw_is_the_same_alone_with_others_and_in_any_order():
     # a larger population gives the first users the same draws
     assert np.array_equal(s.uniform(purposes.ROLL, 5, 20_000)[:10_000], everyone)
     # another draw in between changes nothing (no shared state)
-    s.normal(purposes.DRIFT, 5, 1_000)
+    s.normal_pair(purposes.DRIFT, 5, 1_000)
     assert np.array_equal(s.uniform(purposes.ROLL, 5, users), everyone[users])
 
 
@@ -41,13 +41,11 @@ def test_seed_purpose_month_and_sub_key_give_independent_draws():
         Streams(1).uniform("no.such.purpose", 1, 3)
 
 
-def test_uniforms_are_uniform_in_the_open_interval_and_normals_normal():
+def test_uniforms_are_uniform_in_the_open_interval():
     s = Streams(3)
     u = s.uniform(purposes.REPAY, 1, 200_000)
     assert u.min() > 0.0 and u.max() < 1.0
     assert stats.kstest(u, "uniform").pvalue > 1e-3
-    z = s.normal(purposes.DRIFT, 1, 200_000)
-    assert stats.kstest(z, "norm").pvalue > 1e-3
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.05, 0.8, 6.0, 60.0])
@@ -60,3 +58,38 @@ def test_poisson_by_inversion_is_the_poisson_quantile(lam):
 def test_beta2_by_inversion_is_the_beta_quantile(b):
     u = Streams(5).uniform(purposes.DRAW_SHARE, 1, 20_000)
     assert np.abs(beta2_quantile(b, u) - betaincinv(2.0, b, u)).max() < 1e-9
+
+
+def test_pairs_from_one_hash_are_keyed_per_user_and_independent():
+    s = Streams(6)
+    users = np.array([7, 40_000, 123])
+    for draw in (s.uniform_pair, s.normal_pair):
+        first, second = draw(purposes.STATUS, 2, 50_000)
+        alone = draw(purposes.STATUS, 2, users)
+        assert np.array_equal(alone[0], first[users]) and np.array_equal(alone[1], second[users])
+        assert abs(np.corrcoef(first, second)[0, 1]) < 4 / math.sqrt(first.size)
+        other = draw(purposes.STATUS, 3, 50_000)[0]  # another month: another draw
+        assert abs(np.corrcoef(first, other)[0, 1]) < 4 / math.sqrt(first.size)
+
+
+def test_uniform_pairs_are_uniform_and_normal_pairs_normal():
+    s = Streams(7)
+    for u in s.uniform_pair(purposes.STATUS, 1, 200_000):
+        assert u.min() > 0.0 and u.max() < 1.0
+        assert stats.kstest(u, "uniform").pvalue > 1e-3
+    z1, z2 = s.normal_pair(purposes.DRIFT, 1, 200_000)
+    assert z1.dtype == np.float32
+    for z in (z1, z2):
+        assert stats.kstest(z.astype(np.float64), "norm").pvalue > 1e-3
+        assert np.abs(z).max() < 5.8  # 23-bit uniforms bound the tail
+    # the radius and the angle: z1^2 + z2^2 is chi-square with 2 degrees of freedom
+    r2 = z1.astype(np.float64) ** 2 + z2.astype(np.float64) ** 2
+    assert stats.kstest(r2, "chi2", args=(2,)).pvalue > 1e-3
+
+
+def test_float32_uniforms_never_reach_zero_or_one_even_in_the_extreme_cells():
+    top, bottom = np.array([0xFFFFFFFF], dtype=np.uint32), np.array([0], dtype=np.uint32)
+    assert 0.0 < purposes._unit23(bottom)[0] < purposes._unit23(top)[0] < 1.0
+    u = Streams(8).uniform32(purposes.SIGNAL, 1, 200_000)
+    assert u.dtype == np.float32 and u.min() > 0.0 and u.max() < 1.0
+    assert stats.kstest(u.astype(np.float64), "uniform").pvalue > 1e-3

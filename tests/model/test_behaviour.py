@@ -1,0 +1,42 @@
+"""Behaviour drift drawn when read: k monthly lognormal steps at once (issue 18)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+import sim
+from sim.engine.simulation import Simulation
+from sim.model import behaviour
+from sim.model.population import synthesize
+from sim.model.streams import Streams, generator
+
+
+def _population(baseline_path, n=100_000):
+    scenario = sim.load(baseline_path, users=n)
+    return scenario, synthesize(scenario, generator(scenario.seed, "population"))
+
+
+def test_drift_over_k_months_is_one_lognormal_step_of_sd_sqrt_k(baseline_path):
+    scenario, pop = _population(baseline_path)
+    before = pop.monthly_spend.astype(np.float64).copy()
+    behaviour.settle(pop, scenario, Streams(1), month=6, months=6)
+    step = np.log(pop.monthly_spend.astype(np.float64) / before)
+    sd = scenario.behaviour.drift_sd * math.sqrt(6)
+    assert stats.kstest(step / sd, "norm").pvalue > 1e-3
+    # nothing drifts when nothing is pending; wealth days stay within the year
+    spend = pop.monthly_spend.copy()
+    behaviour.settle(pop, scenario, Streams(1), month=6, months=0)
+    assert np.array_equal(pop.monthly_spend, spend)
+    assert pop.wealth_days.max() <= 365
+
+
+def test_a_run_reads_drifted_behaviour_at_each_re_evaluation(baseline_path):
+    scenario = sim.load(baseline_path, users=5_000)
+    run = Simulation(scenario, quarters=2, run_off=0)
+    start = run.pop.payments_per_month.copy()
+    run.run()
+    assert run.settled == 6  # the last re-evaluation and the last month
+    assert not np.array_equal(run.pop.payments_per_month, start)
