@@ -122,14 +122,11 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     started = time.perf_counter()
     replications(sc, reps, quarters, InProcess())
     serial = time.perf_counter() - started
-    pool = ProcessPool(workers)
-    try:
-        pool.warm()
-        started = time.perf_counter()
-        replications(sc, reps, quarters, pool)
-        parallel = time.perf_counter() - started
-    finally:
-        pool.close()
+    pool = ProcessPool.shared(workers)  # started and warmed once for both pool sizes
+    pool.warm()
+    started = time.perf_counter()
+    replications(sc, reps, quarters, pool)
+    parallel = time.perf_counter() - started
     return {"users": users, "replications": reps, "quarters": quarters, "workers": workers,
             "one_worker_seconds": serial, "pool_seconds": parallel,
             "speedup": serial / parallel}
