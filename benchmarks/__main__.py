@@ -6,7 +6,9 @@ quarters, run-off months off (``--set reporting.run_off_months=0``: the floor si
 quarters alone). Then each size runs in a fresh subprocess (peaks don't mix), also without
 run-off months. Prints wall time, users x months per
 second, peak resident bytes per user and each process's share of the time, then the
-replication speed-up of a 2-worker process pool over one worker, and writes everything to
+replication speed-up of a 2-worker process pool over one worker (4 runs of 200k users and 40
+of 20k), the same 40 small runs on a real ``dask scheduler`` and two ``dask worker``
+processes on 127.0.0.1 with the overhead a run pays there, and writes everything to
 ``benchmarks/results.json``.
 """
 
@@ -120,17 +122,60 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     started = time.perf_counter()
     replications(sc, reps, quarters, InProcess())
     serial = time.perf_counter() - started
-    pool = ProcessPool(workers)
-    try:
-        pool.warm()
-        started = time.perf_counter()
-        replications(sc, reps, quarters, pool)
-        parallel = time.perf_counter() - started
-    finally:
-        pool.close()
+    pool = ProcessPool.shared(workers)  # started and warmed once for both pool sizes
+    pool.warm()
+    started = time.perf_counter()
+    replications(sc, reps, quarters, pool)
+    parallel = time.perf_counter() - started
     return {"users": users, "replications": reps, "quarters": quarters, "workers": workers,
             "one_worker_seconds": serial, "pool_seconds": parallel,
             "speedup": serial / parallel}
+
+
+def dask_overhead(users: int, reps: int, quarters: int, scenario: str, workers: int,
+                  pool: dict | None = None) -> dict | None:
+    """Wall time of ``reps`` replications on a real ``dask scheduler`` with ``workers``
+    ``dask worker`` processes on 127.0.0.1 (started and warmed first, like the pool), and
+    its overhead per run over the warmed process pool of ``pool`` (the same runs)."""
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        return None
+    import sim
+    from sim.experiments.executors import DaskCluster, dask_processes
+    from sim.experiments.runs import replications
+
+    sc = sim.load(scenario, {"reporting.run_off_months": 0}, users=users)
+    with dask_processes(workers) as address:
+        cluster = DaskCluster(scheduler=address)
+        try:
+            cluster._client.wait_for_workers(workers, timeout=60)
+            cluster.warm()
+            started = time.perf_counter()
+            replications(sc, reps, quarters, cluster)
+            seconds = time.perf_counter() - started
+        finally:
+            cluster.close()
+    out = {"users": users, "replications": reps, "quarters": quarters, "workers": workers,
+           "dask_seconds": seconds}
+    if pool is not None:
+        out["pool_seconds"] = pool["pool_seconds"]
+        out["one_worker_seconds"] = pool["one_worker_seconds"]
+        out["speedup"] = pool["one_worker_seconds"] / seconds
+        out["overhead_per_run_seconds"] = (seconds - pool["pool_seconds"]) / reps
+    return out
+
+
+def report_dask(row: dict | None) -> None:
+    if row is None:
+        print("dask: dask.distributed cannot be imported")
+        return
+    text = (f"dask: {row['replications']} replications of {row['users']:,} users on a "
+            f"scheduler + {row['workers']} workers (127.0.0.1) {row['dask_seconds']:.2f} s")
+    if "speedup" in row:
+        text += (f": speed-up {row['speedup']:.2f}x over 1 worker, "
+                 f"{1000 * row['overhead_per_run_seconds']:+.0f} ms a run over the pool")
+    print(text)
 
 
 def targets(runs: list[dict], pool: dict | None, ratio: dict | None = None) -> dict:
@@ -192,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratio-users", type=int, default=None,
                         help="users of the ratio to W1's floor (default: the largest size)")
     parser.add_argument("--no-ratio", action="store_true", help="skip the ratio to the floor")
+    parser.add_argument("--no-dask", action="store_true",
+                        help="skip the small runs on a dask scheduler and two workers")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -205,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     for users in sizes:
         runs.append(run_size(users, args.quarters, args.scenario))
         report(runs[-1:], None)
-    pool = small_pool = None
+    pool = small_pool = dask = None
     if not args.no_pool:
         pool = pool_scaling(args.pool_users, args.pool_reps, args.quarters, args.scenario,
                             args.workers)
@@ -214,9 +261,13 @@ def main(argv: list[str] | None = None) -> None:
             small_pool = pool_scaling(args.small_users, args.small_reps, args.small_quarters,
                                       args.scenario, args.workers)
             report([], small_pool)
+            if not args.no_dask:
+                dask = dask_overhead(args.small_users, args.small_reps, args.small_quarters,
+                                     args.scenario, args.workers, small_pool)
+                report_dask(dask)
     results = {"date": dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
                "scenario": args.scenario, "ratio": ratio, "runs": runs, "pool": pool,
-               "small_pool": small_pool,
+               "small_pool": small_pool, "dask": dask,
                "targets": TARGETS, "standing": targets(runs, pool, ratio)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")

@@ -53,6 +53,10 @@ class CatchingGroup(TyperGroup):
             if _debugging(ctx):
                 traceback.print_exc()
             fail(str(exc))
+        except BrokenPipeError:  # the reader closed the pipe (| head): nothing to say
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would fail again
+            sys.exit(1)
         except KeyboardInterrupt as exc:
             dest = getattr(exc, "dest", None)  # Ctrl-C after the folder was in place
             fail(f"interrupted after writing {dest}" if dest else interrupted_line.get(), 130)

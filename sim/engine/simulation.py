@@ -43,11 +43,13 @@ from sim.scenario import Scenario, add_months
 #: Offsets within a day: calendar events, then rollout batches, then the month end.
 AT = {"calendar": 0.0, "rollout": 0.25, "month_end": 0.5}
 
-#: The month end's steps, in order, on the last day of each month; each is the model
-#: function of the same name (``behaviour.age``, ``release.adopt``, ``fraud.month``,
-#: ``credit.month``, ``reevaluation.reevaluate`` at the end of each evaluation period) and
-#: the recorder last, so it sees the month's state after every change.
-MONTH_STEPS = ("behaviour", "release", "fraud", "credit", "reevaluation", "recorder")
+#: The month end's steps, in order, on the last day of each month (DESIGN.md's order); each
+#: is the model function of the same name (``behaviour.age``, ``release.adopt``,
+#: ``credit.month``, ``fraud.month``, ``reevaluation.reevaluate`` at the end of each
+#: evaluation period) and the recorder last, so it sees the month's state after every
+#: change. Credit comes before fraud: a signal found this month hides the entry after the
+#: month's draws, as detection follows the transactions it reads.
+MONTH_STEPS = ("behaviour", "release", "credit", "fraud", "reevaluation", "recorder")
 #: The :class:`Simulation` method that runs each step.
 STEP_METHODS = {"behaviour": "age", "release": "adopt", "fraud": "fraud_month",
                 "credit": "credit_month", "reevaluation": "reevaluate", "recorder": "collect"}

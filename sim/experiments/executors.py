@@ -8,6 +8,7 @@ from them is the same on every executor.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import os
 import signal
@@ -76,8 +77,13 @@ def start_worker(parent: int) -> None:
     the model and the run machinery once, so that every run the worker is sent pays no
     import (a few seconds per process)."""
     die_with_parent(parent)
+    _preload()
+
+
+def _preload() -> int:
     for name in PRELOAD:  # by name: runs imports this module, not the other way round
         importlib.import_module(name)
+    return os.getpid()
 
 
 def _run_chunk(fn: Callable, items: Sequence) -> list:
@@ -163,6 +169,11 @@ class DaskCluster:
             self._client = Client(scheduler)
         self.workers = len(self._client.scheduler_info().get("workers", {})) or 1
 
+    def warm(self) -> dict:
+        """Import the model and the run machinery on every worker now (as a pool worker's
+        initializer does), so the first runs pay no import."""
+        return self._client.run(_preload)
+
     def map(self, fn, items: Sequence) -> Iterator[tuple[int, object]]:
         from dask.distributed import as_completed
 
@@ -175,6 +186,45 @@ class DaskCluster:
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+@contextlib.contextmanager
+def dask_processes(workers: int = 2, folder: str | os.PathLike | None = None,
+                   timeout: float = 60.0) -> Iterator[str]:
+    """Start a ``dask scheduler`` and ``workers`` single-threaded ``dask worker`` processes on
+    127.0.0.1, as a cluster runs them, and yield the scheduler's address; they are stopped
+    on exit. ``folder`` holds the scheduler file (default: a temporary folder)."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        address_file = os.path.join(folder or tmp, "scheduler.json")
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", "0", "--no-dashboard", "--scheduler-file", address_file], **quiet)]
+        try:
+            deadline = time.monotonic() + timeout
+            while not os.path.exists(address_file):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the dask scheduler did not start within {timeout:g} s")
+                time.sleep(0.2)
+            time.sleep(0.2)  # the file is written in one go, but let it land
+            procs += [subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                 address_file, "--nthreads", "1", "--no-dashboard", "--no-nanny"], **quiet)
+                for _ in range(workers)]
+            with open(address_file) as f:
+                yield json.load(f)["address"]
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None,

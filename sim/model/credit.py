@@ -580,11 +580,14 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
 def stock(book: Book, pop: Population) -> dict[str, int]:
     """Counts and sums of the book at a month end (unweighted; money in fen)."""
     live = book.opened & (book.state <= D61_90)
+    active = live & ~pop.closed
+    # limits are zero without a line: the total less the few lines closed or in default
+    idle = np.flatnonzero(book.opened & ~active)
     return {
-        "active": int(np.count_nonzero(live & ~pop.closed)),
+        "active": int(np.count_nonzero(active)),
         "borrowers": int(np.count_nonzero(live & (book.balance > 0))),
         "outstanding": int(book.balance.sum()),
-        "limit_total": int(np.sum(book.limit, where=live & ~pop.closed)),
+        "limit_total": int(book.limit.sum()) - int(book.limit[idle].sum()),
         "dpd30": int(np.count_nonzero((book.state >= D31_60) & (book.state <= DEFAULT))),
         "dpd90": int(np.count_nonzero(book.state == DEFAULT)),
         "cum_defaults": int(np.count_nonzero(book.default_month >= 0)),

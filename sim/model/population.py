@@ -118,7 +118,10 @@ def _pick_by(rng: np.random.Generator, group: np.ndarray, table: np.ndarray) -> 
     cdf = np.cumsum(table, axis=1)
     cdf[:, -1] = 1.0
     u = rng.random(group.shape[0])
-    return (u[:, None] >= cdf[group]).sum(axis=1).astype(np.int8)
+    codes = np.zeros(group.shape[0], dtype=np.int8)
+    for column in cdf.T:  # one threshold at a time: no (users x categories) array
+        codes += u >= column[group]
+    return codes
 
 
 def _lognormal(rng, median: np.ndarray, sigma: float, n: int) -> np.ndarray:

@@ -144,15 +144,20 @@ def _chain(start: np.ndarray, base: np.ndarray, c: np.ndarray, d: np.ndarray, f:
     r0, r1, r2 = one - c0, one - c1, one - c2
     keep = one - f * (one - d)
     stay = one - d
+    lapse = f * stay  # a repaid line left without a balance
     want = {h: i for i, h in enumerate(horizons)}
-    for k in range(1, max(horizons) + 1):
-        e = np.minimum(base * curve[at + k], one)
-        if certain is not None:
-            e = np.where(certain, one, e)
+    top = max(horizons)
+    # the entry chance of every step at once (row k-1 = step k), contiguous by step
+    entry = base[None, :] * curve[at[None, :] + np.arange(1, top + 1)[:, None]]
+    np.minimum(entry, one, out=entry)
+    if certain is not None:
+        entry[:, certain] = one
+    for k in range(1, top + 1):
+        e = entry[k - 1]
         pay = cur * (one - e)
         cur, idle, a1, a2, a3, dflt = (
             pay * keep + idle * d + a1 * c0 + a2 * c1 + a3 * c2,
-            pay * f * stay + idle * stay,
+            pay * lapse + idle * stay,
             cur * e,
             a1 * r0,
             a2 * r1,

@@ -225,8 +225,7 @@ def _unit23(h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def poisson_quantile(lam: float, u: np.ndarray) -> np.ndarray:
-    """The Poisson(``lam``) quantile of ``u``: the least k with CDF(k) >= u, i.e. how many
-    CDF values lie below ``u`` (counted term by term for a short CDF, a pass each)."""
+    """The Poisson(``lam``) quantile of ``u``: the least k with CDF(k) >= u."""
     if lam <= 0:
         return np.zeros(u.shape, dtype=np.int64)
     cdf, p, k = [], math.exp(-lam), 0
@@ -238,11 +237,10 @@ def poisson_quantile(lam: float, u: np.ndarray) -> np.ndarray:
         p *= lam / k
         total += p
     cdf.append(1.0)
-    if len(cdf) > 16:
-        return np.searchsorted(np.asarray(cdf), u, side="left").astype(np.int64)
-    k = np.zeros(u.shape, dtype=np.int64)
-    for c in cdf[:-1]:  # u < 1 always: the last value counts no one
-        k += u > c
+    # most draws are zero: one pass finds the others, which search the CDF
+    k = (u > cdf[0]).astype(np.int64)
+    more = np.flatnonzero(k)
+    k[more] = np.searchsorted(np.asarray(cdf), u[more], side="left")
     return k
 
 

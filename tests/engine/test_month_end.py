@@ -15,9 +15,9 @@ from sim.engine import recorder as rec
 from sim.engine.simulation import Simulation
 from sim.model import behaviour, credit, fraud, reevaluation, release
 
-#: The order the month end promises (DESIGN: behaviour, versions, fraud signals, credit
-#: lines, re-scoring at quarter ends, then the snapshot of the month).
-ORDER = ["behaviour.age", "release.adopt", "fraud.month", "credit.month",
+#: The order the month end promises (DESIGN: behaviour, versions, credit lines, fraud
+#: signals, re-scoring at quarter ends, then the snapshot of the month).
+ORDER = ["behaviour.age", "release.adopt", "credit.month", "fraud.month",
          "reevaluation.reevaluate", "recorder.collect"]
 
 

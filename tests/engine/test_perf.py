@@ -174,6 +174,10 @@ def test_benchmark_command_writes_every_field(tmp_path):
     assert (ratio["ratio"] is None) == (not Path(ratio["floor"]).is_file())
     assert pool["speedup"] == pytest.approx(pool["one_worker_seconds"] / pool["pool_seconds"])
     assert "pool_speedup" in data["standing"]
+    dask = data["dask"]  # the same small runs on a real scheduler and two workers
+    assert dask["replications"] == 4 and dask["dask_seconds"] > 0
+    assert dask["overhead_per_run_seconds"] == pytest.approx(
+        (dask["dask_seconds"] - data["small_pool"]["pool_seconds"]) / 4)
 
 
 # --------------------------------------------------------------------------- size guard

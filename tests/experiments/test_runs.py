@@ -60,28 +60,9 @@ def test_shared_pool_is_one_per_worker_count_and_outlives_close():
 def test_a_real_dask_scheduler_and_two_workers_give_the_same_tables(small, tmp_path):
     """`dask scheduler` and two `dask worker` processes on 127.0.0.1, as on a cluster."""
     pytest.importorskip("dask.distributed")
-    import subprocess
-    import sys
-    import time
+    from sim.experiments.executors import dask_processes
 
-    address_file = tmp_path / "scheduler.json"
-    cli = [sys.executable, "-m"]
-    procs = [subprocess.Popen(
-        [*cli, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-         "--no-dashboard", "--scheduler-file", str(address_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.monotonic() + 60
-        while not address_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert address_file.exists(), "the scheduler did not start within 60 s"
-        procs += [subprocess.Popen(
-            [*cli, "distributed.cli.dask_worker", "--scheduler-file", str(address_file),
-             "--nthreads", "1", "--no-dashboard", "--no-nanny"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
-        import json
-
-        address = json.loads(address_file.read_text())["address"]
+    with dask_processes(2, tmp_path) as address:
         cluster = DaskCluster(scheduler=address)
         try:
             cluster._client.wait_for_workers(2, timeout=60)
@@ -89,13 +70,5 @@ def test_a_real_dask_scheduler_and_two_workers_give_the_same_tables(small, tmp_p
                                "metrics")
         finally:
             cluster.close()
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
     local = ex.concat(ex.replications(small, 3, quarters=1), "metrics")
     assert local.equals(remote)
