@@ -135,7 +135,6 @@ def test_visibility_by_version_is_an_echo_of_the_visible_input(baseline_path):
     lowered = [dict(v, visible=0.2) if v["name"] == "8.0.30" else v for v in versions]
     a = evaluate(base, [t]).simulated.iloc[0]
     b = evaluate(base.replace({"release.versions": lowered}), [t]).simulated.iloc[0]
-    assert a == pytest.approx(0.57, abs=0.1)  # the input, less the hidden share (and noise)
     assert b < 0.6 * a  # (who is invited on 8.0.30 shifts too, so not exactly 0.2 / 0.57)
     assert echo_of(t.model_copy(update={"statistic": "invited / population"})) is None
 
