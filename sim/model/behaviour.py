@@ -1,10 +1,15 @@
 """Behaviour over time: the month-to-month drift of what users do, dormancy, devices, IDs.
 
 Dormancy and ID expiry are Markov chains and step every month (:func:`age`). The drifting
-attributes and the month's device switches are read only when users are scored, so they are
-drawn when read (:func:`settle`): ``k`` monthly lognormal steps of ``drift_sd`` multiply to one
-lognormal step of ``drift_sd x sqrt(k)``, the same distribution drawn once instead of ``k``
-times. Between two reads the population holds the values of the last one.
+attributes and the month's device switches are drawn when the bank reads them, at each
+re-scoring and in the last month (:func:`settle`): ``k`` monthly lognormal steps of
+``drift_sd`` multiply to one lognormal step of ``drift_sd x sqrt(k)``, the same distribution
+drawn once instead of ``k`` times (the waking boost multiplies, so it commutes). Wealth days
+(days held in the past year) are capped at 365 when read, not every month: a path that
+touched the cap in between keeps more of its drift (in the baseline 12.6% instead of 8.6% of
+users sit at the cap by month 36, mean wealth days +0.8% at month 3 and +2.6% by month 36).
+Between two reads the population holds the values the bank last read, and so do the
+segment tables of months without a re-scoring.
 """
 
 from __future__ import annotations

@@ -34,9 +34,8 @@ REASONS = {
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One scoring of everyone: module scores, total score, value score and the decision."""
+    """One scoring of everyone: total score, value score and the decision."""
 
-    modules: dict[str, np.ndarray]  # the modules the value score uses
     score: np.ndarray
     value: np.ndarray
     eligible: np.ndarray
@@ -170,27 +169,29 @@ def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None) -
     """Score everyone and decide eligibility (``cutoff`` overrides the scenario's)."""
     cfg = scenario.scoring
     weights = scenario.rollout.value_weights
-    # one module at a time, keeping only those the value score needs: the weighted sum is
-    # accumulated in place in the modules' order (the same floats as summing them all)
-    terms, modules = _module_terms(pop, cfg), {}
-    base = np.zeros(pop.n, dtype=np.float32)
-    for m in MODULES:
-        x = terms[m]()
-        base += cfg.weights[m] * x
-        if m in weights:
-            modules[m] = x
-        del x
-    penalty, hard = _penalties(pop, cfg)
     offsets = _offsets(pop, scenario)
-    score = base + offsets - penalty + pop.other_indicators
-    if pop.score_adjust is not None:  # repayment behaviour: overdue episodes, early repayment
-        score = score + pop.score_adjust
-    score = score.astype(np.float32)
     # The value score ranks users for tier-first batches: what they are worth to the bank
     # (the rollout's chosen modules) in the segments the bank prefers (the same offsets).
-    value = (sum(w * modules[m] for m, w in weights.items()) + offsets).astype(np.float32)
+    # One module at a time, added to both sums in place: no module is kept.
+    value = offsets.copy()
+    score = np.zeros(pop.n, dtype=np.float32)
+    terms = _module_terms(pop, cfg)
+    for m in MODULES:
+        x = terms[m]()
+        score += cfg.weights[m] * x
+        if m in weights:
+            value += weights[m] * x
+        del x
+    penalty, hard = _penalties(pop, cfg)
+    score += offsets
+    del offsets
+    score -= penalty
+    del penalty
+    score += pop.other_indicators
+    if pop.score_adjust is not None:  # repayment behaviour: overdue episodes, early repayment
+        score += pop.score_adjust
     reasons = preconditions(pop, scenario)
     reasons |= hard * np.uint16(REASONS["hard_cutoff"])
     limit = cfg.cutoff if cutoff is None else cutoff
     reasons |= (score < limit) * np.uint16(REASONS["score_below_cutoff"])
-    return Evaluation(modules, score, value, reasons == 0, reasons)
+    return Evaluation(score, value, reasons == 0, reasons)

@@ -150,12 +150,15 @@ class Streams:
             # exact, so this rounds once, like the two-step sum
             u = np.multiply(z, 2.0**-53, out=out[at], dtype=np.float64)
             u += 2.0**-54
+            # the top cell's centre, 1 - 2^-54, rounds to 1.0: keep it in the open interval
+            np.minimum(u, 1.0 - 2.0**-53, out=u)
         return out
 
     def uniform32(self, purpose: str, month: int, users: np.ndarray | int,
                   sub: int = 0) -> np.ndarray:
         """Uniforms of 23 bits (float32, exact, in (0, 1)): for chances compared with a
-        rate over many users, where 2^-23 resolution is plenty and half the memory pays."""
+        rate over many users, where 2^-23 resolution is plenty and half the memory pays (a
+        rate of r is met to about 6e-8 / r relative; below 6e-8 use :meth:`uniform`)."""
         out = np.empty(_size(users), dtype=np.float32)
         for at, z in self._blocks(purpose, month, users, sub):
             _unit23(_halves(z)[0], out[at])
