@@ -6,7 +6,7 @@ object. Categorical attributes are small integer codes into :attr:`Population.la
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -75,6 +75,12 @@ class Population:
     @property
     def n(self) -> int:
         return int(self.archetype.shape[0])
+
+    def rows(self, start: int, stop: int) -> Population:
+        """Users ``start..stop-1`` as a population of views of these arrays (no copy), for
+        steps that work block by block."""
+        return replace(self, **{f.name: v[start:stop] for f in fields(self)
+                                if isinstance(v := getattr(self, f.name), np.ndarray)})
 
     def nbytes(self) -> int:
         """Bytes held by the arrays."""
