@@ -87,14 +87,15 @@ def arm_table(arm: np.ndarray, names: tuple[str, ...], shares: list[float], pop:
     ``history`` holds the arm segment rows of every month (:func:`arm_segment_rows`).
     """
     k, w = len(names), pop.weight
-    codes = arm.astype(np.intp)
     ever = pop.vintage >= 0
     defaulted = book.default_month >= 0
 
     def count(mask):
-        return np.bincount(codes[mask], minlength=k)[:k]
+        if k == 1:  # one arm: a count, without an index array the size of the population
+            return np.array([np.count_nonzero(mask)])
+        return np.bincount(arm[mask], minlength=k)[:k]
 
-    users = np.bincount(codes, minlength=k)[:k]
+    users = count(np.ones(arm.shape, dtype=bool))
     n_ever, n_def = count(ever), count(ever & defaulted)
     n_hold, n_hold_def = count(holdout), count(holdout & defaulted)
     last = history[history["month"] == history["month"].max()].set_index("value")

@@ -117,22 +117,30 @@ def joint_groups(dims: list[tuple[str, np.ndarray, tuple]], bits: int) -> list[l
     return groups
 
 
-def segment_counts(codes: list[np.ndarray], ks: list[int], status: np.ndarray, bits: int,
-                   key: np.ndarray | None = None) -> list[list[np.ndarray]]:
+#: Users per block of the joint segment count: the block's key stays in the core's cache.
+COUNT_BLOCK = 65_536
+
+
+def segment_counts(codes: list[np.ndarray], ks: list[int], status: np.ndarray,
+                   bits: int) -> list[list[np.ndarray]]:
     """For each dimension ``i`` (codes ``0..ks[i]-1``): users per code, then per code those
     with each status bit set.
 
-    One ``np.bincount`` over the joint code of all the dimensions and the status bits, then
-    integer marginal sums (exact); ``key`` is an optional intp buffer of the population's
-    size, reused across calls to save an allocation.
+    One ``np.bincount`` over the joint code of all the dimensions and the status bits (block
+    by block of :data:`COUNT_BLOCK` users, summed), then integer marginal sums (exact).
     """
-    key = np.multiply(codes[0], 1, out=key, dtype=np.intp)
-    for c, k in zip(codes[1:], ks[1:], strict=True):
-        key *= k
-        key += c
-    key <<= bits
-    key += status
-    table = np.bincount(key, minlength=int(np.prod(ks)) << bits).reshape(*ks, 1 << bits)
+    size = int(np.prod(ks)) << bits
+    table = np.zeros(size, dtype=np.int64)
+    for a in range(0, status.size, COUNT_BLOCK):
+        at = slice(a, a + COUNT_BLOCK)
+        key = codes[0][at].astype(np.intp)
+        for c, k in zip(codes[1:], ks[1:], strict=True):
+            key *= k
+            key += c[at]
+        key <<= bits
+        key += status[at]
+        table += np.bincount(key, minlength=size)
+    table = table.reshape(*ks, 1 << bits)
     cols = np.arange(1 << bits)
     out = []
     for i in range(len(ks)):
@@ -388,12 +396,11 @@ def segment_rows(pop: Population, visible: np.ndarray, per_user: dict[str, np.nd
         loss_at = np.flatnonzero(per_user["loss"])
         loss_w = per_user["loss"][loss_at].astype(np.float64)
     status = status_bits(masks)
-    key = np.empty(pop.n, dtype=np.intp)
     dims = list(segment_codes(pop, bands, crosses))
     tables: list[list[np.ndarray]] = []
     for group in joint_groups(dims, len(masks)):
         tables += segment_counts([dims[i][1] for i in group],
-                                 [len(dims[i][2]) for i in group], status, len(masks), key)
+                                 [len(dims[i][2]) for i in group], status, len(masks))
     rows = []
     for (dim, codes, labels), table in zip(dims, tables, strict=True):
         k = len(labels)

@@ -332,16 +332,15 @@ class Simulation:
         """Behaviour ages a month (:func:`behaviour.age`); in the months the score reads it
         (each re-evaluation and the last month) the drift since the last read is drawn
         (:func:`behaviour.settle`)."""
-        behaviour.age(self.pop, self.scenario, self.streams, month.number)
-        if (month.number % self.scenario.reevaluation.every_months == 0
-                or month.number == self.months):
-            with np.errstate(over="ignore"):  # overflow is reported by the guard below
+        with np.errstate(over="ignore"):  # overflow is reported by the guard below
+            behaviour.age(self.pop, self.scenario, self.streams, month.number)
+            if (month.number % self.scenario.reevaluation.every_months == 0
+                    or month.number == self.months):
                 behaviour.settle(self.pop, self.scenario, self.streams, month.number,
                                  month.number - self.settled)
-            self.settled = month.number
-            for name in behaviour.DRIFTING:  # the arrays a read changes
-                numeric.check_finite(getattr(self.pop, name), name=name, process="behaviour",
-                                     month=month.number, key="behaviour.drift_sd")
+                self.settled = month.number
+                numeric.check_population(self.pop, process="behaviour", month=month.number,
+                                         key="behaviour.drift_sd")
 
     def adopt(self, month: Month) -> None:
         """Clients move along the adoption curve to the newest version (:func:`release.adopt`)."""

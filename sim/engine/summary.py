@@ -35,10 +35,10 @@ def summarize(sim: Finished, monthly: pd.DataFrame) -> dict:
     """The headline figures of a run, JSON-ready."""
     pop, sc = sim.pop, sim.scenario
     horizon = sc.risk.auc_horizon_months
-    pd_h = pop.hazard.astype(np.float64)  # 1 - (1 - h)^horizon, in place: one array a user
-    np.subtract(1.0, pd_h, out=pd_h)
-    pd_h **= horizon
-    np.subtract(1.0, pd_h, out=pd_h)
+    # 1 - (1 - h)^horizon in place, in float32 like the hazard: one array a user
+    pd_h = np.subtract(np.float32(1.0), pop.hazard, dtype=np.float32)
+    pd_h **= np.float32(horizon)
+    np.subtract(np.float32(1.0), pd_h, out=pd_h)
     q = quarterly(monthly)
     why_not = {name: float(count * pop.weight) for name, count in sim.initial_reasons.items()}
     # coverage is the rollout's: read at the horizon, before the run-off months

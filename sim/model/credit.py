@@ -28,6 +28,7 @@ not accrued on defaulted (90+) balances. A default closes access for good (throu
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,10 +71,10 @@ class Book:
     capital_held: bool = False
     #: the cap rules in force when every live line was last held under them (cap_limits)
     caps_applied: tuple[int, ...] | None = None
-    #: sorted scores of the users eligible at the last scoring, and that scoring's score
-    #: array: new lines rank against the bank's last scoring (_rank_pool)
+    #: sorted scores of the users eligible at the last scoring, and (weakly) that scoring's
+    #: score array: new lines rank against the bank's last scoring (_rank_pool)
     rank_pool: np.ndarray | None = None
-    rank_pool_of: np.ndarray | None = None
+    rank_pool_of: weakref.ref | None = None
 
     @property
     def n(self) -> int:
@@ -499,15 +500,20 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
 
 def _rank_pool(book: Book, pop: Population) -> np.ndarray:
     """Sorted scores of the users eligible at the last scoring (everyone's when none is):
-    the bank ranks new lines against its last scoring, kept until the next one."""
-    if book.rank_pool_of is not pop.score:
+    the bank ranks new lines against its last scoring, kept until the next one (users who
+    default in between stay in it, as in the bank's quarterly score distribution). A scoring
+    replaces ``pop.score`` (never updates it in place), which is what renews the pool."""
+    if book.rank_pool_of is None or book.rank_pool_of() is not pop.score:
         pool = pop.score[pop.eligible] if pop.eligible is not None else pop.score
         book.rank_pool = np.sort(pool) if pool.size else np.sort(pop.score)
-        book.rank_pool_of = pop.score
+        book.rank_pool_of = weakref.ref(pop.score)  # a weak reference keeps no old scores
     return book.rank_pool
 
 
 # --------------------------------------------------------------------------- expected loss
+
+#: Live lines per block of the expected-loss computation.
+ECL_BLOCK = 32_768
 
 
 def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
@@ -537,14 +543,17 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
         "stage2": float(bal[stage == 2].sum()),
         "stage3": float(bal[stage == 3].sum()),
     }
-    if with_pd:
-        pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live, month=month,
-                                    fraudster=fraudster)
-        ecl12 = pd12 * cfg.loss.lgd * ead
-        ecll = pdl * cfg.loss.lgd * ead
-        out["expected_loss"] = out["ecl_12m"] = float(ecl12.sum())
-        out["ecl_lifetime"] = float(ecll.sum())
-        out["ecl_allowance"] = float(np.where(stage == 1, ecl12, ecll).sum())
+    if with_pd:  # block by block: the PD chain's inputs stay small at any book size
+        sums = np.zeros(3)
+        for a in range(0, live.size, ECL_BLOCK):
+            at = slice(a, a + ECL_BLOCK)
+            pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live[at], month=month,
+                                        fraudster=fraudster)
+            ecl12 = pd12 * cfg.loss.lgd * ead[at]
+            ecll = pdl * cfg.loss.lgd * ead[at]
+            sums += (ecl12.sum(), ecll.sum(), np.where(stage[at] == 1, ecl12, ecll).sum())
+        out["expected_loss"] = out["ecl_12m"] = float(sums[0])
+        out["ecl_lifetime"], out["ecl_allowance"] = float(sums[1]), float(sums[2])
     return out
 
 

@@ -92,7 +92,7 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     exposed = (fb.level == NONE) & ~pop.closed
     # nearly everyone is exposed, so everyone draws (a user's draw is the same either way)
     # and the exposed are kept; both chances are at most 1 (sim.scenario.credit.Fraud)
-    u = streams.uniform32(purposes.SIGNAL, month, pop.n)
+    u = streams.uniform(purposes.SIGNAL, month, pop.n)
     signal = u < base
     crooks = np.flatnonzero(fb.fraudster)  # few: their own rate
     signal[crooks] = u[crooks] < base * spec.fraudster_rate_multiplier

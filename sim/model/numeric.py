@@ -1,8 +1,9 @@
 """Numeric guards: stop a run whose values leave their allowed range, never clip them.
 
-While it runs, the engine checks the population at the end of each month
-(:func:`check_population`); any step may check its own arrays with :func:`check_probability`
-(a rate that must stay in [0, 1]) or :func:`check_finite` (a balance that must not overflow).
+While it runs, the engine checks the population whenever behaviour is read (each re-scoring
+and the last month, :func:`check_population`); any step may check its own arrays with
+:func:`check_probability` (a rate that must stay in [0, 1]) or :func:`check_finite` (a
+balance that must not overflow).
 Trouble raises :class:`NumericError`, naming the month, the process and the scenario key to
 look at.
 """
@@ -82,7 +83,8 @@ def check_probability(values: np.ndarray, *, name: str, process: str, month: int
 
 
 def check_population(pop: Population, *, process: str, month: int, key: str) -> None:
-    """Every float array finite and every probability in [0, 1] (the month-end check)."""
+    """Every float array finite and every probability in [0, 1] (the check at each read of
+    behaviour)."""
     for name in PROBABILITIES:
         check_probability(getattr(pop, name), name=name, process=process, month=month, key=key)
     for name, values in vars(pop).items():

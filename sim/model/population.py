@@ -6,7 +6,7 @@ object. Categorical attributes are small integer codes into :attr:`Population.la
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -77,6 +77,12 @@ class Population:
     @property
     def n(self) -> int:
         return int(self.archetype.shape[0])
+
+    def rows(self, start: int, stop: int) -> Population:
+        """Users ``start..stop-1`` as a population of views of these arrays (no copy), for
+        steps that work block by block."""
+        return replace(self, **{f.name: v[start:stop] for f in fields(self)
+                                if isinstance(v := getattr(self, f.name), np.ndarray)})
 
     def nbytes(self) -> int:
         """Bytes held by the arrays."""
@@ -296,30 +302,54 @@ def assign_latent_risk(pop: Population, scenario: Scenario, score: np.ndarray,
     pop.hazard = hazard.astype(np.float32)  # checked by the engine, never clipped
 
 
+#: Users per chunk of the AUC's pass over the sorted scores.
+AUC_CHUNK = 65_536
+
+
 def weighted_auc(score: np.ndarray, bad_prob: np.ndarray) -> float:
     """AUC of ``score`` (higher = better) against an expected outcome, weight p bad, 1-p good.
 
     Exact in expectation: each user counts as ``p`` of a bad and ``1 - p`` of a good, so
     no outcome needs to be drawn. Ties count one half.
+
+    One pass in score order, in chunks, counts each good against the bad mass before it;
+    the few tied users are then corrected to count half of their group's pairs. Beyond the
+    sort order the pass holds one flag a user, so the AUC of a large run stays small.
     """
-    order = np.argsort(score, kind="stable")
-    s = score[order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # where each group of ties starts
-    del s
-    bad = bad_prob[order].astype(np.float64, copy=False)
-    del order
-    bad_g = np.add.reduceat(bad, starts)
-    good = np.subtract(1.0, bad, out=bad)  # reuse the array: one per-user array at a time
-    good_g = np.add.reduceat(good, starts)
-    del good, starts
-    total_bad, total_good = bad_g.sum(), good_g.sum()
-    if total_bad <= 0 or total_good <= 0:
+    n = score.size
+    bad_total = float(np.sum(bad_prob, dtype=np.float64))
+    good_total = n - bad_total
+    if n == 0 or bad_total <= 0 or good_total <= 0:
         return float("nan")
-    bad_below = np.cumsum(bad_g)
-    bad_below -= bad_g
-    # wins = sum(good_g * (bad_below + bad_g / 2)), computed in place
-    bad_g *= 0.5
-    bad_g += bad_below
-    del bad_below
-    bad_g *= good_g
-    return float(np.sum(bad_g) / (total_bad * total_good))
+    order = np.argsort(score, kind="stable")
+    tied = np.zeros(n, dtype=bool)  # equal to the previous user in score order
+    wins, below, previous = 0.0, 0.0, None
+    for a in range(0, n, AUC_CHUNK):
+        at = order[a:a + AUC_CHUNK]
+        s = score[at]
+        bad = bad_prob[at].astype(np.float64)
+        before = np.cumsum(bad)
+        before -= 0.5 * bad  # a user's own p x (1 - p) is a tie with itself: half
+        before += below
+        wins += float(np.dot(1.0 - bad, before))
+        below += float(bad.sum())
+        tie = tied[a:a + at.size]
+        tie[1:] = s[1:] == s[:-1]
+        tie[0] = previous is not None and s[0] == previous
+        previous = s[-1]
+    # a tie group counted each good against the bads before it in the group (and half of
+    # its own); it should count half of every good x bad pair of the group
+    ties = np.flatnonzero(tied)
+    if ties.size:
+        members = np.unique(np.concatenate([ties - 1, ties]))  # positions in score order
+        start = np.r_[True, ~tied[members[1:]]]  # a member not tied to its previous starts
+        group = np.cumsum(start) - 1
+        bad = bad_prob[order[members]].astype(np.float64)
+        good = 1.0 - bad
+        first = np.flatnonzero(start)
+        bad_before = np.cumsum(bad) - bad
+        bad_before -= (np.cumsum(bad) - bad)[first][group]  # within the group only
+        counted = np.bincount(group, weights=good * (bad_before + 0.5 * bad))
+        half = 0.5 * np.bincount(group, weights=good) * np.bincount(group, weights=bad)
+        wins += float(np.sum(half - counted))
+    return wins / (bad_total * good_total)

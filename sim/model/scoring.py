@@ -35,9 +35,8 @@ REASONS = {
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One scoring of everyone: module scores, total score, value score and the decision."""
+    """One scoring of everyone: total score, value score and the decision."""
 
-    modules: dict[str, np.ndarray]  # the modules the value score uses
     score: np.ndarray
     value: np.ndarray
     eligible: np.ndarray
@@ -191,31 +190,48 @@ def preconditions(pop: Population, scenario: Scenario) -> np.ndarray:
     return reasons
 
 
+#: Users scored per block: a block's dozen working arrays stay in the core's cache.
+BLOCK = 65_536
+
+
 def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None) -> Evaluation:
-    """Score everyone and decide eligibility (``cutoff`` overrides the scenario's)."""
+    """Score everyone and decide eligibility (``cutoff`` overrides the scenario's), block by
+    block of :data:`BLOCK` users (each user's score depends on that user alone)."""
+    n = pop.n
+    score, value = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+    reasons = np.empty(n, dtype=np.uint16)
+    for a in range(0, n, BLOCK):
+        at = slice(a, a + BLOCK)
+        score[at], value[at], reasons[at] = _evaluate(pop.rows(a, a + BLOCK), scenario, cutoff)
+    return Evaluation(score, value, reasons == 0, reasons)
+
+
+def _evaluate(pop: Population, scenario: Scenario,
+              cutoff: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score, value score and reasons of one block of users."""
     cfg = scenario.scoring
     weights = scenario.rollout.value_weights
-    # one module at a time, keeping only those the value score needs: the weighted sum is
-    # accumulated in place in the modules' order (the same floats as summing them all)
-    terms, modules = _module_terms(pop, cfg), {}
-    base = np.zeros(pop.n, dtype=np.float32)
-    for m in MODULES:
-        x = terms[m]()
-        base += cfg.weights[m] * x
-        if m in weights:
-            modules[m] = x
-        del x
-    penalty, hard = _penalties(pop, cfg)
     offsets = _offsets(pop, scenario)
-    score = base + offsets - penalty + pop.other_indicators
-    if pop.score_adjust is not None:  # repayment behaviour: overdue episodes, early repayment
-        score = score + pop.score_adjust
-    score = score.astype(np.float32)
     # The value score ranks users for tier-first batches: what they are worth to the bank
     # (the rollout's chosen modules) in the segments the bank prefers (the same offsets).
-    value = (sum(w * modules[m] for m, w in weights.items()) + offsets).astype(np.float32)
+    # One module at a time, added to both sums in place: no module is kept.
+    value = offsets.copy()
+    score = np.zeros(pop.n, dtype=np.float32)
+    terms = _module_terms(pop, cfg)
+    for m in MODULES:
+        x = terms[m]()
+        score += cfg.weights[m] * x
+        if m in weights:
+            value += weights[m] * x
+        del x
+    penalty, hard = _penalties(pop, cfg)
+    score += offsets
+    score -= penalty
+    score += pop.other_indicators
+    if pop.score_adjust is not None:  # repayment behaviour: overdue episodes, early repayment
+        score += pop.score_adjust
     reasons = preconditions(pop, scenario)
     reasons |= hard * np.uint16(REASONS["hard_cutoff"])
     limit = cfg.cutoff if cutoff is None else cutoff
     reasons |= (score < limit) * np.uint16(REASONS["score_below_cutoff"])
-    return Evaluation(modules, score, value, reasons == 0, reasons)
+    return score, value, reasons

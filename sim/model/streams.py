@@ -89,8 +89,10 @@ def _mix(z: np.ndarray, k: np.uint64) -> None:
     _finalise(z)
 
 
-def _size(users: np.ndarray | int) -> int:
-    return int(users) if isinstance(users, (int, np.integer)) else int(np.size(users))
+def _size(users: np.ndarray | int | range) -> int:
+    if isinstance(users, (int, np.integer)):
+        return int(users)
+    return len(users) if isinstance(users, range) else int(np.size(users))
 
 
 def _finalise(z: np.ndarray) -> np.ndarray:
@@ -107,7 +109,8 @@ def _finalise(z: np.ndarray) -> np.ndarray:
 class Streams:
     """The per-user random numbers of one run (one seed).
 
-    ``users`` is an array of user indices, or an int ``n`` for users ``0..n-1``. Every method
+    ``users`` is an array of user indices, an int ``n`` for users ``0..n-1`` or a ``range``
+    of users (a block of the population, step 1). Every method
     returns one value per user, in the order of ``users``; user ``i``'s value depends only on
     (seed, purpose, month, sub, i).
     """
@@ -118,21 +121,25 @@ class Streams:
     def __repr__(self) -> str:
         return f"Streams(seed={self.seed})"
 
-    def _blocks(self, purpose: str, month: int, users: np.ndarray | int, sub: int):
+    def _blocks(self, purpose: str, month: int, users: np.ndarray | int | range, sub: int):
         """The keyed hash of ``users``, :data:`BLOCK` users at a time: (slice, uint64 block).
         Each draw is finished block by block, so its passes stay in the core's cache."""
         k = key(self.seed, purpose, month, sub)
-        whole = isinstance(users, (int, np.integer))
-        index = None if whole else np.asarray(users)
+        if isinstance(users, (int, np.integer)):
+            users = range(int(users))
+        elif isinstance(users, range) and users.step != 1:
+            users = np.asarray(users)
+        first = users.start if isinstance(users, range) else None
+        index = None if first is not None else np.asarray(users)
         n = _size(users)
         for a in range(0, n, BLOCK):
             b = min(a + BLOCK, n)
-            z = (np.arange(a, b, dtype=np.uint64) if whole
+            z = (np.arange(first + a, first + b, dtype=np.uint64) if first is not None
                  else index[a:b].astype(np.uint64))
             _mix(z, k)
             yield slice(a, b), z
 
-    def bits(self, purpose: str, month: int, users: np.ndarray | int,
+    def bits(self, purpose: str, month: int, users: np.ndarray | int | range,
              sub: int = 0) -> np.ndarray:
         """64 random bits a user (uint64): the keyed hash every draw is made from."""
         out = np.empty(_size(users), dtype=np.uint64)
@@ -140,7 +147,7 @@ class Streams:
             out[at] = z
         return out
 
-    def uniform(self, purpose: str, month: int, users: np.ndarray | int,
+    def uniform(self, purpose: str, month: int, users: np.ndarray | int | range,
                 sub: int = 0) -> np.ndarray:
         """Uniforms in the open interval (0, 1), 53 bits each (float64)."""
         out = np.empty(_size(users), dtype=np.float64)
@@ -150,18 +157,21 @@ class Streams:
             # exact, so this rounds once, like the two-step sum
             u = np.multiply(z, 2.0**-53, out=out[at], dtype=np.float64)
             u += 2.0**-54
+            # the top cell's centre, 1 - 2^-54, rounds to 1.0: keep it in the open interval
+            np.minimum(u, 1.0 - 2.0**-53, out=u)
         return out
 
-    def uniform32(self, purpose: str, month: int, users: np.ndarray | int,
+    def uniform32(self, purpose: str, month: int, users: np.ndarray | int | range,
                   sub: int = 0) -> np.ndarray:
         """Uniforms of 23 bits (float32, exact, in (0, 1)): for chances compared with a
-        rate over many users, where 2^-23 resolution is plenty and half the memory pays."""
+        rate over many users, where 2^-23 resolution is plenty and half the memory pays (a
+        rate of r is met to about 6e-8 / r relative; below 6e-8 use :meth:`uniform`)."""
         out = np.empty(_size(users), dtype=np.float32)
         for at, z in self._blocks(purpose, month, users, sub):
             _unit23(_halves(z)[0], out[at])
         return out
 
-    def uniform_pair(self, purpose: str, month: int, users: np.ndarray | int,
+    def uniform_pair(self, purpose: str, month: int, users: np.ndarray | int | range,
                      sub: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Two independent uniforms a user from one hash: the top 23 bits of its high and
         of its low half, each at the centre of its cell in (0, 1) (float32, exact)."""
@@ -173,7 +183,7 @@ class Streams:
             _unit23(low, second[at])
         return first, second
 
-    def normal_pair(self, purpose: str, month: int, users: np.ndarray | int,
+    def normal_pair(self, purpose: str, month: int, users: np.ndarray | int | range,
                     sub: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Two independent standard normals a user from one hash (float32), by Box-Muller on
         the top 23 bits of each half: exact float32 uniforms in (0, 1), so ``|z|`` stays
@@ -193,13 +203,13 @@ class Streams:
                 out *= radius
         return first, second
 
-    def poisson(self, lam: float, purpose: str, month: int, users: np.ndarray | int,
+    def poisson(self, lam: float, purpose: str, month: int, users: np.ndarray | int | range,
                 sub: int = 0) -> np.ndarray:
         """Poisson(``lam``) counts by inversion of one uniform a user (int64)."""
         u = self.uniform(purpose, month, users, sub)
         return poisson_quantile(lam, u)
 
-    def beta2(self, b: float, purpose: str, month: int, users: np.ndarray | int,
+    def beta2(self, b: float, purpose: str, month: int, users: np.ndarray | int | range,
               sub: int = 0) -> np.ndarray:
         """Beta(2, ``b``) draws by inversion of one uniform a user."""
         return beta2_quantile(b, self.uniform(purpose, month, users, sub))

@@ -208,3 +208,20 @@ def test_segment_months_record_a_subset_of_every_month(baseline_path):
     kept = every.segments[every.segments["month"].isin([3, 6, 7])].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, default.segments.reset_index(drop=True))
     pd.testing.assert_frame_equal(every.monthly, default.monthly)
+
+
+def test_weighted_auc_equals_the_pair_count_with_ties_across_chunks(monkeypatch):
+    """Every (good, bad) pair counted by brute force, a user with itself too: 1 if the good
+    scores higher, 1/2 if tied; chunks smaller than the tie groups so ties span chunk
+    edges."""
+    import sim.model.population as population
+
+    monkeypatch.setattr(population, "AUC_CHUNK", 7)
+    rng = np.random.default_rng(5)
+    score = np.where(rng.random(300) < 0.5, rng.integers(0, 12, 300),  # many ties
+                     rng.random(300) * 12).astype(np.float32)
+    p = rng.random(300)
+    higher = (score[:, None] > score[None, :]) + 0.5 * (score[:, None] == score[None, :])
+    pairs = (1.0 - p)[:, None] * p[None, :]  # good i against bad j
+    expected = float((pairs * higher).sum() / (p.sum() * (1.0 - p).sum()))
+    assert weighted_auc(score, p) == pytest.approx(expected, rel=1e-12)

@@ -93,3 +93,14 @@ def test_float32_uniforms_never_reach_zero_or_one_even_in_the_extreme_cells():
     u = Streams(8).uniform32(purposes.SIGNAL, 1, 200_000)
     assert u.dtype == np.float32 and u.min() > 0.0 and u.max() < 1.0
     assert stats.kstest(u.astype(np.float64), "uniform").pvalue > 1e-3
+
+
+def test_a_range_of_users_draws_what_the_whole_population_draws_for_them():
+    s = Streams(9)
+    for draw in (s.uniform, s.uniform32, s.uniform_pair, s.normal_pair):
+        whole = draw(purposes.STATUS, 4, 150_000)
+        for users in (range(70_000, 140_001), range(5, 150_000, 7)):
+            part = draw(purposes.STATUS, 4, users)
+            for w, p in zip(whole if isinstance(whole, tuple) else (whole,),
+                            part if isinstance(part, tuple) else (part,), strict=True):
+                assert np.array_equal(p, w[users.start:users.stop:users.step])
