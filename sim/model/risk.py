@@ -37,8 +37,9 @@ def structural_score(pop: Population, scenario: Scenario) -> np.ndarray:
     """What a user's behaviour and attributes say about creditworthiness: the score's six
     modules (income, credit history, payments, assets, stability, debt) and its behaviour
     penalties (volatility, night activity, device switches, dormancy then a burst, no
-    utility bills, unknown sources), without the segment offsets fitted to access rates and
-    without the transient "other indicators". Latent risk is built on this, so refitting
+    utility bills), without the segment offsets fitted to access rates (and so without the
+    unknown-sources deduction, which is read along the device grades' offsets) and without
+    the transient "other indicators". Latent risk is built on this, so refitting
     an access offset moves access, never hazards; a segment (region, device grade, data
     sharing) differs in risk only through who is in it."""
     population = scenario.population
