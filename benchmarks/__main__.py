@@ -120,7 +120,7 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     # the same market at every size; run-off months off, as in the timed sizes
     sc = sim.load(scenario, {"reporting.run_off_months": 0}, users=users)
     started = time.perf_counter()
-    replications(sc, reps, quarters, InProcess())
+    serial_outputs = replications(sc, reps, quarters, InProcess())
     serial = time.perf_counter() - started
     pool = ProcessPool.shared(workers)  # started and warmed once for both pool sizes
     pool.warm()
@@ -129,7 +129,20 @@ def pool_scaling(users: int, reps: int, quarters: int, scenario: str, workers: i
     parallel = time.perf_counter() - started
     return {"users": users, "replications": reps, "quarters": quarters, "workers": workers,
             "one_worker_seconds": serial, "pool_seconds": parallel,
-            "speedup": serial / parallel}
+            "speedup": serial / parallel, "tables_digest": tables_digest(serial_outputs)}
+
+
+def tables_digest(outputs) -> str:
+    """SHA-256 of every run's tables, in run order: equal digests, identical tables."""
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    for output in outputs:
+        for name in sorted(output.tables):
+            digest.update(pd.util.hash_pandas_object(output.tables[name]).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def dask_overhead(users: int, reps: int, quarters: int, scenario: str, workers: int,
@@ -152,13 +165,14 @@ def dask_overhead(users: int, reps: int, quarters: int, scenario: str, workers: 
             cluster._client.wait_for_workers(workers, timeout=60)
             cluster.warm()
             started = time.perf_counter()
-            replications(sc, reps, quarters, cluster)
+            outputs = replications(sc, reps, quarters, cluster)
             seconds = time.perf_counter() - started
         finally:
             cluster.close()
     out = {"users": users, "replications": reps, "quarters": quarters, "workers": workers,
-           "dask_seconds": seconds}
+           "dask_seconds": seconds, "tables_digest": tables_digest(outputs)}
     if pool is not None:
+        out["identical_tables"] = out["tables_digest"] == pool["tables_digest"]
         out["pool_seconds"] = pool["pool_seconds"]
         out["one_worker_seconds"] = pool["one_worker_seconds"]
         out["speedup"] = pool["one_worker_seconds"] / seconds
@@ -174,7 +188,9 @@ def report_dask(row: dict | None) -> None:
             f"scheduler + {row['workers']} workers (127.0.0.1) {row['dask_seconds']:.2f} s")
     if "speedup" in row:
         text += (f": speed-up {row['speedup']:.2f}x over 1 worker, "
-                 f"{1000 * row['overhead_per_run_seconds']:+.0f} ms a run over the pool")
+                 f"{1000 * row['overhead_per_run_seconds']:+.0f} ms a run over the pool, "
+                 + ("tables identical to one process's" if row["identical_tables"]
+                    else "TABLES DIFFER from one process's"))
     print(text)
 
 

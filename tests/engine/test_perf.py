@@ -147,6 +147,8 @@ def test_a_run_reports_the_time_of_every_process(baseline):
 
 
 def test_benchmark_command_writes_every_field(tmp_path):
+    """``python -m benchmarks`` at CI size: every section, including the small runs on a real
+    `dask scheduler` and two `dask worker` processes started on 127.0.0.1."""
     out = tmp_path / "results.json"
     res = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--sizes", "20000", "--quarters", "2",
@@ -174,8 +176,11 @@ def test_benchmark_command_writes_every_field(tmp_path):
     assert (ratio["ratio"] is None) == (not Path(ratio["floor"]).is_file())
     assert pool["speedup"] == pytest.approx(pool["one_worker_seconds"] / pool["pool_seconds"])
     assert "pool_speedup" in data["standing"]
-    dask = data["dask"]  # the same small runs on a real scheduler and two workers
+    # the same small runs on a real `dask scheduler` and two `dask worker` processes on
+    # 127.0.0.1, as on a cluster: the same tables as one process
+    dask = data["dask"]
     assert dask["replications"] == 4 and dask["dask_seconds"] > 0
+    assert dask["identical_tables"] and dask["tables_digest"] == data["small_pool"]["tables_digest"]
     assert dask["overhead_per_run_seconds"] == pytest.approx(
         (dask["dask_seconds"] - data["small_pool"]["pool_seconds"]) / 4)
 

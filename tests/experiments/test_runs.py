@@ -55,20 +55,3 @@ def test_shared_pool_is_one_per_worker_count_and_outlives_close():
     assert ProcessPool.shared(1) is pool
     pool.close()  # a shared pool stays up for the next caller
     assert execute(abs, [-2, -1], pool) == [2, 1]
-
-
-def test_a_real_dask_scheduler_and_two_workers_give_the_same_tables(small, tmp_path):
-    """`dask scheduler` and two `dask worker` processes on 127.0.0.1, as on a cluster."""
-    pytest.importorskip("dask.distributed")
-    from sim.experiments.executors import dask_processes
-
-    with dask_processes(2, tmp_path) as address:
-        cluster = DaskCluster(scheduler=address)
-        try:
-            cluster._client.wait_for_workers(2, timeout=60)
-            remote = ex.concat(ex.replications(small, 3, quarters=1, executor=cluster),
-                               "metrics")
-        finally:
-            cluster.close()
-    local = ex.concat(ex.replications(small, 3, quarters=1), "metrics")
-    assert local.equals(remote)
