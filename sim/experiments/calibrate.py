@@ -330,6 +330,16 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
                           f"{scenario.months} months")
     want = {m for t in targets if t.table == "users" for m in t.months}
     want_cells = {m for t in targets if t.table == "cells" for m in t.months}
+    # behaviour is drawn when the bank reads it (sim.model.behaviour.settle): a mean of
+    # behaviour in another month would read the last re-scoring's values
+    every = scenario.reevaluation.every_months
+    stale = sorted(m for m in want if m % every and m != 3 * quarters)
+    if stale:
+        raise TargetError(
+            f"a 'users' target reads month {stale[0]}, where behaviour is not drawn: the "
+            f"population's behaviour is drawn at each re-scoring (every {every} months) and "
+            f"in the last month; allowed: a month that is a multiple of {every} or "
+            f"{3 * quarters}")
     sim = Simulation(scenario, quarters=quarters, run_off=0)  # targets read the horizon only
     sim.recorder.declare("users", lambda obs: user_table(obs.pop, obs.month)
                          if obs.month in want else [])
@@ -338,6 +348,9 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
     if sim.recorder.segment_months is not None:  # the months the segment targets read too
         sim.recorder.segment_months |= {m for t in targets if t.table == "segments"
                                         for m in t.months}
+    if sim.recorder.ecl_months is not None:  # and the months the monthly targets read
+        sim.recorder.ecl_months |= {m for t in targets if t.table == "metrics"
+                                    for m in t.months}
     users, cells = sim.recorder.rows["users"], sim.recorder.rows["cells"]
     result = sim.run()
     seg = result.segments.copy()

@@ -21,6 +21,7 @@ from sim.experiments.calibrate import (
     echo_of,
     evaluate,
     parse_targets,
+    run_tables,
     statistic,
     with_values,
 )
@@ -356,3 +357,13 @@ def test_a_parameter_pinned_at_its_bound_is_reported(baseline_path):
                     budget_evals=30)
     assert fit.params["scoring.cutoff"] == pytest.approx(low, abs=0.05)
     assert fit.at_bound == {"scoring.cutoff": "lower"}
+
+
+def test_a_behaviour_mean_at_a_month_without_a_rescoring_is_refused(baseline_path):
+    """Behaviour is drawn when the bank reads it: a 'users' target at month 4 would read the
+    month-3 values, so it is a clear error, not a stale figure."""
+    sc = sim.load(baseline_path, users=2_000)
+    target = Target(name="payments", table="users", month=4, filter={"group": "with_access"},
+                    statistic="payments_per_month / users", value=28, tolerance=4)
+    with pytest.raises(TargetError, match="month 4, where behaviour is not drawn"):
+        run_tables(sc, [target])
