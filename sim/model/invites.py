@@ -17,28 +17,20 @@ import numpy as np
 from sim.model.population import Population
 from sim.model.release import version_code
 from sim.model.scoring import REASONS, Evaluation
+from sim.model.streams import keyed_hash
 from sim.scenario import Holdout, Phase, Rollout, Scenario
 
 BUCKETS = 10_000
-
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
 
 def _salt_key(salt: str) -> np.uint64:
     return np.uint64(int.from_bytes(hashlib.sha1(salt.encode()).digest()[:8], "little"))
 
 
 def sticky_hash(user_ids: np.ndarray, salt: str) -> np.ndarray:
-    """A 64-bit hash of ``(salt, user id)``: SplitMix64's finaliser over the id mixed with
-    SHA-1 of the salt. Vectorised, platform independent, and the same for a user whatever the
-    population size."""
-    with np.errstate(over="ignore"):
-        z = user_ids.astype(np.uint64) * _GOLDEN + _salt_key(salt)
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        return z ^ (z >> np.uint64(31))
+    """A 64-bit hash of ``(salt, user id)``: the per-user draws' keyed hash
+    (:func:`sim.model.streams.keyed_hash`) under SHA-1 of the salt. Vectorised, platform
+    independent, and the same for a user whatever the population size."""
+    return keyed_hash(user_ids, _salt_key(salt))
 
 
 def sticky_bucket(n: int, salt: str) -> np.ndarray:

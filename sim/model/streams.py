@@ -81,6 +81,15 @@ def key(seed: int, purpose: str, month: int, sub: int = 0) -> np.uint64:
     return np.uint64(int.from_bytes(digest.digest(), "little"))
 
 
+def keyed_hash(ids: np.ndarray, k: np.uint64) -> np.ndarray:
+    """SplitMix64's finaliser over ``id x golden + k`` for each id: 64 well-mixed bits an id
+    (uint64), block by block. The one hash behind every per-user draw and sticky bucket."""
+    z = np.asarray(ids).astype(np.uint64)  # a copy: hashed in place below
+    for a in range(0, z.size, BLOCK):
+        _mix(z[a:a + BLOCK], k)
+    return z
+
+
 def _mix(z: np.ndarray, k: np.uint64) -> None:
     """``z <- finalise(z x golden + k)``, in place (uint64)."""
     with np.errstate(over="ignore"):
@@ -138,14 +147,6 @@ class Streams:
                  else index[a:b].astype(np.uint64))
             _mix(z, k)
             yield slice(a, b), z
-
-    def bits(self, purpose: str, month: int, users: np.ndarray | int | range,
-             sub: int = 0) -> np.ndarray:
-        """64 random bits a user (uint64): the keyed hash every draw is made from."""
-        out = np.empty(_size(users), dtype=np.uint64)
-        for at, z in self._blocks(purpose, month, users, sub):
-            out[at] = z
-        return out
 
     def uniform(self, purpose: str, month: int, users: np.ndarray | int | range,
                 sub: int = 0) -> np.ndarray:
