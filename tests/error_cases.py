@@ -191,6 +191,11 @@ CASES = [
     Case("--out folder holding other files", ("run", BASELINE, *SMALL[:-1], "busy"),
          {"busy/notes.txt": "mine"}, words=("busy holds files that greysim did not write",
                                             "choose another --out")),
+    Case("a behaviour target in a month without a re-scoring",
+         ("calibrate", BASELINE, "--targets", "t.yaml", "--users", "200", "--check"),
+         {"t.yaml": "targets:\n  - {name: pay, table: users, month: 4, "
+                    "statistic: payments_per_month / users, value: 28, tolerance: 4}\n"},
+         key="targets.0.month", words=("t.yaml", "month 4", "multiple of 3")),
     Case("--check on a folder that is not a run", ("run", "--check", "busy"),
          {"busy/notes.txt": "mine"}, words=("not a greysim run folder",)),
 ]

@@ -63,7 +63,7 @@ def calibrate_command(
 
     when_interrupted("interrupted; nothing was written")
     sc = load_scenario(scenario, [], users, seed)
-    goals, defaults = _read_targets(targets, share_tolerance, count_tolerance)
+    goals, defaults = _read_targets(targets, share_tolerance, count_tolerance, sc)
     free = {p.key: p for p in defaults}
     free.update({p.key: p for p in (Parameter.parse_range(t, str(scenario))
                                     for t in params or [])})
@@ -119,11 +119,17 @@ def calibrate_command(
     out.print(f"wrote {dest}")
 
 
-def _read_targets(paths: list[Path], share_tol: float, count_tol: float):
-    """Targets and default parameters from targets files (.yaml) and observed figures (.csv)."""
+def _read_targets(paths: list[Path], share_tol: float, count_tol: float, scenario):
+    """Targets and default parameters from targets files (.yaml) and observed figures (.csv),
+    each file checked against what a run of ``scenario`` can read."""
     import pandas as pd
 
-    from sim.experiments.calibrate import TargetError, parse_targets, targets_from_observed
+    from sim.experiments.calibrate import (
+        TargetError,
+        check_reads,
+        parse_targets,
+        targets_from_observed,
+    )
     from sim.scenario import parse_yaml
 
     targets, params = [], []
@@ -138,6 +144,7 @@ def _read_targets(paths: list[Path], share_tol: float, count_tol: float):
             else:
                 more, defaults = parse_targets(parse_yaml(path.read_text(encoding="utf-8")),
                                                str(path))
+                check_reads(scenario, more, str(path))
                 targets += more
                 params += defaults
         except TargetError:

@@ -316,6 +316,28 @@ def cell_table(pop: Population, scenario: Scenario, month: int) -> list[dict]:
     return rows
 
 
+def check_reads(scenario: Scenario, targets: Iterable[Target], source: str = "<targets>"
+                ) -> None:
+    """Refuse a ``users`` target (means of behaviour) in a month where the population's
+    behaviour is not drawn: it is drawn when the bank reads it, at each re-scoring and in the
+    last month of the targets' horizon (:func:`sim.model.behaviour.settle`), so another month
+    would read the last re-scoring's values."""
+    targets = list(targets)
+    if not targets:
+        return
+    every = scenario.reevaluation.every_months
+    last = 3 * min(scenario.quarters, -(-max(m for t in targets for m in t.months) // 3))
+    for i, t in enumerate(targets):
+        stale = [m for m in t.months if t.table == "users" and m % every and m != last]
+        if stale:
+            raise TargetError(
+                f"{source} at key 'targets.{i}.month' (target '{t.name}'): the 'users' table "
+                f"is read in month {stale[0]}, where behaviour is not drawn; it is drawn at "
+                f"each re-scoring (every {every} months, reevaluation.every_months) and in "
+                f"month {last}, the last the targets read; allowed: a multiple of {every} or "
+                f"{last}")
+
+
 def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None = None
                ) -> dict[str, pd.DataFrame]:
     """Simulate as many quarters as the targets need and return the tables they read
@@ -330,16 +352,7 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
                           f"{scenario.months} months")
     want = {m for t in targets if t.table == "users" for m in t.months}
     want_cells = {m for t in targets if t.table == "cells" for m in t.months}
-    # behaviour is drawn when the bank reads it (sim.model.behaviour.settle): a mean of
-    # behaviour in another month would read the last re-scoring's values
-    every = scenario.reevaluation.every_months
-    stale = sorted(m for m in want if m % every and m != 3 * quarters)
-    if stale:
-        raise TargetError(
-            f"a 'users' target reads month {stale[0]}, where behaviour is not drawn: the "
-            f"population's behaviour is drawn at each re-scoring (every {every} months) and "
-            f"in the last month; allowed: a month that is a multiple of {every} or "
-            f"{3 * quarters}")
+    check_reads(scenario, targets)
     sim = Simulation(scenario, quarters=quarters, run_off=0)  # targets read the horizon only
     sim.recorder.declare("users", lambda obs: user_table(obs.pop, obs.month)
                          if obs.month in want else [])

@@ -365,5 +365,5 @@ def test_a_behaviour_mean_at_a_month_without_a_rescoring_is_refused(baseline_pat
     sc = sim.load(baseline_path, users=2_000)
     target = Target(name="payments", table="users", month=4, filter={"group": "with_access"},
                     statistic="payments_per_month / users", value=28, tolerance=4)
-    with pytest.raises(TargetError, match="month 4, where behaviour is not drawn"):
+    with pytest.raises(TargetError, match="'targets.0.month'.*month 4, where behaviour is not"):
         run_tables(sc, [target])
