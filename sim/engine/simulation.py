@@ -141,7 +141,6 @@ class Simulation:
                                  maturity=scenario.credit.vintage_maturity_months,
                                  capital_limit=scenario.capital.max_outstanding)
         self.flows = Flows()  # this month's; the month end starts a new one
-        self.settled = 0  # the month behaviour was last drawn for (behaviour.settle)
         self.month_ends = []
         for m in range(1, self.months + 1):
             try:
@@ -334,11 +333,10 @@ class Simulation:
         (:func:`behaviour.settle`)."""
         with np.errstate(over="ignore"):  # overflow is reported by the guard below
             behaviour.age(self.pop, self.scenario, self.streams, month.number)
-            if (month.number % self.scenario.reevaluation.every_months == 0
-                    or month.number == self.months):
-                behaviour.settle(self.pop, self.scenario, self.streams, month.number,
-                                 month.number - self.settled)
-                self.settled = month.number
+            months = behaviour.pending(month.number, self.scenario.reevaluation.every_months,
+                                       self.months)
+            if months:
+                behaviour.settle(self.pop, self.scenario, self.streams, month.number, months)
                 numeric.check_population(self.pop, process="behaviour", month=month.number,
                                          key="behaviour.drift_sd")
 

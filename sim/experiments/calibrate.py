@@ -35,6 +35,7 @@ from sim.engine.recorder import MONTHLY_COLUMNS
 from sim.engine.simulation import Simulation
 from sim.errors import GreysimError
 from sim.experiments.parameters import Parameter
+from sim.model import behaviour
 from sim.model.population import Population
 from sim.model.scoring import unknown_sources_deduction
 from sim.scenario import Scenario, ScenarioError, keys
@@ -328,7 +329,8 @@ def check_reads(scenario: Scenario, targets: Iterable[Target], source: str = "<t
     every = scenario.reevaluation.every_months
     last = 3 * min(scenario.quarters, -(-max(m for t in targets for m in t.months) // 3))
     for i, t in enumerate(targets):
-        stale = [m for m in t.months if t.table == "users" and m % every and m != last]
+        stale = [m for m in t.months
+                 if t.table == "users" and not behaviour.pending(m, every, last)]
         if stale:
             raise TargetError(
                 f"{source} at key 'targets.{i}.month' (target '{t.name}'): the 'users' table "

@@ -58,6 +58,15 @@ def _age(pop: Population, scenario: Scenario, streams: Streams, month: int,
     np.copyto(pop.id_expired_months, 0, where=expiring)
 
 
+def pending(month: int, every_months: int, last: int) -> int:
+    """Months of drift the bank reads at the end of ``month``: the months since its last
+    read at a re-scoring (every ``every_months``) or in the ``last`` month of the run; 0 in
+    a month it does not read behaviour."""
+    if month % every_months == 0:
+        return every_months
+    return month % every_months if month == last else 0
+
+
 def settle(pop: Population, scenario: Scenario, streams: Streams, month: int,
            months: int) -> None:
     """Draw the behaviour read at the end of ``month``: the drift of the ``months`` months

@@ -38,5 +38,12 @@ def test_a_run_reads_drifted_behaviour_at_each_re_evaluation(baseline_path):
     run = Simulation(scenario, quarters=2, run_off=0)
     start = run.pop.payments_per_month.copy()
     run.run()
-    assert run.settled == 6  # the last re-evaluation and the last month
     assert not np.array_equal(run.pop.payments_per_month, start)
+
+
+def test_the_bank_reads_behaviour_at_each_rescoring_and_in_the_last_month():
+    # every 3 months, a 7-month run: reads in months 3 and 6 (3 months each) and 7 (1 month)
+    reads = {m: behaviour.pending(m, 3, 7) for m in range(1, 8)}
+    assert reads == {1: 0, 2: 0, 3: 3, 4: 0, 5: 0, 6: 3, 7: 1}
+    assert sum(reads.values()) == 7  # every month's drift is drawn exactly once
+    assert behaviour.pending(6, 6, 6) == 6
