@@ -1,6 +1,7 @@
 """Behaviour over time: the month-to-month drift of what users do, dormancy, devices, IDs.
 
-Dormancy and ID expiry are Markov chains and step every month (:func:`age`). The drifting
+Dormancy and ID expiry are Markov chains and step every month (:func:`age`), drawing only
+for the few users whose rare transition comes up (:meth:`Streams.below`). The drifting
 attributes and the month's device switches are drawn when the bank reads them, at each
 re-scoring and in the last month (:func:`settle`): ``k`` monthly lognormal steps of
 ``drift_sd`` multiply to one lognormal step of ``drift_sd x sqrt(k)``, the same distribution
@@ -29,33 +30,36 @@ DRIFTING = ("payments_per_month", "monthly_spend", "wealth_balance", "wealth_day
 
 def age(pop: Population, scenario: Scenario, streams: Streams, month: int) -> None:
     """One month of the behaviour that has a path: account age, credit history, dormancy
-    and waking (with its burst of payments), ID expiry and renewal. Every user draws each
-    decision of ``month`` from ``streams``; the users are aged block by block (each user's
-    step depends on that user alone), so the working arrays stay in cache."""
-    for a in range(0, pop.n, BLOCK):
-        _age(pop.rows(a, a + BLOCK), scenario, streams, month, range(a, min(a + BLOCK, pop.n)))
+    and waking (with its burst of payments), ID expiry and renewal.
 
-
-def _age(pop: Population, scenario: Scenario, streams: Streams, month: int,
-         users: range) -> None:
-    """:func:`age` on one block of the population (``pop`` holds views of its arrays)."""
+    Each transition is one uniform a user for ``month`` from ``streams``; they are rare (an
+    active account falls dormant, a dormant one wakes, a valid ID expires), so only the
+    users whose uniform falls below the rate are drawn (:meth:`Streams.below`), and the
+    few expired IDs one uniform each for their renewal."""
     b = scenario.behaviour
     pop.account_age_months += 1
     pop.credit_history_years += np.float32(1 / 12)
-    np.maximum(pop.awakened_months - 1, 0, out=pop.awakened_months, casting="unsafe")
-    u, v = streams.uniform_pair(purposes.STATUS, month, users)
-    waking = pop.dormant & (u < b.wake_rate)
-    sleeping = ~pop.dormant & (u < b.dormancy_rate)
-    pop.dormant ^= waking | sleeping  # the waking were dormant, the sleeping were not
-    np.copyto(pop.awakened_months, b.awakened_months, where=waking, casting="unsafe")
-    np.multiply(pop.payments_per_month, np.float32(b.awakened_payment_boost),
-                out=pop.payments_per_month, where=waking)
-    expired = pop.id_expired_months >= 0
-    renewed = expired & (v < b.id_renewal_rate)
-    expiring = ~expired & (v < b.id_expiry_rate)
-    pop.id_expired_months += expired
-    np.copyto(pop.id_expired_months, -1, where=renewed)
-    np.copyto(pop.id_expired_months, 0, where=expiring)
+    awake = np.flatnonzero(pop.awakened_months)
+    pop.awakened_months[awake] -= 1
+    # dormancy: one uniform a user, compared with the rate of the user's state
+    users, u = streams.below(max(b.wake_rate, b.dormancy_rate), purposes.STATUS, month,
+                             pop.n)
+    dormant = pop.dormant[users]
+    waking = users[dormant & (u < b.wake_rate)]
+    sleeping = users[~dormant & (u < b.dormancy_rate)]
+    pop.dormant[waking] = False
+    pop.dormant[sleeping] = True
+    pop.awakened_months[waking] = b.awakened_months
+    pop.payments_per_month[waking] *= np.float32(b.awakened_payment_boost)
+    # ID cards: the valid expire (rare), the expired are renewed
+    expired = np.flatnonzero(pop.id_expired_months >= 0)
+    renewed = expired[streams.uniform(purposes.STATUS, month, expired, sub=2)
+                      < b.id_renewal_rate]
+    expiring, _ = streams.below(b.id_expiry_rate, purposes.STATUS, month, pop.n, sub=1)
+    expiring = expiring[pop.id_expired_months[expiring] < 0]
+    pop.id_expired_months[expired] += 1
+    pop.id_expired_months[renewed] = -1
+    pop.id_expired_months[expiring] = 0
 
 
 def pending(month: int, every_months: int, last: int) -> int:

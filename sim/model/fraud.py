@@ -67,8 +67,8 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     """One month (number ``month``) of signals, R1 expiry and R2 reviews; hides the entry
     from R1 / R2 users and closes R3 users' access (through :mod:`sim.model.invites`).
     Returns the month's counts (unweighted). Each decision draws only for the users it
-    concerns: the hidden for a review, the asking for its outcome, the users without a risk
-    level for a signal, the signalled for its level."""
+    concerns: the hidden for a review, the asking for its outcome, the signalled for its
+    level; a signal, rare, draws only for the users it finds (:meth:`Streams.below`)."""
     if year != fb.year:  # the review allowance is per calendar year
         fb.reviews_year[:] = 0
         fb.year = year
@@ -89,14 +89,16 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     # new signals for users without a risk level and still open (genuine users and
     # fraudsters have one rate each)
     base = spec.r1_rate + spec.r2_rate + spec.r3_rate
-    exposed = (fb.level == NONE) & ~pop.closed
-    # nearly everyone is exposed, so everyone draws (a user's draw is the same either way)
-    # and the exposed are kept; both chances are at most 1 (sim.scenario.credit.Fraud)
-    u = streams.uniform(purposes.SIGNAL, month, pop.n)
-    signal = u < base
-    crooks = np.flatnonzero(fb.fraudster)  # few: their own rate
-    signal[crooks] = u[crooks] < base * spec.fraudster_rate_multiplier
-    hit = np.flatnonzero(signal & exposed)
+    # a signal is rare: genuine users draw only where their uniform is below the rate
+    # (Streams.below), fraudsters (few, their own rate) one uniform each; both chances are
+    # at most 1 (sim.scenario.credit.Fraud)
+    genuine, _ = streams.below(base, purposes.SIGNAL, month, pop.n)
+    genuine = genuine[~fb.fraudster[genuine]]
+    crooks = np.flatnonzero(fb.fraudster)
+    crooks = crooks[streams.uniform(purposes.SIGNAL, month, crooks, sub=1)
+                    < base * spec.fraudster_rate_multiplier]
+    hit = np.union1d(genuine, crooks)
+    hit = hit[(fb.level[hit] == NONE) & ~pop.closed[hit]]  # exposed: no risk level, open
     # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
     g3 = spec.r3_rate / base if base > 0 else 0.0
     g2 = spec.r2_rate / base if base > 0 else 0.0

@@ -204,6 +204,41 @@ class Streams:
                 out *= radius
         return first, second
 
+    def below(self, p: float, purpose: str, month: int, n: int,
+              sub: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The users of ``0..n-1`` whose uniform for this decision falls below ``p``, in
+        index order, and those uniforms (each uniform on (0, ``p``)): a rare decision
+        (``u < rate`` for ``rate <= p``) without a draw for every user.
+
+        The same law as one independent uniform a user: the gaps between successive users
+        below ``p`` are geometric (by inversion, from a generator keyed by (seed, purpose,
+        month, sub)) and a user's uniform below ``p`` is ``p`` times a uniform from a second
+        generator of that key. Both are read in order from user 0, so user ``i``'s draw is
+        the same in every population of more than ``i`` users and whichever users the
+        decision then concerns. Draws at another ``p`` are other numbers: strategies share
+        them user by user, futures with other rates do not."""
+        if not 0.0 < p <= 1.0:
+            if p <= 0.0:
+                return np.empty(0, dtype=np.int64), np.empty(0)
+            raise ValueError(f"p must be at most 1, not {p}")
+        seed = np.random.SeedSequence([self.seed, int(key(self.seed, purpose, month, sub))])
+        gaps_rng, level_rng = (np.random.Generator(np.random.PCG64(s)) for s in seed.spawn(2))
+        log_stay = math.log1p(-p) if p < 1.0 else -math.inf
+        found: list[np.ndarray] = []
+        last = -1
+        chunk = int(n * p + 6.0 * math.sqrt(n * p) + 64)
+        while last < n - 1:
+            # 1 - random() is in (0, 1]: the geometric number of trials to the next user
+            trials = np.log1p(-gaps_rng.random(chunk)) / log_stay
+            at = last + np.cumsum(np.maximum(np.ceil(trials), 1.0)).astype(np.int64)
+            found.append(at)
+            last = int(at[-1])
+        users = np.concatenate(found)
+        users = users[:np.searchsorted(users, n)]
+        # (0, 1) from [0, 1): 1 - random() is in (0, 1]; the top value 1 has measure zero
+        u = p * (1.0 - level_rng.random(users.size))
+        return users, np.minimum(u, np.nextafter(p, 0.0))
+
     def poisson(self, lam: float, purpose: str, month: int, users: np.ndarray | int | range,
                 sub: int = 0) -> np.ndarray:
         """Poisson(``lam``) counts by inversion of one uniform a user (int64)."""

@@ -113,8 +113,15 @@ def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
     pop.closed[:] = rng.random(n) < 0.05
     level0, closed0, hidden0 = fb.level.copy(), pop.closed.copy(), fb.hidden_until.copy()
     # the per-user draws of every user: the step draws them only for those concerned
-    u, v, w, x = (streams.uniform(p, 1, n) for p in (purposes.REVIEW_ASK, purposes.REVIEW_PASS,
-                                                     purposes.SIGNAL, purposes.SIGNAL_LEVEL))
+    u, v, x = (streams.uniform(p, 1, n) for p in (purposes.REVIEW_ASK, purposes.REVIEW_PASS,
+                                                  purposes.SIGNAL_LEVEL))
+    # a genuine user's signal uniform where it falls below the rate (1 elsewhere: no
+    # signal), a fraudster's its own
+    w = np.ones(n)
+    below, w_below = streams.below(spec.r1_rate + spec.r2_rate + spec.r3_rate,
+                                   purposes.SIGNAL, 1, n)
+    w[below] = w_below
+    w[fb.fraudster] = streams.uniform(purposes.SIGNAL, 1, n, sub=1)[fb.fraudster]
     fraud.month(fb, pop, spec, day=10, year=2025, streams=streams, month=1)
     ref = fraud.FraudBook(fb.fraudster, level0.copy(), fb.hidden_until, fb.reviews_year,
                           fb.reviews_total, fb.blocks, fb.last_blocked_day, 2025)

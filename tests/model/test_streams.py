@@ -104,3 +104,24 @@ def test_a_range_of_users_draws_what_the_whole_population_draws_for_them():
             for w, p in zip(whole if isinstance(whole, tuple) else (whole,),
                             part if isinstance(part, tuple) else (part,), strict=True):
                 assert np.array_equal(p, w[users.start:users.stop:users.step])
+
+
+def test_users_below_a_rare_rate_follow_one_uniform_a_user():
+    s, n, p = Streams(10), 400_000, 0.01
+    users, u = s.below(p, purposes.SIGNAL, 3, n)
+    assert np.all(np.diff(users) > 0) and users[0] >= 0 and users[-1] < n
+    # as many as n Bernoulli(p) trials give (within 4 sd), spread evenly over the users,
+    # each with a uniform on (0, p)
+    assert abs(users.size - n * p) < 4 * math.sqrt(n * p * (1 - p))
+    assert stats.kstest(users / n, "uniform").pvalue > 1e-3
+    assert u.min() > 0.0 and u.max() < p
+    assert stats.kstest(u / p, "uniform").pvalue > 1e-3
+    # the gaps between them are geometric: P(gap = 1) = p
+    assert abs(np.mean(np.diff(users) == 1) - p) < 4 * math.sqrt(p / users.size)
+    # keyed: a smaller population keeps the first users' draws; other keys, other users
+    few, fu = s.below(p, purposes.SIGNAL, 3, 1_000)
+    assert np.array_equal(few, users[users < 1_000]) and np.array_equal(fu, u[:few.size])
+    other, _ = s.below(p, purposes.SIGNAL, 4, n)
+    assert np.intersect1d(other, users).size < 3 * n * p * p
+    assert s.below(0.0, purposes.SIGNAL, 3, n)[0].size == 0
+    assert s.below(1.0, purposes.SIGNAL, 3, 50)[0].tolist() == list(range(50))
