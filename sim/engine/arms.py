@@ -27,10 +27,12 @@ def assignment(n: int, ab: AB, seed: int) -> np.ndarray:
 
 
 def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
-                     visible: np.ndarray, per_user: dict[str, np.ndarray], *, date: dt.date,
-                     month: int) -> list[dict]:
+                     visible: np.ndarray, lines: np.ndarray, per_line: dict[str, np.ndarray],
+                     *, date: dt.date, month: int) -> list[dict]:
     """Rows of the segment table for the dimension ``arm`` at one month end (the recorder's
-    columns and units: weighted counts, loss in CNY)."""
+    columns and units: weighted counts, loss in CNY). ``per_line`` holds the ``borrowers``
+    and ``defaults`` masks and the ``cum_loss`` (fen) of the users with a line, ``lines``:
+    no one else borrows, defaults or loses."""
     k, w = len(names), pop.weight
     codes = arm.astype(np.intp) if k > 1 else None
 
@@ -41,15 +43,15 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
             return np.array([np.count_nonzero(mask)])
         return np.bincount(codes[mask], minlength=k)[:k]
 
-    def total(values):
+    def total(values):  # integers (counts, fen): exact float sums in any order
         if codes is None:
             return np.array([values.sum(dtype=np.float64)])
-        return np.bincount(codes, weights=values.astype(np.float64), minlength=k)[:k]
+        return np.bincount(codes[lines], weights=values.astype(np.float64), minlength=k)[:k]
 
     population = np.array([arm.size]) if codes is None else np.bincount(codes, minlength=k)[:k]
     eligible, invited, shown = count(pop.eligible), count(pop.invited), count(visible)
-    borrowers, defaults = total(per_user["borrowers"]), total(per_user["defaults"])
-    loss = total(per_user["loss"])
+    borrowers, defaults = total(per_line["borrowers"]), total(per_line["defaults"])
+    loss = total(per_line["cum_loss"])
     rows = []
     for i, name in enumerate(names):
         n = population[i]

@@ -188,6 +188,25 @@ class Observation:
     arm_names: tuple[str, ...]
 
     @cached_property
+    def lines(self) -> np.ndarray:
+        """The users with a credit line, in index order: the only ones the book holds a
+        balance, arrears, a default or a loss for."""
+        return np.flatnonzero(self.book.opened)
+
+    @cached_property
+    def per_line(self) -> dict[str, np.ndarray]:
+        """The per-user credit figures of the users with a line (:attr:`lines`): borrowers,
+        ever defaulted, 30+ days past due now, balance, drawn and loss (fen)."""
+        book, lines = self.book, self.lines
+        state = book.state[lines]
+        balance = book.balance[lines]
+        return {"borrowers": (state <= credit.D61_90) & (balance > 0),
+                "defaults": book.default_month[lines] >= 0,
+                "dpd30": (state >= credit.D31_60) & (state <= credit.DEFAULT),
+                "balance": balance, "cum_draw": book.cum_draw[lines],
+                "cum_loss": book.cum_loss[lines]}
+
+    @cached_property
     def per_user(self) -> dict[str, np.ndarray]:
         """The per-user credit figures segments sum: borrowers, ever defaulted, loss (fen)."""
         book = self.book
@@ -225,6 +244,7 @@ class Recorder:
             "monthly": self.monthly_row, "segments": self.segment_rows,
             "arms": self.arm_rows, "vintages": self.vintage_rows}
         self.rows: dict[str, list[dict]] = {name: [] for name in self.reporters}
+        self._accounts: tuple[int, np.ndarray] | None = None  # (batches, accounts of each)
 
     def declare(self, name: str, reporter: Reporter) -> None:
         """Collect one more table, ``name``, with ``reporter`` at every month end."""
@@ -270,11 +290,11 @@ class Recorder:
         """The month's credit and fraud figures, unweighted (money in fen)."""
         book, pop = obs.book, obs.pop
         row = {**obs.flows.credit, **obs.flows.fraud}
-        row.update(credit.stock(book, pop))
+        row.update(credit.stock(book, pop, obs.lines))
         row.update(fraud.stock(obs.fraud))
         row.update(credit.expected_loss(
             book, pop, obs.scenario, obs.macro, obs.month, obs.fraud.fraudster,
-            with_pd=self.ecl_months is None or obs.month in self.ecl_months))
+            with_pd=self.ecl_months is None or obs.month in self.ecl_months, lines=obs.lines))
         row["macro_factor"] = obs.macro
         # bound if a step held invitations back this month, or if the book is at the limit
         row["capital_bound"] = (obs.flows.capital_bound
@@ -335,17 +355,22 @@ class Recorder:
     def arm_rows(self, obs: Observation) -> list[dict]:
         """The segment figures of each A/B arm (one arm, ``all``, without an ``ab`` section)."""
         return arms.arm_segment_rows(obs.arm, obs.arm_names, obs.pop, obs.visible,
-                                     obs.per_user, date=obs.date, month=obs.month)
+                                     obs.lines, obs.per_line, date=obs.date, month=obs.month)
 
     def vintage_rows(self, obs: Observation) -> list[dict]:
         """Every invite batch's rates by months on book."""
-        book = obs.book
+        k = len(obs.batches)
+        if self._accounts is None or self._accounts[0] != k:
+            # a batch's users are invited together, once: its accounts are fixed from then
+            self._accounts = (k, vintage_accounts(obs.pop.vintage, k))
+        per_line = obs.per_line
         return vintage_rows(
             obs.pop.vintage, obs.batches, obs.batch_months, date=obs.date, month=obs.month,
-            weight=obs.pop.weight, maturity=self.maturity,
-            arrays={"opened": book.opened, "dpd30": credit.dpd30(book),
-                    "ever_default": obs.per_user["defaults"], "balance": book.balance,
-                    "cum_draw": book.cum_draw, "cum_loss": book.cum_loss})
+            weight=obs.pop.weight, maturity=self.maturity, lines=obs.lines,
+            accounts=self._accounts[1],
+            arrays={"dpd30": per_line["dpd30"], "ever_default": per_line["defaults"],
+                    "balance": per_line["balance"], "cum_draw": per_line["cum_draw"],
+                    "cum_loss": per_line["cum_loss"]})
 
     # ------------------------------------------------------------------ tables
     def vintage_frame(self) -> pd.DataFrame:
@@ -433,13 +458,23 @@ def segment_rows(pop: Population, visible: np.ndarray, per_user: dict[str, np.nd
     return rows
 
 
+def vintage_accounts(vintage: np.ndarray, k: int) -> np.ndarray:
+    """Users invited in each of the first ``k`` batches (``vintage`` is -1 for the others)."""
+    return np.bincount(vintage[vintage >= 0], minlength=k)[:k].astype(np.float64)
+
+
 def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[int], *,
                  date: dt.date, month: int, weight: float, maturity: int,
-                 arrays: dict[str, np.ndarray]) -> list[dict]:
+                 arrays: dict[str, np.ndarray], lines: np.ndarray | None = None,
+                 accounts: np.ndarray | None = None) -> list[dict]:
     """One row per vintage (invite batch) at this month end: its cumulative 30+ / 90+ rates
-    and loss rate by months on book. ``arrays`` holds per-user ``opened``, ``dpd30`` and
-    ``ever_default`` masks and ``balance``, ``cum_draw``, ``cum_loss`` in fen (zero, and
-    never late or in default, for users without a line).
+    and loss rate by months on book.
+
+    ``arrays`` holds the ``dpd30`` and ``ever_default`` masks and the ``balance``,
+    ``cum_draw`` and ``cum_loss`` in fen of the users with a line, ``lines`` (in index
+    order); without ``lines``, ``arrays`` holds every user's, with an ``opened`` mask, and
+    users without a line hold zeros and are never late or in default. ``accounts`` (users
+    invited in each batch) is counted from ``vintage`` when not given.
 
     Rates are per account of the vintage (every invited user of the batch), so the cumulative
     default rate of a vintage can only grow; ``loss_rate`` is net charge-off loss over the
@@ -453,23 +488,26 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     k = len(batches)
     if k == 0:
         return []
-    members = np.flatnonzero(vintage >= 0)  # invited users, in index order
-    of = vintage[members]
-    has_line = arrays["opened"][members]
-    lines, of_lines = members[has_line], of[has_line]  # only lines hold amounts or defaults
+    if lines is None:
+        lines = np.flatnonzero(arrays["opened"])
+        arrays = {name: values[lines] for name, values in arrays.items()}
+    if accounts is None:
+        accounts = vintage_accounts(vintage, k)
+    of = vintage[lines]
+    invited = of >= 0  # a line is opened by an invited user; kept safe all the same
+    if not invited.all():
+        of = of[invited]
+        arrays = {name: values[invited] for name, values in arrays.items()}
 
-    def count(mask, among=members, at=of):
-        return np.bincount(at[mask[among]], minlength=k)[:k].astype(np.float64)
+    def count(mask):  # only users with a line are late or in default
+        return np.bincount(of[mask], minlength=k)[:k].astype(np.float64)
 
     def amount(values):  # summed in user order, zeros left out: the same float sums
-        return np.bincount(of_lines, weights=values[lines].astype(np.float64), minlength=k)[:k]
+        return np.bincount(of, weights=values.astype(np.float64), minlength=k)[:k]
 
-    accounts = np.bincount(of, minlength=k)[:k].astype(np.float64)
-    opened = np.bincount(of_lines, minlength=k)[:k].astype(np.float64)
+    opened = np.bincount(of, minlength=k)[:k].astype(np.float64)
     dpd30 = count(arrays["dpd30"])
     ever = count(arrays["ever_default"])
-    ever_opened = count(arrays["ever_default"], lines, of_lines)
-    dpd30_opened = count(arrays["dpd30"], lines, of_lines)
     balance = amount(arrays["balance"])
     drawn = amount(arrays["cum_draw"])
     loss = amount(arrays["cum_loss"])
@@ -491,8 +529,8 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
             "loss_rate": loss[i] / drawn[i] if drawn[i] > 0 else np.nan,
             "immature": mob < maturity,
             "defaults": ever[i] * weight,
-            "opened_defaults": ever_opened[i] * weight,
-            "dpd30_opened": dpd30_opened[i] * weight,
+            "opened_defaults": ever[i] * weight,  # every default is of an opened line
+            "dpd30_opened": dpd30[i] * weight,
             "drawn": drawn[i] * weight / FEN,
             "loss": loss[i] * weight / FEN,
         })

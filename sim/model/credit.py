@@ -233,14 +233,20 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     """
     cfg: Credit = scenario.credit
     flows: dict[str, int] = {}
+    # only users with a line hold a balance or a state other than current: every step
+    # selects among them, in index order (the same users as a mask over everyone)
+    lines = np.flatnonzero(book.opened)
     opening = book.balance.copy()
-    flows["opening_balance"] = int(opening.sum())
-    interest = accrue_interest(book, opening, days)
-    flows["interest_revenue"] = int(interest.sum())
+    held = opening[lines]
+    flows["opening_balance"] = int(held.sum())
+    interest = accrue_interest(book, opening, days, lines)
+    flows["interest_revenue"] = int(interest[lines].sum())
 
-    due, gross, recovered = charge_off(book, cfg)
-    late = np.flatnonzero((book.state >= D1_30) & (book.state <= D61_90))
-    billed = np.flatnonzero((book.state == CURRENT) & (opening > 0))
+    due, gross, recovered = charge_off(book, cfg, lines)
+    state = book.state[lines]
+    late = lines[(state >= D1_30) & (state <= D61_90)]
+    billed = lines[(state == CURRENT) & (held > 0)]
+    del state, held
     u_late = streams.uniform(purposes.ROLL, month, late)
     u_billed = streams.uniform(purposes.MISS, month, billed)
     crook = np.zeros(book.n, dtype=bool) if fraudster is None else fraudster
@@ -265,27 +271,37 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["early_repayments"] = int(full)
 
     can_use = visible & ~pop.closed
-    capped = capital is not None and (book.capital_held or int(book.balance.sum()) >= capital)
+    capped = capital is not None and (book.capital_held
+                                      or int(book.balance[lines].sum()) >= capital)
     flows["limit_raises"] = (0 if capped else
-                             review_limits(book, pop, scenario, day=day, date=date))
+                             review_limits(book, pop, scenario, day=day, date=date, lines=lines))
     flows["new_activations"] = activate(book, pop, scenario, can_use, month=month, date=date,
                                         streams=streams)
-    room = None if capital is None else max(capital - int(book.balance.sum()), 0)
+    lines = np.flatnonzero(book.opened)  # with the new lines
+    room = None if capital is None else max(capital - int(book.balance[lines].sum()), 0)
     flows["draws"], flows["draw_accounts"], held = draw(
-        book, cfg, can_use, month=month, day=day, streams=streams, room=room, greedy=crook)
+        book, cfg, can_use, month=month, day=day, streams=streams, room=room, greedy=crook,
+        lines=lines)
     book.capital_held = held
     flows["capital_capped"] = int(capped or held)
     flows["fraud_defaults"] = int(np.count_nonzero(crook[defaulted]))
     flows["cap_cuts"] = cap_limits(book, pop, scenario, date)
-    flows["closing_balance"] = int(book.balance.sum())
+    flows["closing_balance"] = int(book.balance[lines].sum())
     flows["funding_cost"] = funding_cost(flows["opening_balance"], cfg.loss.funding_rate, days)
     return flows
 
 
-def accrue_interest(book: Book, opening: np.ndarray, days: int) -> np.ndarray:
+def _lines(book: Book, lines: np.ndarray | None) -> np.ndarray:
+    """The users with a line, in index order (``lines`` when the caller has them)."""
+    return np.flatnonzero(book.opened) if lines is None else lines
+
+
+def accrue_interest(book: Book, opening: np.ndarray, days: int,
+                    lines: np.ndarray | None = None) -> np.ndarray:
     """Interest in fen at each line's daily rate on its opening balance, for lines not in
     default; added to the balance and returned."""
-    accruing = np.flatnonzero((book.state <= D61_90) & (opening > 0))
+    lines = _lines(book, lines)
+    accruing = lines[(book.state[lines] <= D61_90) & (opening[lines] > 0)]
     interest = np.zeros(book.n, dtype=np.int64)
     owed = np.round(opening[accruing] * book.rate[accruing] * days).astype(np.int64)
     interest[accruing] = owed
@@ -293,10 +309,12 @@ def accrue_interest(book: Book, opening: np.ndarray, days: int) -> np.ndarray:
     return interest
 
 
-def charge_off(book: Book, cfg: Credit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def charge_off(book: Book, cfg: Credit,
+               lines: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lines in default one more month past due; those beyond ``charge_off_dpd`` are charged
     off, recovering ``1 - lgd`` of the balance. Returns (users, gross fen, recovered fen)."""
-    in_default = np.flatnonzero(book.state == DEFAULT)
+    lines = _lines(book, lines)
+    in_default = lines[book.state[lines] == DEFAULT]
     book.missed[in_default] += 1
     due = in_default[book.missed[in_default].astype(np.int32) * 30 > cfg.loss.charge_off_dpd]
     gross = book.balance[due]
@@ -390,11 +408,12 @@ def repay(book: Book, pop: Population, cfg: Credit, opening: np.ndarray, interes
 
 
 def review_limits(book: Book, pop: Population, scenario: Scenario, *, day: int,
-                  date: dt.date) -> int:
+                  date: dt.date, lines: np.ndarray | None = None) -> int:
     """Limit reviews of open lines: a window of good months earns a raise (under the caps).
     Returns how many limits rose."""
     lim = scenario.credit.limits
-    open_lines = np.flatnonzero(book.opened & (book.state <= D61_90))
+    lines = _lines(book, lines)
+    open_lines = lines[book.state[lines] <= D61_90]
     book.window_months[open_lines] += 1
     on_time = open_lines[book.state[open_lines] == CURRENT]
     book.window_on_time[on_time] += 1
@@ -426,16 +445,17 @@ def activate(book: Book, pop: Population, scenario: Scenario, can_use: np.ndarra
 
 
 def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
-         streams: Streams, room: int | None = None,
-         greedy: np.ndarray | None = None) -> tuple[int, int, bool]:
+         streams: Streams, room: int | None = None, greedy: np.ndarray | None = None,
+         lines: np.ndarray | None = None) -> tuple[int, int, bool]:
     """Current, unfrozen lines with room under the limit draw with ``draw_rate`` a beta share
     (mean ``draw_share``) of what is available, in whole CNY; lines marked ``greedy`` (fraud)
     draw everything available. When the draws would take more than ``room`` (fen left under
     the capital limit; None: no limit), every draw is scaled down by the same factor, so no
     user's draw depends on the order of the others. Returns (fen drawn, lines that drew,
     whether the capital limit held draws back)."""
-    users = np.flatnonzero(book.opened & can_use & (book.state == CURRENT)
-                           & (book.frozen_until <= day) & (book.balance < book.limit))
+    lines = _lines(book, lines)
+    users = lines[can_use[lines] & (book.state[lines] == CURRENT)
+                  & (book.frozen_until[lines] <= day) & (book.balance[lines] < book.limit[lines])]
     keep = streams.uniform(purposes.DRAW, month, users) < cfg.draw_rate
     share = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
                           purposes.DRAW_SHARE, month, users[keep])
@@ -518,7 +538,7 @@ ECL_BLOCK = 32_768
 
 def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
                   month: int | None = None, fraudster: np.ndarray | None = None, *,
-                  with_pd: bool = True) -> dict:
+                  with_pd: bool = True, lines: np.ndarray | None = None) -> dict:
     """IFRS 9 view of the book at a month end (fen, float): stage balances, 12-month and
     lifetime expected credit loss, and the staged allowance (NaN without ``with_pd``: the
     PD chain is the costly part, so a run computes it in ``reporting.ecl_months`` only).
@@ -528,7 +548,8 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
     that can still draw; stage 1 < 30 days past due, stage 2 30-89, stage 3 90+.
     """
     cfg = scenario.credit
-    live = np.flatnonzero(book.opened & (book.state <= DEFAULT))
+    lines = _lines(book, lines)
+    live = lines[book.state[lines] <= DEFAULT]
     state = book.state[live]
     bal = book.balance[live].astype(np.float64)
     undrawn = np.maximum(book.limit[live] - book.balance[live], 0).astype(np.float64)
@@ -586,20 +607,22 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     return pd[:, 0], pd[:, 1]
 
 
-def stock(book: Book, pop: Population) -> dict[str, int]:
-    """Counts and sums of the book at a month end (unweighted; money in fen)."""
-    live = book.opened & (book.state <= D61_90)
-    active = live & ~pop.closed
-    # limits are zero without a line: the total less the few lines closed or in default
-    idle = np.flatnonzero(book.opened & ~active)
+def stock(book: Book, pop: Population, lines: np.ndarray | None = None) -> dict[str, int]:
+    """Counts and sums of the book at a month end (unweighted; money in fen), over the users
+    with a line (``lines``, in index order, when the caller has them): without one a user
+    holds no balance, no limit, no arrears and no default."""
+    lines = _lines(book, lines)
+    state, balance = book.state[lines], book.balance[lines]
+    live = state <= D61_90
+    active = live & ~pop.closed[lines]
     return {
         "active": int(np.count_nonzero(active)),
-        "borrowers": int(np.count_nonzero(live & (book.balance > 0))),
-        "outstanding": int(book.balance.sum()),
-        "limit_total": int(book.limit.sum()) - int(book.limit[idle].sum()),
-        "dpd30": int(np.count_nonzero((book.state >= D31_60) & (book.state <= DEFAULT))),
-        "dpd90": int(np.count_nonzero(book.state == DEFAULT)),
-        "cum_defaults": int(np.count_nonzero(book.default_month >= 0)),
+        "borrowers": int(np.count_nonzero(live & (balance > 0))),
+        "outstanding": int(balance.sum()),
+        "limit_total": int(book.limit[lines][active].sum()),
+        "dpd30": int(np.count_nonzero((state >= D31_60) & (state <= DEFAULT))),
+        "dpd90": int(np.count_nonzero(state == DEFAULT)),
+        "cum_defaults": int(np.count_nonzero(book.default_month[lines] >= 0)),
     }
 
 

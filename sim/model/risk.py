@@ -133,12 +133,21 @@ def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.nd
 def _chain(start: np.ndarray, base: np.ndarray, c: np.ndarray, d: np.ndarray, f: np.ndarray,
            at: np.ndarray, curve: np.ndarray, horizons: tuple[int, ...],
            certain: np.ndarray | None) -> np.ndarray:
-    """The PD chain of one block of lines (float32): see :func:`default_probability`."""
+    """The PD chain of one block of lines (float32): see :func:`default_probability`.
+
+    Each step, term by term and in order::
+
+        pay  = cur x (1 - e)
+        cur  = pay x keep + idle x d + a1 x c0 + a2 x c1 + a3 x c2
+        idle = pay x lapse + idle x stay
+        a1, a2, a3 = cur x e, a1 x r0, a2 x r1   (the old cur, a1, a2)
+        dflt = dflt + a3 x r2                    (the old a3)
+
+    computed in place in a few buffers (no array is allocated inside the loop)."""
     n = start.size
     out = np.zeros((n, len(horizons)))
     one = np.float32(1.0)
-    # one contiguous array per state and per cure column; the arithmetic, term by term and
-    # in order, is the chain's
+    # one contiguous array per state and per cure column
     cur, idle, a1, a2, a3, dflt = (np.where(start == j, one, np.float32(0.0))
                                    for j in range(6))
     c0, c1, c2 = (np.ascontiguousarray(c[:, j]) for j in range(3))
@@ -153,16 +162,26 @@ def _chain(start: np.ndarray, base: np.ndarray, c: np.ndarray, d: np.ndarray, f:
     np.minimum(entry, one, out=entry)
     if certain is not None:
         entry[:, certain] = one
+    pays = one - entry
+    new_a1, new_idle, term = (np.empty(n, dtype=np.float32) for _ in range(3))
     for k in range(1, top + 1):
-        e = entry[k - 1]
-        pay = cur * (one - e)
-        cur, idle, a1, a2, a3, dflt = (
-            pay * keep + idle * d + a1 * c0 + a2 * c1 + a3 * c2,
-            pay * lapse + idle * stay,
-            cur * e,
-            a1 * r0,
-            a2 * r1,
-            dflt + a3 * r2)
+        np.multiply(cur, entry[k - 1], out=new_a1)
+        np.multiply(cur, pays[k - 1], out=cur)  # pay
+        np.multiply(cur, lapse, out=new_idle)
+        np.multiply(idle, stay, out=term)
+        new_idle += term
+        cur *= keep
+        np.multiply(idle, d, out=term)
+        cur += term
+        for arrears, cure in ((a1, c0), (a2, c1), (a3, c2)):
+            np.multiply(arrears, cure, out=term)
+            cur += term
+        np.multiply(a3, r2, out=term)
+        dflt += term
+        np.multiply(a2, r1, out=a3)
+        np.multiply(a1, r0, out=a2)
+        a1, new_a1 = new_a1, a1
+        idle, new_idle = new_idle, idle
         if k in want:
             out[:, want[k]] = dflt
     return out

@@ -61,18 +61,20 @@ def test_a_default_closes_access_for_good(ran):
 
 
 def test_no_interest_accrues_in_default():
-    book = credit.new_book(3)
-    book.balance[:] = 10_000
+    book = credit.new_book(4)
+    book.opened[:3] = True  # only an opened line holds a balance; user 3 has none
+    book.balance[:3] = 10_000
     book.rate[:] = 0.001
-    book.state[:] = [credit.CURRENT, credit.D61_90, credit.DEFAULT]
+    book.state[:] = [credit.CURRENT, credit.D61_90, credit.DEFAULT, credit.CURRENT]
     interest = credit.accrue_interest(book, book.balance.copy(), days=30)
-    assert interest.tolist() == [300, 300, 0]
-    assert book.balance.tolist() == [10_300, 10_300, 10_000]
+    assert interest.tolist() == [300, 300, 0, 0]
+    assert book.balance.tolist() == [10_300, 10_300, 10_000, 0]
 
 
 def test_charge_off_comes_after_charge_off_dpd_in_default(ran):
     cfg = ran.scenario.credit
     book = credit.new_book(2)
+    book.opened[:] = True
     book.balance[:] = 50_000
     book.state[:] = credit.DEFAULT
     book.missed[:] = [3, cfg.loss.charge_off_dpd // 30]
