@@ -25,6 +25,7 @@ The population is synthesised once for all users from a sequential generator
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 
@@ -290,17 +291,44 @@ def poisson_quantile(lam: float, u: np.ndarray) -> np.ndarray:
     return k
 
 
+#: Points of the table that starts the Beta(2, b) quantile's Newton steps.
+BETA2_GRID = 4096
+
+
 def beta2_quantile(b: float, u: np.ndarray, iterations: int = 50) -> np.ndarray:
     """The Beta(2, ``b``) quantile of ``u``: solves ``1 - (1 - x)^b (1 + b x) = u``.
 
-    Newton steps from the tail approximations (``x^2 b (b + 1) / 2`` below the mode,
-    ``(1 - x)^b (1 + b)`` above it), kept inside a bisection bracket (the CDF is monotone),
-    on the draws not yet converged to 1e-12.
+    Newton steps kept inside a bisection bracket (the CDF is monotone), on the draws not yet
+    converged to 1e-12, from the quantile interpolated in a table of :data:`BETA2_GRID`
+    exact quantiles for this ``b`` (:func:`_beta2_table`): two steps for most draws.
     """
     u = np.asarray(u, dtype=np.float64)
+    grid, table = _beta2_table(float(b))
+    return _beta2_newton(b, u, np.interp(u, grid, table), iterations)
+
+
+@functools.lru_cache(maxsize=8)
+def _beta2_table(b: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Beta(2, ``b``) quantiles on an even grid of (0, 1), from the tail
+    approximations (``x^2 b (b + 1) / 2`` below the mode, ``(1 - x)^b (1 + b)`` above)."""
+    grid = np.linspace(0.0, 1.0, BETA2_GRID + 1)
+    inner = grid[1:-1]
+    table = np.concatenate([[0.0], _beta2_newton(b, inner, _beta2_tails(b, inner), 200),
+                            [1.0]])
+    return grid, table
+
+
+def _beta2_tails(b: float, u: np.ndarray) -> np.ndarray:
+    """A first guess at the Beta(2, ``b``) quantile from its two tail approximations."""
     low = np.sqrt(2.0 * u / (b * (b + 1.0)))
     high = 1.0 - ((1.0 - u) / (1.0 + b)) ** (1.0 / b)
-    x = np.clip(np.where(low < 1.0 / (1.0 + b), low, high), 1e-12, 1.0 - 1e-12)
+    return np.where(low < 1.0 / (1.0 + b), low, high)
+
+
+def _beta2_newton(b: float, u: np.ndarray, x: np.ndarray, iterations: int) -> np.ndarray:
+    """Newton steps on the Beta(2, ``b``) CDF from ``x`` towards the quantile of ``u``,
+    inside a bisection bracket, until each step moves less than 1e-12 (relative)."""
+    x = np.clip(x, 1e-12, 1.0 - 1e-12)
     log_c = math.log(b) + math.log(b + 1.0)
     todo = np.arange(u.size)
     lo, hi = np.zeros(u.size), np.ones(u.size)
