@@ -236,10 +236,9 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     # only users with a line hold a balance or a state other than current: every step
     # selects among them, in index order (the same users as a mask over everyone)
     lines = np.flatnonzero(book.opened)
-    opening = book.balance.copy()
-    held = opening[lines]
+    held = book.balance[lines]  # the opening balances
     flows["opening_balance"] = int(held.sum())
-    interest = accrue_interest(book, opening, days, lines)
+    interest = accrue_interest(book, book.balance, days, lines)  # reads it before adding
     flows["interest_revenue"] = int(interest[lines].sum())
 
     due, gross, recovered = charge_off(book, cfg, lines)
@@ -256,9 +255,9 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
                    month=month, certain=crook[billed])
 
     payers = np.setdiff1d(billed, missing, assume_unique=True)
-    repaid, full = repay(book, pop, cfg, opening, interest, payers, cured, arrears,
+    repaid, full = repay(book, pop, cfg, interest, payers, cured, arrears,
                          streams.uniform(purposes.REPAY, month, payers))
-    del opening, interest  # the rest of the month needs neither
+    del interest  # the rest of the month does not need it
     flows["repayments"] = int(repaid)
     flows["charge_offs"] = int(gross.sum())
     flows["recoveries"] = int(recovered.sum())
@@ -376,12 +375,14 @@ def miss(book: Book, pop: Population, scenario: Scenario, billed: np.ndarray, u:
     return missing
 
 
-def repay(book: Book, pop: Population, cfg: Credit, opening: np.ndarray, interest: np.ndarray,
+def repay(book: Book, pop: Population, cfg: Credit, interest: np.ndarray,
           payers: np.ndarray, cured: np.ndarray, arrears: np.ndarray,
           v: np.ndarray) -> tuple[int, int]:
     """Current borrowers with a bill (``payers``, uniform draws ``v``) pay in full, the
     minimum or an instalment; the cured pay their arrears. Returns (fen repaid, users who
-    paid in full)."""
+    paid in full). ``interest`` is the month's accrued interest: only it has moved a
+    payer's balance since the month opened, so the opening balance is the balance less
+    it."""
     # four disjoint groups, so amounts are computed and paid on their indices only
     term = cfg.repayment.instalment_months
     full = payers[v < cfg.repayment.full]
@@ -389,12 +390,16 @@ def repay(book: Book, pop: Population, cfg: Credit, opening: np.ndarray, interes
                      & (v < cfg.repayment.full + cfg.repayment.minimum_only)]
     instal = payers[v >= cfg.repayment.full + cfg.repayment.minimum_only]
     paying = np.concatenate([full, minimum, instal, cured])
+
+    def opening(users):
+        return book.balance[users] - interest[users]
+
     repaid = np.concatenate([
         book.balance[full],
-        interest[minimum] + np.ceil(opening[minimum] * cfg.repayment.minimum_share).astype(
+        interest[minimum] + np.ceil(opening(minimum) * cfg.repayment.minimum_share).astype(
             np.int64),
-        interest[instal] + -(-opening[instal] // term),
-        interest[cured] + -(-opening[cured] * (arrears + 1) // term),
+        interest[instal] + -(-opening(instal) // term),
+        interest[cured] + -(-opening(cured) * (arrears + 1) // term),
     ])
     np.minimum(repaid, book.balance[paying], out=repaid)
     book.balance[paying] -= repaid

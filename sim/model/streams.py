@@ -284,9 +284,13 @@ def poisson_quantile(lam: float, u: np.ndarray) -> np.ndarray:
         p *= lam / k
         total += p
     cdf.append(1.0)
-    # most draws are zero: one pass finds the others, which search the CDF
-    k = (u > cdf[0]).astype(np.int64)
-    more = np.flatnonzero(k)
+    # k is the number of CDF values below u: most draws fall in the first few cells, which
+    # are counted by comparison; the rest search the CDF
+    head = cdf[:3]
+    k = (u > head[0]).astype(np.int64)
+    for c in head[1:]:
+        k += u > c
+    more = np.flatnonzero(u > head[-1])
     k[more] = np.searchsorted(np.asarray(cdf), u[more], side="left")
     return k
 
