@@ -158,6 +158,12 @@ def _round_limit(cny: np.ndarray, step: float) -> np.ndarray:
 def cure_probabilities(pop: Population, scenario: Scenario,
                        users: np.ndarray | None = None) -> np.ndarray:
     """Cure chance from 1-30, 31-60, 61-90 per user: shape (users, 3)."""
+    return np.stack(_cure_columns(pop, scenario, users), axis=1)
+
+
+def _cure_columns(pop: Population, scenario: Scenario,
+                  users: np.ndarray | None) -> list[np.ndarray]:
+    """:func:`cure_probabilities`, one bucket's column at a time (no (users, 3) temporaries)."""
     d = scenario.credit.delinquency
     hazard = pop.hazard if users is None else pop.hazard[users]
     shift = -d.cure_elasticity * np.log(np.maximum(hazard.astype(np.float64), 1e-12)
@@ -165,9 +171,17 @@ def cure_probabilities(pop: Population, scenario: Scenario,
     base = np.asarray(d.cure, dtype=np.float64)
     inner = np.clip(base, 1e-12, 1 - 1e-12)
     logit = np.log(inner / (1.0 - inner))
-    cure = 1.0 / (1.0 + np.exp(-(logit[None, :] + shift[:, None])))
-    # a cure probability of exactly 0 or 1 in the scenario stays exact
-    return np.where(base <= 0.0, 0.0, np.where(base >= 1.0, 1.0, cure))
+    columns = []
+    for k, b in enumerate(base):
+        if b <= 0.0 or b >= 1.0:  # a cure probability of exactly 0 or 1 stays exact
+            columns.append(np.full(shift.size, 0.0 if b <= 0.0 else 1.0))
+            continue
+        cure = np.add(shift, logit[k])
+        np.negative(cure, out=cure)
+        np.exp(cure, out=cure)
+        cure += 1.0
+        columns.append(np.divide(1.0, cure, out=cure))
+    return columns
 
 
 def roll_through(cures: np.ndarray) -> np.ndarray:
@@ -187,7 +201,8 @@ def entry_probability(pop: Population, scenario: Scenario, macro: float,
     the default would land in (``mob + ROLL_MONTHS``), over the user's roll-through from
     1-30 to 90+. Without ``mob`` the lifecycle is left out (multiplier 1)."""
     individual = pop.hazard if users is None else pop.hazard[users]
-    through = roll_through(cure_probabilities(pop, scenario, users))[:, 0]
+    c0, c1, c2 = _cure_columns(pop, scenario, users)
+    through = (1.0 - c0) * ((1.0 - c1) * ((1.0 - c2) * 1.0))  # roll_through's column 0
     if mob is None:
         hazard = individual.astype(np.float64) * macro
     else:
@@ -254,7 +269,9 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     missing = miss(book, pop, scenario, billed, u_billed, macro=macro, day=day,
                    month=month, certain=crook[billed])
 
-    payers = np.setdiff1d(billed, missing, assume_unique=True)
+    paying = np.ones(billed.size, dtype=bool)
+    paying[np.searchsorted(billed, missing)] = False  # both in index order
+    payers = billed[paying]
     repaid, full = repay(book, pop, cfg, interest, payers, cured, arrears,
                          streams.uniform(purposes.REPAY, month, payers))
     del interest  # the rest of the month does not need it
