@@ -244,7 +244,6 @@ class Recorder:
             "monthly": self.monthly_row, "segments": self.segment_rows,
             "arms": self.arm_rows, "vintages": self.vintage_rows}
         self.rows: dict[str, list[dict]] = {name: [] for name in self.reporters}
-        self._accounts: tuple[int, np.ndarray] | None = None  # (batches, accounts of each)
 
     def declare(self, name: str, reporter: Reporter) -> None:
         """Collect one more table, ``name``, with ``reporter`` at every month end."""
@@ -359,15 +358,13 @@ class Recorder:
 
     def vintage_rows(self, obs: Observation) -> list[dict]:
         """Every invite batch's rates by months on book."""
-        k = len(obs.batches)
-        if self._accounts is None or self._accounts[0] != k:
-            # a batch's users are invited together, once: its accounts are fixed from then
-            self._accounts = (k, vintage_accounts(obs.pop.vintage, k))
         per_line = obs.per_line
+        # a user is invited once, into one batch: the ledger counts each batch's users
+        accounts = np.array([b["users"] for b in obs.batches], dtype=np.float64)
         return vintage_rows(
             obs.pop.vintage, obs.batches, obs.batch_months, date=obs.date, month=obs.month,
             weight=obs.pop.weight, maturity=self.maturity, lines=obs.lines,
-            accounts=self._accounts[1],
+            accounts=accounts,
             arrays={"dpd30": per_line["dpd30"], "ever_default": per_line["defaults"],
                     "balance": per_line["balance"], "cum_draw": per_line["cum_draw"],
                     "cum_loss": per_line["cum_loss"]})

@@ -84,6 +84,16 @@ def test_batches_invite_only_eligible_users(baseline):
     assert result.batches.kind.eq("reevaluation").all()
 
 
+def test_each_user_is_invited_once_into_one_batch_as_the_ledger_counts(baseline_run):
+    # the vintage table takes each batch's accounts from the ledger: it must count every
+    # user of the batch once, and no user may be invited into two batches
+    ledger = baseline_run.batches["users"].to_numpy()
+    vintage = baseline_run.population.vintage
+    assert ledger.sum() == np.count_nonzero(vintage >= 0)
+    np.testing.assert_array_equal(np.bincount(vintage[vintage >= 0], minlength=ledger.size),
+                                  ledger)
+
+
 def test_closed_regions_and_class_ii_never_have_access(baseline_run):
     pop = baseline_run.population
     region_open = np.array([r.open for r in baseline_run.scenario.population.regions.values()])
