@@ -73,12 +73,16 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
         fb.reviews_year[:] = 0
         fb.year = year
 
+    # the few users at a risk level: the steps below concern them, or the newly signalled
+    flagged = np.flatnonzero(fb.level != NONE)
+    level = fb.level[flagged]
+
     # R1: the entry comes back by itself
-    expired = (fb.level == R1) & (fb.hidden_until <= day)
+    expired = flagged[(level == R1) & (fb.hidden_until[flagged] <= day)]
     fb.level[expired] = NONE
 
     # R2: reviews on request, within the yearly allowance
-    may_ask = np.flatnonzero((fb.level == R2) & (fb.reviews_year < spec.max_reviews_per_year))
+    may_ask = flagged[(level == R2) & (fb.reviews_year[flagged] < spec.max_reviews_per_year)]
     asking = may_ask[streams.uniform(purposes.REVIEW_ASK, month, may_ask) < spec.appeal_rate]
     fb.reviews_year[asking] += 1
     fb.reviews_total[asking] += 1
@@ -118,7 +122,11 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     invites.close(pop, to3)
     fb.blocks[hit] += 1
     fb.last_blocked_day[hit] = day
-    invites.hide(pop, (fb.level == R1) | (fb.level == R2))
+    flagged = np.union1d(flagged, hit)
+    level = fb.level[flagged]
+    hidden = np.zeros(pop.n, dtype=bool)
+    hidden[flagged[(level == R1) | (level == R2)]] = True
+    invites.hide(pop, hidden)
 
     wrong = ~crook & (pop.vintage[hit] >= 0)
     return {
