@@ -59,20 +59,40 @@ def band_labels(edges: list[float]) -> tuple[str, ...]:
     return (f"<{fmt(edges[0])}", *inner, f">={fmt(edges[-1])}")
 
 
+#: Population attributes no step of a run changes after synthesis (a test runs every shipped
+#: scenario to hold this): the segment codes read from them alone are kept between months.
+FIXED = frozenset({
+    "archetype", "region", "account_class", "device_grade", "os", "data_sharing",
+    "utility_payer", "income", "offline_share", "social_quality", "spend_volatility",
+    "contacts", "night_share", "debt_to_income", "credit_transactions", "bound_cards",
+})
+
+
 def segment_codes(pop: Population, bands: dict[str, list[float]],
                   crosses: list[tuple[str, str]] = ()):
     """(dimension, codes, labels) for every categorical attribute, every banded one and every
     crossed pair of categorical attributes (``"a x b"``, codes ``a * len(b) + b``)."""
+    for dim, labels, _, codes in segment_dims(pop, bands, crosses):
+        yield dim, codes(), labels
+
+
+def segment_dims(pop: Population, bands: dict[str, list[float]],
+                 crosses: list[tuple[str, str]] = ()):
+    """(dimension, labels, fixed, codes) for every segment dimension, in table order:
+    ``codes()`` computes its codes, ``fixed`` says they never change during a run (read
+    from :data:`FIXED` attributes alone)."""
     for dim in DIMENSIONS:
-        yield dim, getattr(pop, dim), pop.labels[dim]
-    yield "utility_payer", pop.utility_payer.view(np.int8), ("no", "yes")
+        yield dim, pop.labels[dim], dim in FIXED, lambda dim=dim: getattr(pop, dim)
+    yield ("utility_payer", ("no", "yes"), True,
+           lambda: pop.utility_payer.view(np.int8))
     for name, edges in bands.items():
-        yield name, band_codes(getattr(pop, name), edges), band_labels(edges)
+        yield (name, band_labels(edges), name in FIXED,
+               lambda name=name, edges=edges: band_codes(getattr(pop, name), edges))
     for a, b in crosses:
-        k = len(pop.labels[b])
-        codes = getattr(pop, a).astype(np.int16) * k + getattr(pop, b)
         labels = tuple(f"{x} x {y}" for x in pop.labels[a] for y in pop.labels[b])
-        yield f"{a} x {b}", codes, labels
+        yield (f"{a} x {b}", labels, a in FIXED and b in FIXED,
+               lambda a=a, b=b: getattr(pop, a).astype(np.int16) * len(pop.labels[b])
+               + getattr(pop, b))
 
 
 def band_codes(values: np.ndarray, edges: list[float]) -> np.ndarray:
@@ -121,22 +141,37 @@ def joint_groups(dims: list[tuple[str, np.ndarray, tuple]], bits: int) -> list[l
 COUNT_BLOCK = 65_536
 
 
-def segment_counts(codes: list[np.ndarray], ks: list[int], status: np.ndarray,
-                   bits: int) -> list[list[np.ndarray]]:
-    """For each dimension ``i`` (codes ``0..ks[i]-1``): users per code, then per code those
-    with each status bit set.
-
-    One ``np.bincount`` over the joint code of all the dimensions and the status bits (block
-    by block of :data:`COUNT_BLOCK` users, summed), then integer marginal sums (exact).
-    """
-    size = int(np.prod(ks)) << bits
-    table = np.zeros(size, dtype=np.int64)
-    for a in range(0, status.size, COUNT_BLOCK):
+def joint_code(codes: list[np.ndarray], ks: list[int]) -> np.ndarray:
+    """The mixed-radix code of several dimensions (``codes[0] x ks[1] x ... + codes[-1]``),
+    in the smallest unsigned integer type that holds ``prod(ks)`` values."""
+    dtype = np.min_scalar_type(max(int(np.prod(ks)) - 1, 0))
+    joint = np.empty(codes[0].size, dtype=dtype)
+    for a in range(0, joint.size, COUNT_BLOCK):
         at = slice(a, a + COUNT_BLOCK)
         key = codes[0][at].astype(np.intp)
         for c, k in zip(codes[1:], ks[1:], strict=True):
             key *= k
             key += c[at]
+        joint[at] = key
+    return joint
+
+
+def segment_counts(codes: list[np.ndarray], ks: list[int], status: np.ndarray,
+                   bits: int, joint: np.ndarray | None = None) -> list[list[np.ndarray]]:
+    """For each dimension ``i`` (codes ``0..ks[i]-1``): users per code, then per code those
+    with each status bit set.
+
+    One ``np.bincount`` over the joint code of all the dimensions (``joint``, from
+    :func:`joint_code`, when the caller keeps it) and the status bits (block by block of
+    :data:`COUNT_BLOCK` users, summed), then integer marginal sums (exact).
+    """
+    if joint is None:
+        joint = joint_code(codes, ks)
+    size = int(np.prod(ks)) << bits
+    table = np.zeros(size, dtype=np.int64)
+    for a in range(0, status.size, COUNT_BLOCK):
+        at = slice(a, a + COUNT_BLOCK)
+        key = joint[at].astype(np.intp)
         key <<= bits
         key += status[at]
         table += np.bincount(key, minlength=size)
@@ -244,6 +279,8 @@ class Recorder:
             "monthly": self.monthly_row, "segments": self.segment_rows,
             "arms": self.arm_rows, "vintages": self.vintage_rows}
         self.rows: dict[str, list[dict]] = {name: [] for name in self.reporters}
+        #: the joint codes of the fixed segment dimensions, kept from the first snapshot
+        self._fixed_codes: dict[tuple[str, ...], np.ndarray] = {}
 
     def declare(self, name: str, reporter: Reporter) -> None:
         """Collect one more table, ``name``, with ``reporter`` at every month end."""
@@ -346,7 +383,7 @@ class Recorder:
         if self.segment_months is not None and obs.month not in self.segment_months:
             return []
         rows = segment_rows(obs.pop, obs.visible, obs.per_user, self.bands, self.crosses,
-                            date=obs.date, month=obs.month)
+                            date=obs.date, month=obs.month, fixed=self._fixed_codes)
         if obs.scenario.ab is not None:  # "arm" as one more segment dimension
             rows += self.arm_rows(obs)
         return rows
@@ -402,11 +439,14 @@ def segment_months(choice: str | list[int], months: int) -> frozenset[int] | Non
 
 def segment_rows(pop: Population, visible: np.ndarray, per_user: dict[str, np.ndarray] | None,
                  bands: dict[str, list[float]], crosses: list[tuple[str, str]], *,
-                 date: dt.date, month: int) -> list[dict]:
+                 date: dt.date, month: int,
+                 fixed: dict[tuple[str, ...], np.ndarray] | None = None) -> list[dict]:
     """One row per value of every segment dimension at one month end.
 
     ``per_user`` holds the per-user credit arrays the segment table sums (``borrowers`` and
-    ``defaults`` masks, ``loss`` in fen); without it those columns are NaN.
+    ``defaults`` masks, ``loss`` in fen); without it those columns are NaN. ``fixed`` keeps
+    the joint codes of the dimensions that never change (:func:`segment_dims`) between the
+    calls of one run: computed at the first, read at the others.
     """
     w = pop.weight
     # one bincount per dimension over (segment code, status bits) pairs; the loss sums
@@ -418,22 +458,36 @@ def segment_rows(pop: Population, visible: np.ndarray, per_user: dict[str, np.nd
         loss_at = np.flatnonzero(per_user["loss"])
         loss_w = per_user["loss"][loss_at].astype(np.float64)
     status = status_bits(masks)
-    dims = list(segment_codes(pop, bands, crosses))
-    tables: list[list[np.ndarray]] = []
-    for group in joint_groups(dims, len(masks)):
-        tables += segment_counts([dims[i][1] for i in group],
-                                 [len(dims[i][2]) for i in group], status, len(masks))
+    dims = list(segment_dims(pop, bands, crosses))
+    tables: dict[int, list[np.ndarray]] = {}
+    lost: dict[int, np.ndarray] = {}  # each dimension's codes of the users with a loss
+    for kept in (True, False):  # the fixed dimensions together, then the others
+        among = [i for i, d in enumerate(dims) if d[2] == kept]
+        for group in joint_groups([(dims[i][0], None, dims[i][1]) for i in among], len(masks)):
+            group = [among[j] for j in group]
+            ks = [len(dims[i][1]) for i in group]
+            name = tuple(dims[i][0] for i in group)
+            joint = fixed.get(name) if kept and fixed is not None else None
+            if joint is None:
+                joint = joint_code([dims[i][3]() for i in group], ks)
+                if kept and fixed is not None:
+                    fixed[name] = joint
+            tables.update(zip(group, segment_counts([], ks, status, len(masks), joint),
+                              strict=True))
+            if loss_at is not None:  # decode each dimension's codes from the joint one
+                at = joint[loss_at].astype(np.intp)
+                for i, k in zip(reversed(group), reversed(ks), strict=True):
+                    at, lost[i] = np.divmod(at, k)
     rows = []
-    for (dim, codes, labels), table in zip(dims, tables, strict=True):
+    for i, (dim, labels, _, _) in enumerate(dims):
         k = len(labels)
-        counts = dict(zip(("population", *STATUS), table, strict=False))
+        counts = dict(zip(("population", *STATUS), tables[i], strict=False))
         extra = {}
         if per_user is not None:
             extra = {
                 "borrowers": counts["borrowers"] * w,
                 "defaults": counts["defaults"] * w,
-                "loss": np.bincount(codes[loss_at], weights=loss_w, minlength=k)
-                * (w / FEN),
+                "loss": np.bincount(lost[i], weights=loss_w, minlength=k) * (w / FEN),
             }
         for code, label in enumerate(labels):
             n = counts["population"][code]
