@@ -93,10 +93,29 @@ class Population:
         )
 
 
-def _pick(rng: np.random.Generator, shares, n: int) -> np.ndarray:
-    """Categorical codes drawn with the given shares (int8)."""
+def _pick(rng: np.random.Generator, shares, draw: np.ndarray) -> np.ndarray:
+    """Categorical codes drawn with the given shares (int8), one uniform a user into ``draw``.
+
+    The same codes as ``rng.choice(len(shares), size=n, p=shares / sum)``, which draws
+    ``rng.random(n)`` and bisects its cumulative shares, but counted one threshold at a time
+    on the small codes: a bisection of a million uniforms costs four times as much.
+    """
     p = np.asarray(shares, dtype=float)
-    return rng.choice(len(p), size=n, p=p / p.sum()).astype(np.int8)
+    if not (np.all(p >= 0) and p.sum() > 0):
+        raise ValueError(f"shares must be non-negative with a positive sum, got {shares}")
+    p = p / p.sum()
+    cdf = p.cumsum()
+    cdf /= cdf[-1]  # the last is 1.0 exactly, above every uniform: never counted
+    return _count_below(rng.random(out=draw), cdf[:-1])
+
+
+def _count_below(u: np.ndarray, thresholds) -> np.ndarray:
+    """How many of ``thresholds`` each ``u`` is at or above (int8): with sorted thresholds,
+    ``searchsorted(thresholds, u, side="right")``."""
+    codes = np.zeros(u.shape[0], dtype=np.int8)
+    for t in thresholds:
+        codes += u >= t
+    return codes
 
 
 def tilted_shares(arch_shares, shares, odds, iterations: int = 200) -> np.ndarray:
@@ -119,19 +138,38 @@ def tilted_shares(arch_shares, shares, odds, iterations: int = 200) -> np.ndarra
     return p / p.sum(axis=1, keepdims=True)
 
 
-def _pick_by(rng: np.random.Generator, group: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Categorical codes drawn row by row from ``table[group]`` (int8)."""
+def _gather(table, codes: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``table[codes]`` as float64 into ``out``. ``codes`` are intp: a smaller code dtype is
+    converted to intp on every call (an 8-byte copy of the codes)."""
+    return np.take(np.asarray(table, dtype=np.float64), codes, out=out, mode="clip")
+
+
+def _pick_by(rng: np.random.Generator, group: np.ndarray, table: np.ndarray,
+             draw: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """Categorical codes drawn row by row from ``table[group]`` (int8; ``group`` intp), one
+    uniform a user into ``draw``, each row's thresholds gathered into ``work`` in turn (no
+    users x categories array)."""
     cdf = np.cumsum(table, axis=1)
-    cdf[:, -1] = 1.0
-    u = rng.random(group.shape[0])
+    u = rng.random(out=draw)
     codes = np.zeros(group.shape[0], dtype=np.int8)
-    for column in cdf.T:  # one threshold at a time: no (users x categories) array
-        codes += u >= column[group]
+    for column in cdf.T[:-1]:  # the last threshold is 1.0: never reached
+        codes += u >= _gather(column, group, work)
     return codes
 
 
-def _lognormal(rng, median: np.ndarray, sigma: float, n: int) -> np.ndarray:
-    return (median * np.exp(sigma * rng.standard_normal(n))).astype(np.float32)
+def _lognormal(rng: np.random.Generator, median, sigma: float,
+               draw: np.ndarray) -> np.ndarray:
+    """``median * exp(sigma * z)`` for standard normals ``z`` drawn into ``draw`` (float32,
+    rounded once from the float64 product)."""
+    z = rng.standard_normal(out=draw)
+    z *= sigma
+    np.exp(z, out=z)
+    return _times32(z, median)
+
+
+def _times32(x: np.ndarray, factor) -> np.ndarray:
+    """``(x * factor).astype(float32)`` without the float64 product array."""
+    return np.multiply(x, factor, out=np.empty(x.shape[0], dtype=np.float32))
 
 
 def _unit_gamma(rng: np.random.Generator, shape: float, n: int) -> np.ndarray:
@@ -140,28 +178,35 @@ def _unit_gamma(rng: np.random.Generator, shape: float, n: int) -> np.ndarray:
 
 
 def _class_iii(rng: np.random.Generator, shares, group: np.ndarray, activity: np.ndarray,
-               rho: float) -> np.ndarray:
+               rho: float, draw: np.ndarray) -> np.ndarray:
     """Class III flags with each group's share, correlated ``rho`` with a standard-normal activity.
 
     A Gaussian copula: the flag is set where ``rho * activity + sqrt(1 - rho^2) * noise``
     exceeds the normal quantile that leaves the group's share above it, so each archetype
-    keeps its share of class III whatever ``rho`` is.
+    keeps its share of class III whatever ``rho`` is. ``activity`` (float64) is overwritten
+    by the latent; ``group`` is intp; the noise is drawn into ``draw``.
     """
     def cut(share: float) -> float:
         return -np.inf if share >= 1 else np.inf if share <= 0 else NormalDist().inv_cdf(1 - share)
 
-    latent = rho * activity + np.sqrt(1.0 - rho * rho) * rng.standard_normal(activity.shape[0])
-    return latent > np.array([cut(s) for s in shares])[group]
+    latent = np.multiply(activity, rho, out=activity)
+    noise = rng.standard_normal(out=draw)
+    noise *= np.sqrt(1.0 - rho * rho)
+    latent += noise
+    return latent > _gather([cut(s) for s in shares], group, draw)
 
 
 def _clip01(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, 0.0, 1.0).astype(np.float32)
+    """``x`` clipped to [0, 1] in place, as float32."""
+    return np.clip(x, 0.0, 1.0, out=x).astype(np.float32)
 
 
-def initial_versions(release: Release, start, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Client version codes at the start, from the shares of versions already released."""
+def initial_versions(release: Release, start, rng: np.random.Generator,
+                     draw: np.ndarray) -> np.ndarray:
+    """Client version codes at the start, from the shares of versions already released (one
+    uniform a user, drawn into ``draw``)."""
     shares = [v.share if v.released <= start else 0.0 for v in release.versions]
-    return _pick(rng, shares, n)
+    return _pick(rng, shares, draw)
 
 
 def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
@@ -170,38 +215,117 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
     The draw depends only on ``scenario.population``, ``scenario.release``, ``scenario.risk``
     and ``rng``, so strategies that differ elsewhere share one population (common random
     numbers).
+
+    The generator's calls, their order and sizes fix the population (and its calibration):
+    each attribute below is one call, in this order. Uniform and normal draws land in one
+    float64 work array and per-archetype parameters in another, each reused, and every
+    step finishes in place, so a million users cost their draws and few passes more.
     """
     spec: PopulationSpec = scenario.population
     n = spec.users
     arch = list(spec.archetypes.values())
-    archetype = _pick(rng, [a.share for a in arch], n)
+    draw, work = np.empty(n), np.empty(n)  # reused below: never returned
+    archetype = _pick(rng, [a.share for a in arch], draw)
+    at = archetype.astype(np.intp)  # gathers index with intp
 
     def per_arch(attr: str) -> np.ndarray:
-        return np.array([getattr(a, attr) for a in arch], dtype=np.float64)[archetype]
+        """The archetypes' ``attr`` for each user (float64, in ``work``)."""
+        return _gather([getattr(a, attr) for a in arch], at, work)
 
     def bern(p) -> np.ndarray:
-        return rng.random(n) < p
+        return rng.random(out=draw) < p
+
+    def bern_by_code(table, codes: np.ndarray) -> np.ndarray:
+        """A flag with chance ``table[code]``: ``bern(table[codes])`` without the gather, one
+        category at a time (a chance of 0 is never drawn below, so it costs nothing)."""
+        u = rng.random(out=draw)
+        hit = np.zeros(n, dtype=bool)
+        for code, p in enumerate(table):
+            if p > 0:
+                hit |= (codes == code) & (u < p)
+        return hit
+
+    def by_class(k: str) -> np.ndarray:
+        """The account classes' ``k`` for each user (float64, in ``work``)."""
+        return _gather([getattr(classes[c], k) for c in ("II", "III")],
+                       class_iii.view(np.uint8), work)
 
     def pick(dim: str) -> np.ndarray:
         """A categorical attribute, tilted by archetype where the scenario says so."""
         cats = getattr(spec, dim)
         shares = [c.share for c in cats.values()]
         if not any(a.tilts.get(dim) for a in arch):
-            return _pick(rng, shares, n)
+            return _pick(rng, shares, draw)
         odds = [[a.tilts.get(dim, {}).get(k, 1.0) for k in cats] for a in arch]
-        return _pick_by(rng, archetype, tilted_shares([a.share for a in arch], shares, odds))
+        return _pick_by(rng, at, tilted_shares([a.share for a in arch], shares, odds), draw,
+                        work)
 
     spread, var = spec.log_spread, spec.variation
     pay_z, wealth_z = rng.standard_normal(n), rng.standard_normal(n)
-    class_iii = _class_iii(rng, [a.class_iii for a in arch], archetype,
-                           (pay_z + wealth_z) / np.sqrt(2.0), var.class_iii_activity)
+    activity = np.add(pay_z, wealth_z, out=work)
+    activity /= np.sqrt(2.0)
+    class_iii = _class_iii(rng, [a.class_iii for a in arch], at, activity,
+                           var.class_iii_activity, draw)
     classes = spec.account_classes
-    cls_attr = {k: np.where(class_iii, getattr(classes["III"], k), getattr(classes["II"], k))
-                for k in ("bound_cards", "biometric", "credit_transactions")}
     wealth_holder = bern(per_arch("wealth_holder"))
     os_specs = list(spec.os.values())
     os_code = pick("os")
-    unknown = np.array([o.unknown_sources for o in os_specs])[os_code]
+    region = pick("regions")
+    device_grade = pick("device_grades")
+    data_sharing = pick("data_sharing")
+    version = initial_versions(scenario.release, scenario.start, rng, draw)
+    real_name_card = bern(spec.real_name_card)
+    real_name_card |= class_iii  # class III implies it
+    past_default = bern(spec.past_default)
+    id_expired = bern(spec.id_expired)
+    id_expired_months = np.where(
+        id_expired, rng.integers(0, var.id_expired_max_months, n).astype(np.int16),
+        np.int16(-1))
+    device_closed = bern(spec.device_closed)
+    risky_social_graph = bern(spec.risky_social_graph)
+    unknown_sources = bern_by_code([o.unknown_sources for o in os_specs], os_code)
+    bound_cards = rng.poisson(by_class("bound_cards"))
+    bound_cards = np.minimum(bound_cards, MAX_BOUND_CARDS, out=bound_cards).astype(np.int8)
+    biometric = bern(by_class("biometric"))
+    credit_transactions = bern(by_class("credit_transactions"))
+    account_age = _lognormal(rng, spec.account_age_months.median,
+                             spec.account_age_months.sigma, draw)
+    account_age = np.minimum(account_age, var.account_age_max_months, out=account_age)
+    credit_history_years = _times32(_unit_gamma(rng, var.credit_history_shape, n),
+                                    per_arch("credit_history_years"))
+    pay_z *= spread
+    payments_per_month = _times32(np.exp(pay_z, out=pay_z), per_arch("payments_per_month"))
+    monthly_spend = _lognormal(rng, per_arch("monthly_spend"), spread, draw)
+    wealth_z *= spread
+    wealth_days = np.exp(wealth_z, out=wealth_z)
+    wealth_days *= per_arch("wealth_days")
+    wealth_days = np.minimum(wealth_days, 365, out=wealth_days).astype(np.float32)
+    # none for non-holders: times 0 or 1, exact for these finite positive amounts and many
+    # times faster than a select on a random mask
+    wealth_days *= wealth_holder
+    wealth_balance = _lognormal(rng, per_arch("wealth_balance"), 2 * spread, draw)
+    wealth_balance *= wealth_holder
+    contacts = _lognormal(rng, per_arch("contacts"), spread, draw)
+    social_quality = _normal_around(rng, per_arch("social_quality"), var.social_quality_sd,
+                                    draw)
+    income = _lognormal(rng, per_arch("income"), spread, draw)
+    debt_to_income = _unit_gamma(rng, var.debt_to_income_shape, n)
+    debt_to_income *= per_arch("debt_to_income")
+    debt_to_income = np.maximum(debt_to_income, 0, out=debt_to_income).astype(np.float32)
+    utility_payer = bern(per_arch("utility_payer"))
+    offline_share = _normal_around(rng, per_arch("offline_share"), var.offline_share_sd, draw)
+    night_share = _unit_gamma(rng, var.night_share_shape, n)
+    night_share *= per_arch("night_share")
+    night_share = _clip01(night_share)
+    spend_volatility = _lognormal(rng, per_arch("spend_volatility"), spread, draw)
+    device_switches = rng.poisson(scenario.behaviour.device_switch_rate, n).astype(np.int8)
+    dormant = bern(spec.dormant)
+    laggard = bern(scenario.release.laggards)
+    visibility_draw = rng.random(n, dtype=np.float32)
+    other_indicators = _times32(rng.standard_normal(out=draw),
+                                scenario.scoring.other_indicators.sd)
+    # drawn last, so the draws above do not depend on whether a region restricts anyone
+    restricted = bern_by_code([r.restricted for r in spec.regions.values()], region)
 
     pop = Population(
         labels={
@@ -215,63 +339,41 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
         },
         weight=float(spec.weight),
         archetype=archetype,
-        region=pick("regions"),
+        region=region,
         account_class=class_iii.astype(np.int8),
-        device_grade=pick("device_grades"),
+        device_grade=device_grade,
         os=os_code,
-        data_sharing=pick("data_sharing"),
-        version=initial_versions(scenario.release, scenario.start, rng, n),
-        real_name_card=class_iii | bern(spec.real_name_card),  # class III implies it
-        past_default=bern(spec.past_default),
-        id_expired_months=np.where(
-            bern(spec.id_expired), rng.integers(0, var.id_expired_max_months, n), -1
-        ).astype(np.int16),
-        device_closed=bern(spec.device_closed),
-        risky_social_graph=bern(spec.risky_social_graph),
-        unknown_sources=bern(unknown),
-        bound_cards=rng.poisson(cls_attr["bound_cards"]).clip(0, MAX_BOUND_CARDS).astype(np.int8),
-        biometric=bern(cls_attr["biometric"]),
-        credit_transactions=bern(cls_attr["credit_transactions"]),
-        account_age_months=np.minimum(
-            _lognormal(rng, spec.account_age_months.median, spec.account_age_months.sigma, n),
-            var.account_age_max_months,
-        ).astype(np.int16),
-        credit_history_years=(
-            per_arch("credit_history_years") * _unit_gamma(rng, var.credit_history_shape, n)
-        ).astype(np.float32),
-        payments_per_month=(per_arch("payments_per_month") * np.exp(spread * pay_z)
-                            ).astype(np.float32),
-        monthly_spend=_lognormal(rng, per_arch("monthly_spend"), spread, n),
-        wealth_days=np.where(
-            wealth_holder,
-            np.minimum(per_arch("wealth_days") * np.exp(spread * wealth_z), 365),
-            0,
-        ).astype(np.float32),
-        wealth_balance=np.where(
-            wealth_holder, _lognormal(rng, per_arch("wealth_balance"), 2 * spread, n), 0
-        ).astype(np.float32),
-        contacts=_lognormal(rng, per_arch("contacts"), spread, n),
-        social_quality=_clip01(
-            per_arch("social_quality") + var.social_quality_sd * rng.standard_normal(n)
-        ),
-        income=_lognormal(rng, per_arch("income"), spread, n),
-        debt_to_income=np.maximum(
-            per_arch("debt_to_income") * _unit_gamma(rng, var.debt_to_income_shape, n), 0
-        ).astype(np.float32),
-        utility_payer=bern(per_arch("utility_payer")),
-        offline_share=_clip01(
-            per_arch("offline_share") + var.offline_share_sd * rng.standard_normal(n)
-        ),
-        night_share=_clip01(per_arch("night_share") * _unit_gamma(rng, var.night_share_shape, n)),
-        spend_volatility=_lognormal(rng, per_arch("spend_volatility"), spread, n),
-        device_switches=rng.poisson(scenario.behaviour.device_switch_rate, n).astype(np.int8),
-        dormant=bern(spec.dormant),
+        data_sharing=data_sharing,
+        version=version,
+        real_name_card=real_name_card,
+        past_default=past_default,
+        id_expired_months=id_expired_months,
+        device_closed=device_closed,
+        risky_social_graph=risky_social_graph,
+        unknown_sources=unknown_sources,
+        bound_cards=bound_cards,
+        biometric=biometric,
+        credit_transactions=credit_transactions,
+        account_age_months=account_age.astype(np.int16),
+        credit_history_years=credit_history_years,
+        payments_per_month=payments_per_month,
+        monthly_spend=monthly_spend,
+        wealth_days=wealth_days,
+        wealth_balance=wealth_balance,
+        contacts=contacts,
+        social_quality=social_quality,
+        income=income,
+        debt_to_income=debt_to_income,
+        utility_payer=utility_payer,
+        offline_share=offline_share,
+        night_share=night_share,
+        spend_volatility=spend_volatility,
+        device_switches=device_switches,
+        dormant=dormant,
         awakened_months=np.zeros(n, dtype=np.int8),
-        laggard=bern(scenario.release.laggards),
-        visibility_draw=rng.random(n, dtype=np.float32),
-        other_indicators=(
-            scenario.scoring.other_indicators.sd * rng.standard_normal(n)
-        ).astype(np.float32),
+        laggard=laggard,
+        visibility_draw=visibility_draw,
+        other_indicators=other_indicators,
         hazard=np.zeros(n, dtype=np.float32),
     )
     pop.invited = np.zeros(n, dtype=bool)
@@ -279,10 +381,18 @@ def synthesize(scenario: Scenario, rng: np.random.Generator) -> Population:
     pop.closed = np.zeros(n, dtype=bool)
     pop.hidden = np.zeros(n, dtype=bool)
     pop.score_adjust = np.zeros(n, dtype=np.float32)
-    # drawn last, so the draws above do not depend on whether a region restricts anyone
-    restricted = np.array([r.restricted for r in spec.regions.values()])[pop.region]
-    pop.restricted = bern(restricted)
+    pop.restricted = restricted
     return pop
+
+
+def _normal_around(rng: np.random.Generator, mean: np.ndarray, sd: float,
+                   draw: np.ndarray) -> np.ndarray:
+    """``mean + sd * z`` for standard normals ``z`` drawn into ``draw``, clipped to [0, 1]
+    (float32)."""
+    z = rng.standard_normal(out=draw)
+    z *= sd
+    z += mean
+    return _clip01(z)
 
 
 def assign_latent_risk(pop: Population, scenario: Scenario, score: np.ndarray,
@@ -294,11 +404,21 @@ def assign_latent_risk(pop: Population, scenario: Scenario, score: np.ndarray,
     """
     spec = scenario.risk
     rho = spec.score_correlation
-    z = (score - score.mean()) / max(float(score.std()), 1e-9)
+    z = score - score.mean()
+    z /= max(float(score.std()), 1e-9)
+    z *= -rho
     shift = np.array([a.risk_shift for a in scenario.population.archetypes.values()])
-    risk = -rho * z + np.sqrt(1 - rho * rho) * rng.standard_normal(pop.n) + shift[pop.archetype]
-    rel = np.exp(spec.dispersion * (risk - risk.mean()))
-    hazard = spec.monthly_hazard * rel / rel.mean()
+    # each step in place, in the formula's order of operations (the same hazards)
+    risk = rng.standard_normal(pop.n)
+    risk *= np.sqrt(1 - rho * rho)
+    risk += z
+    risk += shift[pop.archetype]
+    risk -= risk.mean()
+    risk *= spec.dispersion
+    rel = np.exp(risk, out=risk)
+    mean = rel.mean()
+    rel *= spec.monthly_hazard
+    hazard = np.divide(rel, mean, out=rel)
     pop.hazard = hazard.astype(np.float32)  # checked by the engine, never clipped
 
 
