@@ -240,7 +240,9 @@ class Simulation:
         for phase in plan.phases:
             start = (phase.start - sc.start).days
             end = min((invites.phase_end(plan, phase, sc.end) - sc.start).days, self.horizon)
-            bucket = invites.sticky_bucket(self.pop.n, invites.salt_of(plan, phase))
+            bucket = (invites.sticky_bucket(self.pop.n, invites.salt_of(plan, phase))
+                      if invites.uses_buckets(phase) else None)
+            gated = bool(plan.gates or phase.gates)  # no gates: every batch goes
             for day in range(start, end, phase.cadence_days):
                 yield self.at(day, "rollout")
                 date = self.date(day)
@@ -249,7 +251,7 @@ class Simulation:
                 if capital.binds(self.book, self.pop.weight, self.max_outstanding):
                     self.flows.capital_bound = True  # the limit held this batch back
                     continue
-                verdict = self._gate(arm, plan, phase, date, day, state)
+                verdict = self._gate(arm, plan, phase, date, day, state) if gated else "go"
                 if verdict == "halt":
                     return
                 if verdict == "halt_phase":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -91,3 +92,57 @@ def test_tier_ordering_invites_highest_value_first(baseline_path):
     rest = np.flatnonzero(pool)
     rest = rest[~np.isin(rest, chosen)]
     assert s.pop.value[chosen].min() >= s.pop.value[rest].max()
+
+
+def test_choose_is_the_k_smallest_by_key_then_id():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 300))
+        pool = rng.random(n) < rng.random()
+        key = rng.integers(0, 8, n).astype(np.float32)  # many ties
+        k = int(rng.integers(-1, n + 2))
+        idx = np.flatnonzero(pool)
+        plain = idx[np.lexsort((idx, key[idx]))][:max(k, 0)]
+        assert sorted(invites.choose(pool, key, k).tolist()) == sorted(plain.tolist())
+
+
+@pytest.mark.parametrize("regions, min_version, min_score", [
+    (None, None, None), (["tier1"], "8.0.40", None), (["county", "tier1"], None, 30.0),
+    (["closed_province", "new_tier1", "county"], "8.0.20", 10.0)])
+def test_candidates_equal_the_plain_formulation(baseline_path, regions, min_version,
+                                                min_score):
+    sc = sim.load(baseline_path, {"population.users": 4000})
+    pop = Simulation(sc, quarters=1).pop
+    rng = np.random.default_rng(11)
+    invites.invite(pop, np.flatnonzero(rng.random(pop.n) < 0.3), 0)
+    invites.close(pop, np.flatnonzero(rng.random(pop.n) < 0.1))
+    phase = Phase(name="p", start=dt.date(2025, 1, 1), batch={"share": 0.1}, regions=regions,
+                  min_version=min_version, min_score=min_score)
+    labels = pop.labels["region"]
+    allowed = np.isin(np.arange(len(labels)), [labels.index(r) for r in regions or labels])
+    code = 0 if min_version is None else [v.name for v in sc.release.versions].index(min_version)
+    plain = (pop.eligible & ~pop.closed & (pop.vintage < 0) & (pop.version >= code)
+             & allowed[pop.region] & (pop.score >= (-np.inf if min_score is None else min_score)))
+    assert np.array_equal(invites.candidates(pop, sc, phase), plain)
+
+
+def test_kept_buckets_equal_fresh_ones_and_stay_few():
+    first = invites.sticky_bucket(3_000, "kept-1")
+    for salt in ("kept-2", "kept-3", "kept-1", "kept-2", "kept-4"):
+        invites.sticky_bucket(3_000, salt)
+    assert len(invites._kept) <= invites.KEPT_BUCKETS
+    again = invites.sticky_bucket(3_000, "kept-1")
+    plain = invites.sticky_hash(np.arange(3_000, dtype=np.uint64), "kept-1") % np.uint64(
+        invites.BUCKETS)
+    assert np.array_equal(first, plain) and np.array_equal(again, plain)
+    assert not again.flags.writeable  # shared: nobody may change another run's buckets
+
+
+def test_only_ramps_and_random_orders_read_buckets():
+    start = dt.date(2025, 1, 1)
+    assert not invites.uses_buckets(Phase(name="t", start=start, batch={"share": 0.1}))
+    assert invites.uses_buckets(Phase(name="r", start=start, batch={"share": 0.1},
+                                      ordering="random"))
+    assert invites.uses_buckets(Phase(name="p", start=start,
+                                      ramp=[{"percent": 5, "days": 7}]))
+
