@@ -181,7 +181,10 @@ class Simulation:
     def visible(self) -> np.ndarray:
         """Invited, entry shown on the client version, not hidden by R1/R2, region open."""
         pop = self.pop
-        return pop.invited & self.entry_shown & ~pop.hidden & ~pop.closed
+        shown = pop.invited & self.entry_shown
+        shown &= ~pop.hidden
+        shown &= ~pop.closed
+        return shown
 
     def _entry_shown(self, users: np.ndarray | None = None) -> np.ndarray:
         """Entry shown on the client version and region open, for ``users`` (default

@@ -35,9 +35,12 @@ def adopt(pop: Population, release: Release, newest: int, days: int, streams: St
           month: int) -> np.ndarray:
     """Move users along the adoption curve to the newest release; returns who moved.
     Only the users behind draw (their ``month``'s adoption uniform)."""
-    behind = np.flatnonzero((pop.version < newest) & ~pop.laggard)
+    behind = pop.version < newest
+    behind &= ~pop.laggard
+    behind = np.flatnonzero(behind)
     u = streams.uniform(purposes.ADOPTION, month, behind)
-    moving = behind[u < upgrade_probability(release, days)]
+    # np.compress, not behind[mask]: several times faster on a scattered mask
+    moving = np.compress(u < upgrade_probability(release, days), behind)
     pop.version[moving] = newest
     return moving
 

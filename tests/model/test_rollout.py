@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 import sim
 from sim.engine.simulation import Simulation
-from sim.model import invites
+from sim.model import invites, release
+from sim.model import streams as purposes
+from sim.model.streams import Streams
 from sim.scenario import Phase
 
 
@@ -146,3 +148,18 @@ def test_only_ramps_and_random_orders_read_buckets():
     assert invites.uses_buckets(Phase(name="p", start=start,
                                       ramp=[{"percent": 5, "days": 7}]))
 
+
+def test_adoption_moves_exactly_the_behind_whose_uniform_is_under_the_chance(baseline_path):
+    sc = sim.load(baseline_path, {"population.users": 20_000})
+    pop = Simulation(sc, quarters=1).pop
+    before = pop.version.copy()
+    streams = Streams(5)
+    moved = release.adopt(pop, sc.release, 4, 31, streams, 7)
+    behind = np.flatnonzero((before < 4) & ~pop.laggard)
+    u = streams.uniform(purposes.ADOPTION, 7, behind)
+    plain = behind[u < release.upgrade_probability(sc.release, 31)]
+    assert np.array_equal(moved, plain)
+    assert (pop.version[plain] == 4).all()
+    untouched = np.ones(pop.n, dtype=bool)
+    untouched[plain] = False
+    assert np.array_equal(pop.version[untouched], before[untouched])
