@@ -246,7 +246,14 @@ class Simulation:
             bucket = (invites.sticky_bucket(self.pop.n, invites.salt_of(plan, phase))
                       if invites.uses_buckets(phase) else None)
             gated = bool(plan.gates or phase.gates)  # no gates: every batch goes
+            # Between month ends only invitations take users out of a phase's pool (access,
+            # versions and scores change in month-end steps), so the month's later batches
+            # start from the candidates its first batch found, less those invited since
+            kept, kept_at = None, -1
             for day in range(start, end, phase.cadence_days):
+                done = bisect.bisect_right(self.month_ends, day)  # month ends before the batch
+                if done != kept_at:
+                    kept = None  # not held through a month end
                 yield self.at(day, "rollout")
                 date = self.date(day)
                 if any(w.contains(date) for w in plan.freeze):
@@ -261,8 +268,11 @@ class Simulation:
                     break
                 if verdict == "pause":
                     continue
+                kept = (invites.batch_pool(self.pop, sc, phase, within) if kept is None
+                        else invites.uninvited(self.pop, kept))
+                kept_at = done
                 users = invites.next_batch(self.pop, sc, phase, date, self.state.holiday, bucket,
-                                           within, state.factor)
+                                           within, state.factor, pool=kept)
                 if users.size:
                     self._record_batch(users, date, phase.name, "batch", arm)
                 if plan.holdout is not None:

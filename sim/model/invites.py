@@ -187,19 +187,30 @@ def smallest(idx: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([better, ties[: k - better.size]])
 
 
-def next_batch(pop: Population, scenario: Scenario, phase: Phase, day: dt.date,
-               holiday: bool, bucket: np.ndarray | None, within: np.ndarray | None = None,
-               factor: float = 1.0) -> np.ndarray:
-    """Indices of the users the phase invites on ``day``, only among ``within`` (an A/B
-    arm's users) when given; ``factor`` scales a batch (not a ramp). ``bucket`` (the
-    phase's sticky buckets) is read only when :func:`uses_buckets`."""
+def batch_pool(pop: Population, scenario: Scenario, phase: Phase,
+               within: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the :func:`candidates`, only among ``within`` (an A/B arm) when given."""
     pool = candidates(pop, scenario, phase)
     if within is not None:
         pool &= within
+    return np.flatnonzero(pool)
+
+
+def uninvited(pop: Population, users: np.ndarray) -> np.ndarray:
+    """Those of ``users`` never invited."""
+    return np.compress(pop.vintage[users] < 0, users)
+
+
+def next_batch(pop: Population, scenario: Scenario, phase: Phase, day: dt.date,
+               holiday: bool, bucket: np.ndarray | None, within: np.ndarray | None = None,
+               factor: float = 1.0, pool: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the users the phase invites on ``day``, only among ``within`` (an A/B
+    arm's users) when given; ``factor`` scales a batch (not a ramp). ``bucket`` (the
+    phase's sticky buckets) is read only when :func:`uses_buckets`; ``pool``, the
+    :func:`batch_pool` when the caller has it."""
+    idx = batch_pool(pop, scenario, phase, within) if pool is None else pool
     if phase.ramp is not None:
-        pool &= in_rollout(bucket, ramp_percent(phase, day))
-        return np.flatnonzero(pool)
-    idx = np.flatnonzero(pool)
+        return np.compress(in_rollout(bucket[idx], ramp_percent(phase, day)), idx)
     k = batch_size(phase, idx.size, pop.weight, holiday, factor)
     return smallest(idx, order_key(pop, phase.ordering, bucket, idx), k)
 

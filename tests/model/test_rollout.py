@@ -163,3 +163,31 @@ def test_adoption_moves_exactly_the_behind_whose_uniform_is_under_the_chance(bas
     untouched = np.ones(pop.n, dtype=bool)
     untouched[plain] = False
     assert np.array_equal(pop.version[untouched], before[untouched])
+
+
+def test_the_pool_kept_within_a_month_is_the_fresh_pool(baseline_path, monkeypatch):
+    phases = [{"name": "weekly", "start": "2025-01-01", "cadence_days": 7,
+               "batch": {"share": 0.05}, "ordering": "score", "regions": ["tier1", "county"]},
+              {"name": "ramp", "start": "2025-03-01", "cadence_days": 5,
+               "ramp": [{"percent": 10, "days": 20}, {"percent": 40, "days": 20}]}]
+    sc = sim.load(baseline_path, {"population.users": 8000, "rollout.phases": phases,
+                                  "rollout.holdout": {"share": 0.5, "margin": 10}})
+    plain, kept = invites.next_batch, []
+
+    def checked(pop, scenario, phase, day, holiday, bucket, within=None, factor=1.0,
+                pool=None):
+        fresh = invites.batch_pool(pop, scenario, phase, within)
+        kept.append(pool is not None and np.array_equal(pool, fresh))
+        return plain(pop, scenario, phase, day, holiday, bucket, within, factor, pool)
+
+    uninvited, reused = invites.uninvited, []
+
+    def counted(pop, users):
+        reused.append(users.size)
+        return uninvited(pop, users)
+
+    monkeypatch.setattr(invites, "next_batch", checked)
+    monkeypatch.setattr(invites, "uninvited", counted)
+    Simulation(sc, quarters=2).run()
+    assert len(kept) > 20 and all(kept)
+    assert len(reused) > 10  # most batches started from the month's kept pool
