@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from credit_helpers import scenario
 
-from sim.model import scoring
+from sim.model import invites, reevaluation, scoring
 from sim.model.population import synthesize
 from sim.model.streams import generator
 from sim.scenario import ScenarioError
@@ -258,3 +258,9 @@ def test_no_process_writes_what_a_scoring_keeps():
                         found.append(f"{path.relative_to(SIM.parent)}:{node.lineno} .{t.attr}")
     assert not found, "\n".join(found)
 
+
+def test_admission_buckets_of_a_few_users_are_their_whole_population_buckets():
+    users = np.array([0, 7, 4095, 65_536, 99_999])
+    salt = "tier-first:reevaluation"
+    assert np.array_equal(reevaluation.sticky_buckets(users, salt),
+                          invites.sticky_bucket(100_000, salt)[users])
