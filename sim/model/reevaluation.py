@@ -58,8 +58,16 @@ def admissions(pop: Population, scenario: Scenario, rollout: Rollout, phase: Pha
     reach = invites.in_phase_reach(pop, scenario, phase) & pop.eligible
     if within is not None:
         reach &= within
-    covered = np.count_nonzero(reach & pop.invited)
-    coverage = covered / max(np.count_nonzero(reach), 1)
-    bucket = invites.sticky_bucket(pop.n, f"{rollout.salt}:reevaluation")
-    return np.flatnonzero(reach & ~was_eligible & (pop.vintage < 0) & ~pop.closed
-                          & invites.in_rollout(bucket, 100.0 * coverage))
+    coverage = np.count_nonzero(reach & pop.invited) / max(np.count_nonzero(reach), 1)
+    reach &= ~was_eligible
+    reach &= pop.vintage < 0
+    reach &= ~pop.closed
+    users = np.flatnonzero(reach)
+    bucket = sticky_buckets(users, f"{rollout.salt}:reevaluation")
+    return users[invites.in_rollout(bucket, 100.0 * coverage)]
+
+
+def sticky_buckets(users: np.ndarray, salt: str) -> np.ndarray:
+    """:func:`invites.sticky_bucket` of ``users`` alone (a bucket is a hash of the user's
+    index): the few newly eligible, not the whole population."""
+    return (invites.sticky_hash(users, salt) % np.uint64(invites.BUCKETS)).astype(np.uint16)

@@ -3,16 +3,21 @@ hard rules and deductions with exact, checkable effects, not free score offsets.
 
 from __future__ import annotations
 
+import ast
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from credit_helpers import scenario
 
-from sim.model import scoring
+from sim.model import invites, reevaluation, scoring
 from sim.model.population import synthesize
 from sim.model.streams import generator
 from sim.scenario import ScenarioError
 
 N = 20_000
+SIM = Path(__file__).resolve().parents[2] / "sim"
 
 
 def _pop(changes: dict):
@@ -91,3 +96,171 @@ def test_the_awakened_penalty_costs_exactly_its_points_while_the_pattern_lasts()
 def test_bad_mechanism_values_name_their_key(key, value):
     with pytest.raises(ScenarioError, match=key.replace(".", r"\.")):
         scenario({key: value})
+
+
+# ---------------------------------------------------------------- what a scoring keeps
+
+def _plain_modules(pop, cfg) -> dict[str, np.ndarray]:
+    """The six module scores as plain formulas (each module's docstring)."""
+    k, ref, sig = cfg.slope, cfg.references, cfg.signals
+    s, p, q = sig.spending_capacity, sig.repayment_trust, sig.social_influence
+    a, b, r = sig.assets, sig.behavioural_stability, sig.risk_resilience
+
+    def lr(x, reference):
+        return np.log(np.maximum(x, np.float32(1e-3)) * np.float32(1.0 / reference))
+
+    def sigmoid(x):
+        return np.float32(100.0) / (np.float32(1.0) + np.exp(-x.astype(np.float32)))
+
+    return {
+        "spending_capacity": sigmoid(k * (s.payments * lr(pop.payments_per_month,
+                                                          ref.payments_per_month)
+                                          + s.spend * lr(pop.monthly_spend, ref.monthly_spend))),
+        "repayment_trust": sigmoid(k * lr(pop.credit_history_years, ref.credit_history_years)
+                                   + p.credit_transactions * pop.credit_transactions
+                                   + p.utility_bills * pop.utility_payer + p.intercept),
+        "social_influence": sigmoid(q.contacts * k * lr(pop.contacts, ref.contacts)
+                                    + q.quality * (pop.social_quality - q.quality_reference)),
+        "assets": sigmoid(k * (a.days * lr(pop.wealth_days + 1.0, ref.wealth_days)
+                               + a.balance * lr(pop.wealth_balance + 1.0, ref.wealth_balance))),
+        "behavioural_stability": sigmoid(
+            b.intercept - b.night * pop.night_share - b.device_switches * pop.device_switches
+            - b.volatility * np.log(np.maximum(pop.spend_volatility, 1e-3))
+            - b.dormant * (pop.dormant | (pop.awakened_months > 0))),
+        "risk_resilience": sigmoid(k * lr(pop.income, ref.income) - r.debt_to_income
+                                   * (pop.debt_to_income - r.debt_to_income_reference)),
+    }
+
+
+def _stir(pop, rng) -> None:
+    """Move what changes during a run, in place, as the month's processes do."""
+    for name in ("payments_per_month", "monthly_spend", "wealth_balance", "wealth_days"):
+        getattr(pop, name)[:] *= np.exp(rng.normal(0, 0.5, pop.n)).astype(np.float32)
+    pop.credit_history_years += np.float32(0.25)
+    pop.account_age_months += 3
+    pop.device_switches[:] = rng.poisson(0.8, pop.n)
+    pop.awakened_months[:] = rng.integers(0, 4, pop.n) * (rng.random(pop.n) < 0.1)
+    pop.dormant[:] = rng.random(pop.n) < 0.1
+    pop.id_expired_months[:] = np.where(rng.random(pop.n) < 0.05, rng.integers(0, 6, pop.n), -1)
+    pop.closed |= rng.random(pop.n) < 0.02
+    pop.score_adjust[:] = rng.normal(0, 5, pop.n).astype(np.float32)
+    pop.other_indicators[:] = rng.normal(0, 17, pop.n).astype(np.float32)
+
+
+def test_the_module_scores_are_their_plain_formulas_bit_for_bit():
+    sc, pop = _pop({})
+    _stir(pop, np.random.default_rng(1))
+    plain = _plain_modules(pop, sc.scoring)
+    for name, x in scoring.module_scores(pop, sc.scoring).items():
+        assert x.dtype == np.float32 and np.array_equal(_bits(x), _bits(plain[name])), name
+
+
+def test_penalty_points_add_each_failed_rule_in_order_and_hard_cutoffs_exclude():
+    sc, pop = _pop({"scoring.cutoffs.wealth_days.hard": True,
+                    "scoring.penalties.awakened.points": 161.1,
+                    "scoring.penalties.night_activity.points": 0.7})
+    _stir(pop, np.random.default_rng(2))
+    cfg = sc.scoring
+    points, hard = np.zeros(pop.n, dtype=np.float32), np.zeros(pop.n, dtype=bool)
+    for name, rule in cfg.cutoffs.items():
+        fail = getattr(pop, name) < rule.min
+        hard |= fail & rule.hard
+        points += fail * np.float32(rule.points)
+    p = cfg.penalties
+    flags = {"low_offline_share": pop.offline_share < p["low_offline_share"].threshold,
+             "high_spend_volatility": pop.spend_volatility > p["high_spend_volatility"].threshold,
+             "night_activity": pop.night_share > p["night_activity"].threshold,
+             "device_switches": pop.device_switches >= p["device_switches"].threshold,
+             "no_utility_bills": ~pop.utility_payer, "awakened": pop.awakened_months > 0}
+    for name, rule in p.items():
+        points += flags[name] * np.float32(rule.points)
+    rules = scoring._Penalties.of(cfg)
+    got, got_hard = scoring._penalties(pop, rules, scoring._fixed_flags(pop, rules))
+    assert np.array_equal(_bits(got), _bits(points)) and np.array_equal(got_hard, hard)
+    assert np.array_equal(got_hard, pop.wealth_days < cfg.cutoffs["wealth_days"].min)
+
+
+def _bits(x: np.ndarray) -> np.ndarray:
+    """A float32 array's bits (NaN equals NaN, -0 differs from 0), other arrays as they are."""
+    return x.view(np.uint32) if x.dtype == np.float32 else x
+
+
+def _same(a: scoring.Evaluation, b: scoring.Evaluation) -> bool:
+    return all(np.array_equal(_bits(getattr(a, f)), _bits(getattr(b, f)))
+               for f in ("score", "value", "eligible", "reasons"))
+
+
+@pytest.mark.parametrize("modules", [(), ("social_influence", "risk_resilience")])
+def test_a_kept_scoring_follows_every_change_of_behaviour_scenario_or_arrays(monkeypatch,
+                                                                            modules):
+    """What a scoring keeps for a population is reused only while its inputs and
+    parameters are the same: after each change it equals a scoring from scratch (of a
+    copy of the population, whose own parts are separate)."""
+    monkeypatch.setattr(scoring, "KEPT_MODULES", modules)
+    sc, pop = _pop({})
+    rng = np.random.default_rng(3)
+
+    def fresh(scenario):
+        return scoring.evaluate(replace(pop), scenario, keep=False)
+
+    assert _same(scoring.evaluate(pop, sc), fresh(sc))
+    kept = scoring._KEPT[pop]
+    assert set(kept) == {"offsets", "reasons", "flags", *modules}
+    _stir(pop, rng)
+    assert _same(scoring.evaluate(pop, sc, cutoff=25.0), fresh(sc.replace(
+        {"scoring.cutoff": 25.0})))
+    assert all(kept[k] is v for k, v in scoring._KEPT[pop].items())  # nothing recomputed
+    for changes in ({"population.archetypes.mass_market.score_offset": 30.0},
+                    {"population.os.android.unknown_sources_points": 5.0},
+                    {"scoring.signals.social_influence.quality": 1.0},
+                    {"scoring.references.income": 6000.0},
+                    {"scoring.penalties.night_activity.threshold": 0.1},
+                    {"scoring.preconditions.require_class_iii": False},
+                    {"population.regions.county.open": False}):
+        changed = sc.replace(changes)
+        assert _same(scoring.evaluate(pop, changed), fresh(changed)), changes
+        assert _same(scoring.evaluate(pop, sc), fresh(sc)), changes
+    pop.contacts = pop.contacts * np.float32(3.0)  # a new array: read again
+    pop.utility_payer = ~pop.utility_payer
+    pop.debt_to_income = pop.debt_to_income + np.float32(0.1)
+    assert _same(scoring.evaluate(pop, sc), fresh(sc))
+    zeroed = sc.replace(
+        {f"population.{d}.{k}.score_offset": 0.0 for d in scoring.OFFSET_DIMENSIONS
+         for k in getattr(sc.population, d)})
+    assert _same(scoring.evaluate(pop, zeroed), fresh(zeroed))
+    scoring.evaluate(pop, sc, keep=False)
+    assert pop not in scoring._KEPT
+
+
+def test_no_process_writes_what_a_scoring_keeps():
+    """The arrays :data:`scoring.FIXED_INPUTS` names are written only where the population
+    is drawn, so what a scoring keeps holds for a whole run."""
+    fixed = {a for names in scoring.FIXED_INPUTS.values() for a in names}
+    found = []
+    for path in sorted(SIM.rglob("*.py")):
+        if path.name == "population.py" and path.parent.name == "model":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+                targets = [node.target]
+            elif isinstance(node, ast.Call):
+                targets = [k.value for k in node.keywords if k.arg == "out"]
+                if getattr(node.func, "attr", "") in {"copyto", "put", "place", "fill"}:
+                    targets += node.args[:1]
+            for target in targets:
+                for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                    while isinstance(t, ast.Subscript):
+                        t = t.value
+                    if isinstance(t, ast.Attribute) and t.attr in fixed:
+                        found.append(f"{path.relative_to(SIM.parent)}:{node.lineno} .{t.attr}")
+    assert not found, "\n".join(found)
+
+
+def test_admission_buckets_of_a_few_users_are_their_whole_population_buckets():
+    users = np.array([0, 7, 4095, 65_536, 99_999])
+    salt = "tier-first:reevaluation"
+    assert np.array_equal(reevaluation.sticky_buckets(users, salt),
+                          invites.sticky_bucket(100_000, salt)[users])
