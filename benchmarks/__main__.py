@@ -3,7 +3,9 @@
 First the ratio to W1's NumPy floor: the whole ``greysim run`` process against the whole
 ``numpy_floor.py`` process (``../shared/bench`` beside the repository) at the same users and
 quarters, run-off months off (``--set reporting.run_off_months=0``: the floor simulates the
-quarters alone). Then each size runs in a fresh subprocess (peaks don't mix), also without
+quarters alone), both with Python's bytecode cache allowed and greysim's filled by an untimed
+small run first, as on a user's second run. Then each size runs in a fresh subprocess
+(peaks don't mix), also without
 run-off months. Prints wall time, users x months per
 second, peak resident bytes per user and each process's share of the time, then the
 replication speed-up of a 2-worker process pool over one worker (4 runs of 200k users and 40
@@ -41,31 +43,56 @@ TARGETS = {"wall_seconds_1m": 10.0, "user_months_per_second": 5e6, "linearity_ma
            "floor_ratio_max": 3.0}
 
 
-def timed_process(argv: list[str]) -> float:
+def cached_bytecode_env() -> dict[str, str]:
+    """This environment with Python allowed to cache the bytecode of what it imports (some
+    sandboxes set ``PYTHONDONTWRITEBYTECODE``, which makes every process compile greysim's
+    modules again: about 0.6 s a process). A user's second run reads the cache."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def timed_process(argv: list[str], env: dict[str, str] | None = None) -> float:
     """Wall seconds of one whole process, start-up and imports included."""
     started = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True)
+    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
     return time.perf_counter() - started
 
 
-def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR) -> dict:
+def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
+                pairs: int = 3) -> dict:
     """The whole ``greysim run --no-report`` process over the whole W1 ``numpy_floor.py``
-    process at the same size, run-off months off on both sides (the floor has none); the
-    ratio is None when the floor is absent."""
+    process at the same size, run-off months off on both sides (the floor has none): the
+    median of ``pairs`` ratios of runs taken one after the other (the floor alone varies by
+    a third from run to run on a shared machine). The ratio is None when the floor is
+    absent (greysim then runs once)."""
+    env = cached_bytecode_env()
+
+    def greysim_run(n: int, q: int, out: Path) -> float:
+        return timed_process(
+            [sys.executable, "-m", "sim", "run", scenario, "--users", str(n), "--quarters",
+             str(q), "--set", "reporting.run_off_months=0", "--no-report", "--quiet",
+             "--out", str(out)], env)
+
+    def floor_run() -> float:
+        return timed_process([sys.executable, str(floor), "--users", str(users), "--quarters",
+                              str(quarters), "--seed", "1"], env)
+
+    found = floor.is_file()
+    greysim, floors = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        greysim = timed_process(
-            [sys.executable, "-m", "sim", "run", scenario, "--users", str(users), "--quarters",
-             str(quarters), "--set", "reporting.run_off_months=0", "--no-report", "--quiet",
-             "--out", str(Path(tmp) / "run")])
-    row = {"users": users, "quarters": quarters, "run_off_months": 0,
-           "greysim_seconds": greysim, "floor": str(floor), "floor_seconds": None,
-           "ratio": None}
-    if floor.is_file():
-        row["floor_seconds"] = timed_process(
-            [sys.executable, str(floor), "--users", str(users), "--quarters", str(quarters),
-             "--seed", "1"])
-        row["ratio"] = greysim / row["floor_seconds"]
-    return row
+        greysim_run(1000, 1, Path(tmp) / "warm")  # untimed: fills the bytecode cache
+        for i in range(max(pairs, 1) if found else 1):
+            greysim.append(greysim_run(users, quarters, Path(tmp) / f"run{i}"))
+            if found:
+                floors.append(floor_run())
+    ratios = [g / f for g, f in zip(greysim, floors, strict=True)]
+    pick = int(np.argsort(ratios)[len(ratios) // 2]) if ratios else 0  # the median pair
+    return {"users": users, "quarters": quarters, "run_off_months": 0,
+            "greysim_seconds": greysim[pick], "floor": str(floor),
+            "floor_seconds": floors[pick] if found else None,
+            "ratio": ratios[pick] if found else None, "pairs": len(ratios),
+            "ratios": ratios}
 
 
 def report_ratio(row: dict) -> None:
@@ -74,7 +101,9 @@ def report_ratio(row: dict) -> None:
     if row["ratio"] is None:
         print(f"{head}; floor not found at {row['floor']}: ratio omitted")
     else:
-        print(f"{head}, floor {row['floor_seconds']:.2f} s: ratio {row['ratio']:.2f}x")
+        every = ", ".join(f"{r:.2f}" for r in row["ratios"])
+        print(f"{head}, floor {row['floor_seconds']:.2f} s: ratio {row['ratio']:.2f}x "
+              f"(the median of {row['pairs']} paired runs: {every})")
 
 
 def machine() -> dict:
@@ -253,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratio-users", type=int, default=None,
                         help="users of the ratio to W1's floor (default: the largest size)")
     parser.add_argument("--no-ratio", action="store_true", help="skip the ratio to the floor")
+    parser.add_argument("--ratio-pairs", type=int, default=3,
+                        help="paired greysim and floor runs; the ratio is their median")
     parser.add_argument("--no-dask", action="store_true",
                         help="skip the small runs on a dask scheduler and two workers")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
@@ -262,7 +293,8 @@ def main(argv: list[str] | None = None) -> None:
         sizes.append(10_000_000)
     ratio = None
     if not args.no_ratio:
-        ratio = floor_ratio(args.ratio_users or max(sizes), args.quarters, args.scenario)
+        ratio = floor_ratio(args.ratio_users or max(sizes), args.quarters, args.scenario,
+                            pairs=args.ratio_pairs)
         report_ratio(ratio)
     runs = []
     for users in sizes:

@@ -159,6 +159,7 @@ def test_benchmark_command_writes_every_field(tmp_path):
     out = tmp_path / "results.json"
     res = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--sizes", "20000", "--quarters", "2",
+         "--ratio-pairs", "1",
          "--pool-users", "5000", "--pool-reps", "2", "--small-reps", "4",
          "--small-users", "2000", "--small-quarters", "1", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
