@@ -303,17 +303,27 @@ def beta2_quantile(b: float, u: np.ndarray, iterations: int = 50) -> np.ndarray:
     """The Beta(2, ``b``) quantile of ``u``: solves ``1 - (1 - x)^b (1 + b x) = u``.
 
     Newton steps kept inside a bisection bracket (the CDF is monotone), on the draws not yet
-    converged to 1e-12, from the quantile interpolated in a table of :data:`BETA2_GRID`
-    exact quantiles for this ``b`` (:func:`_beta2_table`): two steps for most draws.
+    converged to 1e-12, from the quantile interpolated (linearly, on the even grid) in a
+    table of :data:`BETA2_GRID` exact quantiles for this ``b`` (:func:`_beta2_table`): two
+    steps for most draws.
     """
     u = np.asarray(u, dtype=np.float64)
-    grid, table = _beta2_table(float(b))
-    return _beta2_newton(b, u, np.interp(u, grid, table), iterations)
+    _, table = _beta2_table(float(b))
+    # linear between the table's points (an even grid: the cell is u x BETA2_GRID)
+    at = u * BETA2_GRID
+    cell = np.minimum(at.astype(np.intp), BETA2_GRID - 1)
+    at -= cell
+    low = table[cell]
+    start = table[cell + 1]
+    start -= low
+    start *= at
+    start += low
+    return _beta2_newton(b, u, start, iterations)
 
 
 @functools.lru_cache(maxsize=8)
 def _beta2_table(b: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Beta(2, ``b``) quantiles on an even grid of (0, 1), from the tail
+    """The even grid of [0, 1] and the exact Beta(2, ``b``) quantiles on it, from the tail
     approximations (``x^2 b (b + 1) / 2`` below the mode, ``(1 - x)^b (1 + b)`` above)."""
     grid = np.linspace(0.0, 1.0, BETA2_GRID + 1)
     inner = grid[1:-1]
@@ -331,19 +341,24 @@ def _beta2_tails(b: float, u: np.ndarray) -> np.ndarray:
 
 def _beta2_newton(b: float, u: np.ndarray, x: np.ndarray, iterations: int) -> np.ndarray:
     """Newton steps on the Beta(2, ``b``) CDF from ``x`` towards the quantile of ``u``,
-    inside a bisection bracket, until each step moves less than 1e-12 (relative)."""
+    inside a bisection bracket, until each step moves less than 1e-12 (relative).
+
+    With ``L = log(1 - x)`` and ``p = exp(b L) = (1 - x)^b``: the CDF is
+    ``1 - p (1 + b x)`` and the density ``b (b + 1) x p / (1 - x)``."""
     x = np.clip(x, 1e-12, 1.0 - 1e-12)
-    log_c = math.log(b) + math.log(b + 1.0)
+    scale = b * (b + 1.0)
     todo = np.arange(u.size)
     lo, hi = np.zeros(u.size), np.ones(u.size)
     for _ in range(iterations):
         xt, ut = x[todo], u[todo]
         one_minus = 1.0 - xt
-        f = 1.0 - one_minus**b * (1.0 + b * xt) - ut
+        p = np.log(np.maximum(one_minus, 1e-300))
+        p *= b
+        np.exp(p, out=p)
+        f = 1.0 - p * (1.0 + b * xt) - ut
         lo_t = np.where(f < 0, xt, lo[todo])
         hi_t = np.where(f > 0, xt, hi[todo])
-        pdf = np.exp(log_c + np.log(np.maximum(xt, 1e-300))
-                     + (b - 1.0) * np.log(np.maximum(one_minus, 1e-300)))
+        pdf = scale * np.maximum(xt, 1e-300) * p / np.maximum(one_minus, 1e-300)
         new = xt - f / np.maximum(pdf, 1e-300)
         new = np.where((new > lo_t) & (new < hi_t), new, 0.5 * (lo_t + hi_t))
         x[todo], lo[todo], hi[todo] = new, lo_t, hi_t
