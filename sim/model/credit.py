@@ -258,8 +258,8 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
 
     due, gross, recovered = charge_off(book, cfg, lines)
     state = book.state[lines]
-    late = lines[(state >= D1_30) & (state <= D61_90)]
-    billed = lines[(state == CURRENT) & (held > 0)]
+    late = np.compress((state >= D1_30) & (state <= D61_90), lines)
+    billed = np.compress((state == CURRENT) & (held > 0), lines)
     del state, held
     u_late = streams.uniform(purposes.ROLL, month, late)
     u_billed = streams.uniform(purposes.MISS, month, billed)
@@ -271,7 +271,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
 
     paying = np.ones(billed.size, dtype=bool)
     paying[np.searchsorted(billed, missing)] = False  # both in index order
-    payers = billed[paying]
+    payers = np.compress(paying, billed)
     repaid, full = repay(book, pop, cfg, interest, payers, cured, arrears,
                          streams.uniform(purposes.REPAY, month, payers))
     del interest  # the rest of the month does not need it
@@ -317,7 +317,7 @@ def accrue_interest(book: Book, opening: np.ndarray, days: int,
     """Interest in fen at each line's daily rate on its opening balance, for lines not in
     default; added to the balance and returned."""
     lines = _lines(book, lines)
-    accruing = lines[(book.state[lines] <= D61_90) & (opening[lines] > 0)]
+    accruing = np.compress((book.state[lines] <= D61_90) & (opening[lines] > 0), lines)
     interest = np.zeros(book.n, dtype=np.int64)
     owed = np.round(opening[accruing] * book.rate[accruing] * days).astype(np.int64)
     interest[accruing] = owed
@@ -330,7 +330,7 @@ def charge_off(book: Book, cfg: Credit,
     """Lines in default one more month past due; those beyond ``charge_off_dpd`` are charged
     off, recovering ``1 - lgd`` of the balance. Returns (users, gross fen, recovered fen)."""
     lines = _lines(book, lines)
-    in_default = lines[book.state[lines] == DEFAULT]
+    in_default = np.compress(book.state[lines] == DEFAULT, lines)
     book.missed[in_default] += 1
     due = in_default[book.missed[in_default].astype(np.int32) * 30 > cfg.loss.charge_off_dpd]
     gross = book.balance[due]
@@ -435,11 +435,11 @@ def review_limits(book: Book, pop: Population, scenario: Scenario, *, day: int,
     Returns how many limits rose."""
     lim = scenario.credit.limits
     lines = _lines(book, lines)
-    open_lines = lines[book.state[lines] <= D61_90]
+    open_lines = np.compress(book.state[lines] <= D61_90, lines)
     book.window_months[open_lines] += 1
-    on_time = open_lines[book.state[open_lines] == CURRENT]
+    on_time = np.compress(book.state[open_lines] == CURRENT, open_lines)
     book.window_on_time[on_time] += 1
-    review = open_lines[book.window_months[open_lines] >= lim.raise_after_months]
+    review = np.compress(book.window_months[open_lines] >= lim.raise_after_months, open_lines)
     share = book.window_on_time[review] / np.maximum(book.window_months[review], 1)
     good = review[(share > lim.raise_on_time_share - 1e-12)
                   & (book.state[review] == CURRENT)
@@ -461,7 +461,7 @@ def activate(book: Book, pop: Population, scenario: Scenario, can_use: np.ndarra
     candidates = np.flatnonzero(can_use & ~book.opened)
     p = np.array([scenario.credit.activation[a] for a in pop.labels["archetype"]])[
         pop.archetype[candidates]]
-    new = candidates[streams.uniform(purposes.ACTIVATION, month, candidates) < p]
+    new = np.compress(streams.uniform(purposes.ACTIVATION, month, candidates) < p, candidates)
     _open_lines(book, pop, scenario, new, month, date)
     return int(new.size)
 
@@ -476,8 +476,9 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
     user's draw depends on the order of the others. Returns (fen drawn, lines that drew,
     whether the capital limit held draws back)."""
     lines = _lines(book, lines)
-    users = lines[can_use[lines] & (book.state[lines] == CURRENT)
-                  & (book.frozen_until[lines] <= day) & (book.balance[lines] < book.limit[lines])]
+    users = np.compress(can_use[lines] & (book.state[lines] == CURRENT)
+                        & (book.frozen_until[lines] <= day)
+                        & (book.balance[lines] < book.limit[lines]), lines)
     keep = streams.uniform(purposes.DRAW, month, users) < cfg.draw_rate
     share = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
                           purposes.DRAW_SHARE, month, users[keep])
@@ -486,7 +487,7 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
         full[keep] = share
         keep |= greedy[users]
         share = np.where(greedy[users], 1.0, full)[keep]
-    users = users[keep]
+    users = np.compress(keep, users)
     available = book.limit[users] - book.balance[users]
     wanted = available * share
     held = room is not None and float(wanted.sum()) > room
@@ -546,7 +547,8 @@ def _rank_pool(book: Book, pop: Population) -> np.ndarray:
     default in between stay in it, as in the bank's quarterly score distribution). A scoring
     replaces ``pop.score`` (never updates it in place), which is what renews the pool."""
     if book.rank_pool_of is None or book.rank_pool_of() is not pop.score:
-        pool = pop.score[pop.eligible] if pop.eligible is not None else pop.score
+        pool = (np.compress(pop.eligible, pop.score) if pop.eligible is not None
+                else pop.score)
         book.rank_pool = np.sort(pool) if pool.size else np.sort(pop.score)
         book.rank_pool_of = weakref.ref(pop.score)  # a weak reference keeps no old scores
     return book.rank_pool
@@ -571,7 +573,7 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
     """
     cfg = scenario.credit
     lines = _lines(book, lines)
-    live = lines[book.state[lines] <= DEFAULT]
+    live = np.compress(book.state[lines] <= DEFAULT, lines)
     state = book.state[live]
     bal = book.balance[live].astype(np.float64)
     undrawn = np.maximum(book.limit[live] - book.balance[live], 0).astype(np.float64)
