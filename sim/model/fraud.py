@@ -101,7 +101,7 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     crooks = np.flatnonzero(fb.fraudster)
     crooks = crooks[streams.uniform(purposes.SIGNAL, month, crooks, sub=1)
                     < base * spec.fraudster_rate_multiplier]
-    hit = np.union1d(genuine, crooks)
+    hit = np.sort(np.concatenate([genuine, crooks]))  # disjoint: genuine users are no crooks
     hit = hit[(fb.level[hit] == NONE) & ~pop.closed[hit]]  # exposed: no risk level, open
     # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3
     g3 = spec.r3_rate / base if base > 0 else 0.0
@@ -122,7 +122,7 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     invites.close(pop, to3)
     fb.blocks[hit] += 1
     fb.last_blocked_day[hit] = day
-    flagged = np.union1d(flagged, hit)
+    flagged = _union(flagged, hit)
     level = fb.level[flagged]
     hidden = np.zeros(pop.n, dtype=bool)
     hidden[flagged[(level == R1) | (level == R2)]] = True
@@ -138,6 +138,14 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
         "wrongly_blocked": int(np.count_nonzero(wrong & ~is3)),
         "wrongly_closed": int(np.count_nonzero(wrong & is3)),
     }
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sorted union of two index arrays (np.union1d hashes: 20x slower at 26k)."""
+    both = np.sort(np.concatenate([a, b]))
+    keep = np.ones(both.size, dtype=bool)
+    np.not_equal(both[1:], both[:-1], out=keep[1:])
+    return both[keep]
 
 
 def stock(fb: FraudBook) -> dict[str, int]:
