@@ -451,7 +451,10 @@ def weighted_auc(score: np.ndarray, bad_prob: np.ndarray) -> float:
         before = np.cumsum(bad)
         before -= 0.5 * bad  # a user's own p x (1 - p) is a tie with itself: half
         before += below
-        wins += float(np.dot(1.0 - bad, before))
+        # summed, not np.dot: OpenBLAS threads a dot this long, and its idle threads spin
+        # for a while after, taking a core from the next run (or the other pool worker)
+        before *= 1.0 - bad
+        wins += float(before.sum())
         below += float(bad.sum())
         tie = tied[a:a + at.size]
         tie[1:] = s[1:] == s[:-1]
