@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,17 @@ def test_fraud_signals_match_the_per_user_rate_formulation(baseline, seed):
 
 
 # --------------------------------------------------------------------------- timings
+
+
+def test_a_run_keeps_to_one_core(baseline):
+    """No library thread works or spins beside a run (OpenBLAS's threaded dot in the AUC
+    did, about 0.1 s a run, which took the second core from the other pool worker)."""
+    sc = sim.load(ROOT / "scenarios" / "baseline.yaml", {"population.users": 20_000})
+    sim.run(sc, quarters=1)  # imports and first-use costs outside the timing
+    wall, cpu = time.perf_counter(), time.process_time()
+    sim.run(sc, quarters=4)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert cpu < 1.15 * wall + 0.02, (cpu, wall)
 
 
 def test_a_run_reports_the_time_of_every_process(baseline):
