@@ -30,7 +30,7 @@ from sim.scenario import parse_yaml
 ROOT = Path(__file__).resolve().parents[2]
 BASE = parse_yaml((ROOT / "scenarios" / "baseline.yaml").read_text())
 EXPLORE = os.environ.get("GREYSIM_FUZZ", "") not in ("", "0")
-EXAMPLES = int(os.environ.get("GREYSIM_FUZZ_EXAMPLES", "300" if EXPLORE else "120"))
+EXAMPLES = int(os.environ.get("GREYSIM_FUZZ_EXAMPLES", "300" if EXPLORE else "80"))
 
 #: Failures the fuzzer found, as ``--set`` overrides of the baseline: each once ended in a
 #: traceback and must now exit 0 or 2 naming the key.
