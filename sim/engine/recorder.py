@@ -18,7 +18,7 @@ import pandas as pd
 from sim.engine import arms
 from sim.model import capital, credit, fraud
 from sim.model.credit import FEN
-from sim.model.population import DIMENSIONS, Population
+from sim.model.population import DIMENSIONS, FIXED, Population
 from sim.scenario import Scenario
 
 MONTHLY_COLUMNS = (
@@ -59,15 +59,6 @@ def band_labels(edges: list[float]) -> tuple[str, ...]:
     return (f"<{fmt(edges[0])}", *inner, f">={fmt(edges[-1])}")
 
 
-#: Population attributes no step of a run changes after synthesis (a test runs every shipped
-#: scenario to hold this): the segment codes read from them alone are kept between months.
-FIXED = frozenset({
-    "archetype", "region", "account_class", "device_grade", "os", "data_sharing",
-    "utility_payer", "income", "offline_share", "social_quality", "spend_volatility",
-    "contacts", "night_share", "debt_to_income", "credit_transactions", "bound_cards",
-})
-
-
 def segment_codes(pop: Population, bands: dict[str, list[float]],
                   crosses: list[tuple[str, str]] = ()):
     """(dimension, codes, labels) for every categorical attribute, every banded one and every
@@ -80,7 +71,7 @@ def segment_dims(pop: Population, bands: dict[str, list[float]],
                  crosses: list[tuple[str, str]] = ()):
     """(dimension, labels, fixed, codes) for every segment dimension, in table order:
     ``codes()`` computes its codes, ``fixed`` says they never change during a run (read
-    from :data:`FIXED` attributes alone)."""
+    from :data:`sim.model.population.FIXED` attributes alone)."""
     for dim in DIMENSIONS:
         yield dim, pop.labels[dim], dim in FIXED, lambda dim=dim: getattr(pop, dim)
     yield ("utility_payer", ("no", "yes"), True,

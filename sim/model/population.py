@@ -13,6 +13,17 @@ import numpy as np
 
 from sim.scenario import DIMENSIONS, MAX_BOUND_CARDS, PopulationSpec, Release, Scenario  # noqa: F401 (re-exported)
 
+#: The attributes no step of a run writes after synthesis (a test walks ``sim/`` to hold
+#: it): what is computed from them alone (score offsets and fixed preconditions, segment
+#: codes) may be kept for the whole run.
+FIXED = frozenset({
+    "archetype", "region", "account_class", "device_grade", "os", "data_sharing",
+    "real_name_card", "past_default", "device_closed", "risky_social_graph", "restricted",
+    "unknown_sources", "bound_cards", "biometric", "credit_transactions", "contacts",
+    "social_quality", "income", "debt_to_income", "utility_payer", "offline_share",
+    "night_share", "spend_volatility", "laggard", "visibility_draw", "hazard",
+})
+
 
 @dataclass(eq=False)
 class Population:

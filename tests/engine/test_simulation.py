@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -238,13 +236,3 @@ def test_weighted_auc_equals_the_pair_count_with_ties_across_chunks(monkeypatch)
     expected = float((pairs * higher).sum() / (p.sum() * (1.0 - p).sum()))
     assert weighted_auc(score, p) == pytest.approx(expected, rel=1e-12)
 
-
-def test_no_step_changes_the_fixed_attributes_in_any_shipped_scenario():
-    # the recorder keeps the segment codes of these attributes from the first snapshot
-    from sim.engine.recorder import FIXED
-    for path in sorted((Path(__file__).parents[2] / "scenarios").glob("*.yaml")):
-        s = Simulation(sim.load(path, users=400))
-        before = {name: getattr(s.pop, name).copy() for name in FIXED}
-        s.run()
-        for name in FIXED:
-            assert np.array_equal(getattr(s.pop, name), before[name]), (path.name, name)

@@ -5,55 +5,21 @@ its functions, so a rule about access (a closed user never comes back) holds in 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import numpy as np
+from ast_writes import SIM, writes, writes_outside
 from credit_helpers import quiet_fraud, raw, scenario
 
 from sim.engine.simulation import Simulation
 from sim.model import invites, reevaluation
 
-SIM = Path(__file__).resolve().parents[2] / "sim"
 ACCESS = {"invited", "vintage", "closed", "hidden", "eligible"}
 #: The writer, and the population's constructor that creates the arrays.
 ALLOWED = {SIM / "model" / "invites.py", SIM / "model" / "population.py"}
 
 
-def _access_attr(node: ast.AST) -> str | None:
-    """The access attribute ``node`` writes into: ``x.invited``, ``x.invited[...]``."""
-    while isinstance(node, ast.Subscript):
-        node = node.value
-    if isinstance(node, ast.Attribute) and node.attr in ACCESS:
-        return node.attr
-    return None
-
-
-def _writes(tree: ast.AST):
-    """(line, attribute) of every assignment, in-place operation or ``out=`` into access."""
-    for node in ast.walk(tree):
-        targets = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
-            targets = [node.target]
-        elif isinstance(node, ast.Call):
-            targets = [k.value for k in node.keywords if k.arg == "out"]
-            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
-            if name in {"copyto", "setattr", "put", "place", "fill"} and node.args:
-                targets.append(node.args[0])
-        for target in targets:
-            for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
-                if attr := _access_attr(t):
-                    yield node.lineno, attr
-
-
 def test_access_state_is_written_only_by_invites():
-    found = []
-    for path in sorted(SIM.rglob("*.py")):
-        if path in ALLOWED:
-            continue
-        for line, attr in _writes(ast.parse(path.read_text(), str(path))):
-            found.append(f"{path.relative_to(SIM.parent)}:{line} writes .{attr}")
+    found = writes_outside(ACCESS, ALLOWED)
     assert not found, "\n".join(found)
 
 
@@ -61,7 +27,7 @@ def test_the_walk_sees_every_kind_of_write():
     code = ("pop.invited[u] = False\npop.closed = x\npop.hidden |= y\n"
             "np.logical_or(a, b, out=pop.hidden)\nnp.copyto(pop.eligible, z)\n"
             "pop.score, pop.eligible = s, e\n")
-    assert sorted(a for _, a in _writes(ast.parse(code))) == [
+    assert sorted(a for _, a in writes(ast.parse(code), ACCESS)) == [
         "closed", "eligible", "eligible", "hidden", "hidden", "invited"]
 
 

@@ -1,9 +1,11 @@
-"""Population synthesis: the in-place helpers draw what the plain formulas draw."""
+"""Population synthesis: the in-place helpers draw what the plain formulas draw, and the
+fixed attributes stay as drawn."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from ast_writes import SIM, writes_outside
 
 import sim
 from sim.model import population
@@ -61,3 +63,10 @@ def test_latent_hazard_is_the_plain_formula(baseline_path):
             + shift[pop.archetype])
     rel = np.exp(spec.dispersion * (risk - risk.mean()))
     assert np.array_equal(pop.hazard, (spec.monthly_hazard * rel / rel.mean()).astype(np.float32))
+
+
+def test_no_process_writes_a_fixed_attribute():
+    """Only synthesis (population.py) writes :data:`population.FIXED`: what scoring and the
+    segment counts keep from those attributes holds for a whole run."""
+    found = writes_outside(population.FIXED, {SIM / "model" / "population.py"})
+    assert not found, "\n".join(found)
