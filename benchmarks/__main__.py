@@ -68,8 +68,8 @@ def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
     """The whole ``greysim run --no-report`` process over the whole W1 ``numpy_floor.py``
     process at the same size, run-off months off on both sides (the floor has none): the
     median of ``pairs`` ratios of runs taken one after the other (the floor alone varies by
-    a third from run to run on a shared machine). The ratio is None when the floor is
-    absent (greysim then runs once)."""
+    a third from run to run on a shared machine; the pairs alternate which process goes
+    first). The ratio is None when the floor is absent (greysim then runs once)."""
     env = cached_bytecode_env()
 
     def greysim_run(n: int, q: int, out: Path) -> float:
@@ -87,15 +87,21 @@ def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
     with tempfile.TemporaryDirectory() as tmp:
         greysim_run(1000, 1, Path(tmp) / "warm")  # untimed: fills the bytecode cache
         for i in range(max(pairs, 1) if found else 1):
-            greysim.append(greysim_run(users, quarters, Path(tmp) / f"run{i}"))
-            if found:
+            if found and i % 2:  # alternate which goes first, so drift favours neither
                 floors.append(floor_run())
+            greysim.append(greysim_run(users, quarters, Path(tmp) / f"run{i}"))
+            if found and not i % 2:
+                floors.append(floor_run())
+    if not found:
+        return {"users": users, "quarters": quarters, "run_off_months": 0,
+                "greysim_seconds": greysim[0], "floor": str(floor), "floor_seconds": None,
+                "ratio": None, "pairs": 0, "ratios": []}
     ratios = [g / f for g, f in zip(greysim, floors, strict=True)]
-    pick = int(np.argsort(ratios)[len(ratios) // 2]) if ratios else 0  # the median pair
+    # the middle pair (the lower middle one of an even number)
+    pick = int(np.argsort(ratios, kind="stable")[(len(ratios) - 1) // 2])
     return {"users": users, "quarters": quarters, "run_off_months": 0,
             "greysim_seconds": greysim[pick], "floor": str(floor),
-            "floor_seconds": floors[pick] if found else None,
-            "ratio": ratios[pick] if found else None, "pairs": len(ratios),
+            "floor_seconds": floors[pick], "ratio": ratios[pick], "pairs": len(ratios),
             "ratios": ratios}
 
 

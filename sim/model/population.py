@@ -452,7 +452,9 @@ def weighted_auc(score: np.ndarray, bad_prob: np.ndarray) -> float:
     good_total = n - bad_total
     if n == 0 or bad_total <= 0 or good_total <= 0:
         return float("nan")
-    order = np.argsort(score)  # ties are corrected to half below: their order is free
+    # ties are corrected to half below, so their order is free (NumPy's default sort may
+    # order them by CPU: the AUC then differs in its last bits, never in the six printed)
+    order = np.argsort(score)
     tied = np.zeros(n, dtype=bool)  # equal to the previous user in score order
     wins, below, previous = 0.0, 0.0, None
     for a in range(0, n, AUC_CHUNK):

@@ -218,8 +218,8 @@ class Streams:
         the same in every population of more than ``i`` users and whichever users the
         decision then concerns. Draws at another ``p`` are other numbers: strategies share
         them user by user, futures with other rates do not."""
-        if not 0.0 < p <= 1.0:
-            if p <= 0.0:
+        if not 0.0 < p <= 1.0 or n <= 0:
+            if p <= 0.0 or n <= 0:
                 return np.empty(0, dtype=np.int64), np.empty(0)
             raise ValueError(f"p must be at most 1, not {p}")
         seed = np.random.SeedSequence([self.seed, int(key(self.seed, purpose, month, sub))])
@@ -231,7 +231,9 @@ class Streams:
         while last < n - 1:
             # 1 - random() is in (0, 1]: the geometric number of trials to the next user
             trials = np.log1p(-gaps_rng.random(chunk)) / log_stay
-            at = last + np.cumsum(np.maximum(np.ceil(trials), 1.0)).astype(np.int64)
+            # a gap past n ends the search: capped there, no cast can overflow at tiny p
+            np.clip(np.ceil(trials), 1.0, n + 1.0, out=trials)
+            at = last + np.cumsum(trials).astype(np.int64)
             found.append(at)
             last = int(at[-1])
         users = np.concatenate(found)

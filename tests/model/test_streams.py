@@ -4,6 +4,7 @@ and its index, never by which other users are drawn or in what order."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -124,4 +125,8 @@ def test_users_below_a_rare_rate_follow_one_uniform_a_user():
     other, _ = s.below(p, purposes.SIGNAL, 4, n)
     assert np.intersect1d(other, users).size < 3 * n * p * p
     assert s.below(0.0, purposes.SIGNAL, 3, n)[0].size == 0
+    assert s.below(p, purposes.SIGNAL, 3, 0)[0].size == 0
+    with warnings.catch_warnings():  # a gap beyond int64 at a tiny rate is capped, not cast
+        warnings.simplefilter("error")
+        assert s.below(1e-19, purposes.SIGNAL, 3, n)[0].size == 0
     assert s.below(1.0, purposes.SIGNAL, 3, 50)[0].tolist() == list(range(50))
