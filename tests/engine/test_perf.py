@@ -165,6 +165,43 @@ def test_a_run_reports_the_time_of_every_process(baseline):
 # --------------------------------------------------------------------------- benchmark
 
 
+def _scripted_processes(monkeypatch, floor_seconds, greysim_seconds):
+    """Replace the benchmark's timed processes by scripted times; returns the order run."""
+    import benchmarks.__main__ as bench
+
+    order, floors, runs = [], iter(floor_seconds), iter(greysim_seconds)
+
+    def timed(argv, env=None):
+        if "--out" in argv and argv[argv.index("--out") + 1].endswith("warm"):
+            order.append("warm")
+            return 0.0
+        kind = "floor" if "numpy_floor.py" in " ".join(argv) else "greysim"
+        order.append(kind)
+        return next(floors) if kind == "floor" else next(runs)
+
+    monkeypatch.setattr(bench, "timed_process", timed)
+    return bench, order
+
+
+def test_the_ratio_is_the_middle_of_pairs_that_alternate_their_order(monkeypatch, tmp_path):
+    floor = tmp_path / "numpy_floor.py"
+    floor.write_text("")
+    bench, order = _scripted_processes(monkeypatch, [2.0, 1.0, 2.0], [6.0, 6.0, 8.0])
+    row = bench.floor_ratio(1000, 1, "scenarios/baseline.yaml", floor, pairs=3)
+    assert order == ["warm", "greysim", "floor", "floor", "greysim", "greysim", "floor"]
+    assert row["ratios"] == [3.0, 6.0, 4.0] and row["ratio"] == 4.0  # the middle one
+    assert (row["greysim_seconds"], row["floor_seconds"]) == (8.0, 2.0)  # of that pair
+    bench, order = _scripted_processes(monkeypatch, [2.0, 1.0], [6.0, 6.0])
+    assert bench.floor_ratio(1000, 1, "scenarios/baseline.yaml", floor, pairs=2)["ratio"] == 3.0
+
+
+def test_without_the_floor_the_ratio_is_omitted_after_one_greysim_run(monkeypatch, tmp_path):
+    bench, order = _scripted_processes(monkeypatch, [], [5.0])
+    row = bench.floor_ratio(1000, 1, "scenarios/baseline.yaml", tmp_path / "absent.py")
+    assert order == ["warm", "greysim"]
+    assert row["ratio"] is None and row["floor_seconds"] is None and row["greysim_seconds"] == 5.0
+
+
 def test_benchmark_command_writes_every_field(tmp_path):
     """``python -m benchmarks`` at CI size: every section, including the small runs on a real
     `dask scheduler` and two `dask worker` processes started on 127.0.0.1."""
