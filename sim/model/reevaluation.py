@@ -30,7 +30,7 @@ def drift_indicators(pop: Population, scenario: Scenario, streams: Streams,
     spread (persistence ``phi``, innovation ``sqrt(1 - phi^2) sd``)."""
     ind = scenario.scoring.other_indicators
     phi = ind.persistence
-    step = streams.normal_pair(purposes.INDICATORS, month, pop.n)[0]
+    step = streams.normal(purposes.INDICATORS, month, pop.n)
     step *= np.float32(np.sqrt(1 - phi * phi) * ind.sd)
     pop.other_indicators *= np.float32(phi)
     pop.other_indicators += step

@@ -14,10 +14,10 @@ The hash is SplitMix64's finaliser over ``user x golden + key`` (vectorised in N
 independent, in blocks of :data:`BLOCK` users that stay in the core's cache), so drawing a
 subset costs only its size. Uniforms take the top 53 bits and sit
 at the centre of their cell, inside the open interval (0, 1); Poisson and Beta(2, b) draws are
-inversions of one uniform each. Where a decision needs two
-numbers a user and many users (behaviour, every month), one hash gives both: two 23-bit
-float32 uniforms (:meth:`Streams.uniform_pair`) or two float32 normals by Box-Muller
-(:meth:`Streams.normal_pair`), about half the cost of two separate draws.
+inversions of one uniform each. Normals (behaviour's drift, the score's indicators) come by
+Box-Muller from the two halves of one hash (:meth:`Streams.normal_pair`, or its first half
+alone, :meth:`Streams.normal`). A rare decision draws only for the users whose uniform falls
+below its rate (:meth:`Streams.below`).
 
 The population is synthesised once for all users from a sequential generator
 (:func:`generator`): every user is drawn, so it is already the same for every strategy.
@@ -34,7 +34,7 @@ import numpy as np
 # --------------------------------------------------------------------------- purposes
 # One home for the purposes of the per-user draws. Renaming one changes its draws.
 DRIFT = "behaviour.drift"  # sub-key: the pair of attributes in behaviour.DRIFTING
-STATUS = "behaviour.status"  # dormancy and ID expiry: the two halves of one draw
+STATUS = "behaviour.status"  # sub-key 0 dormancy, 1 ID expiry, 2 renewal
 DEVICE_SWITCHES = "behaviour.device_switches"
 ADOPTION = "release.adoption"
 INDICATORS = "reevaluation.indicators"
@@ -163,35 +163,23 @@ class Streams:
             np.minimum(u, 1.0 - 2.0**-53, out=u)
         return out
 
-    def uniform32(self, purpose: str, month: int, users: np.ndarray | int | range,
-                  sub: int = 0) -> np.ndarray:
-        """Uniforms of 23 bits (float32, exact, in (0, 1)): for chances compared with a
-        rate over many users, where 2^-23 resolution is plenty and half the memory pays (a
-        rate of r is met to about 6e-8 / r relative; below 6e-8 use :meth:`uniform`)."""
-        out = np.empty(_size(users), dtype=np.float32)
-        for at, z in self._blocks(purpose, month, users, sub):
-            _unit23(_halves(z)[0], out[at])
-        return out
-
-    def uniform_pair(self, purpose: str, month: int, users: np.ndarray | int | range,
-                     sub: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Two independent uniforms a user from one hash: the top 23 bits of its high and
-        of its low half, each at the centre of its cell in (0, 1) (float32, exact)."""
-        n = _size(users)
-        first, second = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
-        for at, z in self._blocks(purpose, month, users, sub):
-            high, low = _halves(z)
-            _unit23(high, first[at])
-            _unit23(low, second[at])
-        return first, second
-
     def normal_pair(self, purpose: str, month: int, users: np.ndarray | int | range,
                     sub: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Two independent standard normals a user from one hash (float32), by Box-Muller on
         the top 23 bits of each half: exact float32 uniforms in (0, 1), so ``|z|`` stays
         below 5.8. For drifts and noise, where float32 and that tail are plenty."""
+        return self._box_muller(purpose, month, users, sub, (np.cos, np.sin))
+
+    def normal(self, purpose: str, month: int, users: np.ndarray | int | range,
+               sub: int = 0) -> np.ndarray:
+        """One standard normal a user: the first of :meth:`normal_pair` (the same numbers),
+        without computing the second."""
+        return self._box_muller(purpose, month, users, sub, (np.cos,))[0]
+
+    def _box_muller(self, purpose: str, month: int, users: np.ndarray | int | range,
+                    sub: int, trigs: tuple) -> tuple[np.ndarray, ...]:
         n = _size(users)
-        first, second = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+        outs = tuple(np.empty(n, dtype=np.float32) for _ in trigs)
         for at, z in self._blocks(purpose, month, users, sub):
             high, low = _halves(z)
             radius = _unit23(high)
@@ -200,10 +188,10 @@ class Streams:
             np.sqrt(radius, out=radius)
             angle = _unit23(low)
             angle *= _TWO_PI
-            for out, trig in ((first[at], np.cos), (second[at], np.sin)):
-                trig(angle, out=out)
-                out *= radius
-        return first, second
+            for out, trig in zip(outs, trigs, strict=True):
+                trig(angle, out=out[at])
+                out[at] *= radius
+        return outs
 
     def below(self, p: float, purpose: str, month: int, n: int,
               sub: int = 0) -> tuple[np.ndarray, np.ndarray]:
