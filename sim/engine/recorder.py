@@ -224,12 +224,10 @@ class Observation:
         """The per-user credit figures of the users with a line (:attr:`lines`): borrowers,
         ever defaulted, 30+ days past due now, balance, drawn and loss (fen)."""
         book, lines = self.book, self.lines
-        state = book.state[lines]
-        balance = book.balance[lines]
-        return {"borrowers": (state <= credit.D61_90) & (balance > 0),
+        return {"borrowers": credit.borrowers(book, lines),
                 "defaults": book.default_month[lines] >= 0,
-                "dpd30": (state >= credit.D31_60) & (state <= credit.DEFAULT),
-                "balance": balance, "cum_draw": book.cum_draw[lines],
+                "dpd30": credit.dpd30(book, lines),
+                "balance": book.balance[lines], "cum_draw": book.cum_draw[lines],
                 "cum_loss": book.cum_loss[lines]}
 
     @cached_property

@@ -636,25 +636,29 @@ def stock(book: Book, pop: Population, lines: np.ndarray | None = None) -> dict[
     with a line (``lines``, in index order, when the caller has them): without one a user
     holds no balance, no limit, no arrears and no default."""
     lines = _lines(book, lines)
-    state, balance = book.state[lines], book.balance[lines]
-    live = state <= D61_90
-    active = live & ~pop.closed[lines]
+    state = book.state[lines]
+    active = (state <= D61_90) & ~pop.closed[lines]
     return {
         "active": int(np.count_nonzero(active)),
-        "borrowers": int(np.count_nonzero(live & (balance > 0))),
-        "outstanding": int(balance.sum()),
-        "limit_total": int(book.limit[lines][active].sum()),
-        "dpd30": int(np.count_nonzero((state >= D31_60) & (state <= DEFAULT))),
+        "borrowers": int(np.count_nonzero(borrowers(book, lines))),
+        "outstanding": int(book.balance[lines].sum()),
+        "limit_total": int(np.compress(active, book.limit[lines]).sum()),
+        "dpd30": int(np.count_nonzero(dpd30(book, lines))),
         "dpd90": int(np.count_nonzero(state == DEFAULT)),
         "cum_defaults": int(np.count_nonzero(book.default_month[lines] >= 0)),
     }
 
 
-def dpd30(book: Book) -> np.ndarray:
-    """Lines 30 or more days past due now (31-60, 61-90 and 90+)."""
-    return (book.state >= D31_60) & (book.state <= DEFAULT)
+def dpd30(book: Book, lines: np.ndarray | None = None) -> np.ndarray:
+    """Lines 30 or more days past due now (31-60, 61-90 and 90+): a mask over every user, or
+    over ``lines`` when given."""
+    state = book.state if lines is None else book.state[lines]
+    return (state >= D31_60) & (state <= DEFAULT)
 
 
-def borrowers(book: Book) -> np.ndarray:
-    """Users with a drawn balance that is not in default."""
-    return book.opened & (book.state <= D61_90) & (book.balance > 0)
+def borrowers(book: Book, lines: np.ndarray | None = None) -> np.ndarray:
+    """Users with a drawn balance that is not in default: a mask over every user, or over
+    ``lines`` (users with a line) when given."""
+    if lines is None:
+        return book.opened & (book.state <= D61_90) & (book.balance > 0)
+    return (book.state[lines] <= D61_90) & (book.balance[lines] > 0)
