@@ -47,13 +47,18 @@ def sticky_bucket(n: int, salt: str) -> np.ndarray:
     key = (n, salt)
     bucket = _kept.pop(key, None)
     if bucket is None:
-        bucket = (sticky_hash(np.arange(n, dtype=np.uint64), salt) % np.uint64(BUCKETS)
-                  ).astype(np.uint16)
+        bucket = buckets_of(np.arange(n, dtype=np.uint64), salt)
         bucket.setflags(write=False)
     _kept[key] = bucket  # the most recent last
     while len(_kept) > KEPT_BUCKETS:
         del _kept[next(iter(_kept))]
     return bucket
+
+
+def buckets_of(users: np.ndarray, salt: str) -> np.ndarray:
+    """The sticky buckets of ``users`` alone (a bucket is a hash of the user's index): what
+    :func:`sticky_bucket` gives them, without hashing everyone."""
+    return (sticky_hash(users, salt) % np.uint64(BUCKETS)).astype(np.uint16)
 
 
 def assign_arms(n: int, salt: str, shares: list[float]) -> np.ndarray:

@@ -63,11 +63,6 @@ def admissions(pop: Population, scenario: Scenario, rollout: Rollout, phase: Pha
     reach &= pop.vintage < 0
     reach &= ~pop.closed
     users = np.flatnonzero(reach)
-    bucket = sticky_buckets(users, f"{rollout.salt}:reevaluation")
+    bucket = invites.buckets_of(users, f"{rollout.salt}:reevaluation")
     return users[invites.in_rollout(bucket, 100.0 * coverage)]
 
-
-def sticky_buckets(users: np.ndarray, salt: str) -> np.ndarray:
-    """:func:`invites.sticky_bucket` of ``users`` alone (a bucket is a hash of the user's
-    index): the few newly eligible, not the whole population."""
-    return (invites.sticky_hash(users, salt) % np.uint64(invites.BUCKETS)).astype(np.uint16)

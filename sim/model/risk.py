@@ -26,9 +26,6 @@ from sim.model.population import Population
 from sim.scenario import Scenario
 from sim.scenario.scoring import Lifecycle
 
-#: Population dimensions whose ``score_offset`` is fitted to access rates, not to risk.
-OFFSET_DIMENSIONS = ("archetypes", "regions", "device_grades", "os", "data_sharing")
-
 #: Monthly rolls from a missed payment (1-30 days past due) to the default (90+).
 ROLL_MONTHS = 3
 
@@ -46,7 +43,7 @@ def structural_score(pop: Population, scenario: Scenario) -> np.ndarray:
     zeroed = population.model_copy(update={
         dim: {k: v.model_copy(update={"score_offset": 0.0})
               for k, v in getattr(population, dim).items()}
-        for dim in OFFSET_DIMENSIONS})
+        for dim in scoring.OFFSET_DIMENSIONS})
     plain = scenario.model_copy(update={"population": zeroed})
     return scoring.evaluate(pop, plain).score - pop.other_indicators
 

@@ -173,7 +173,8 @@ _MODULES: dict[str, Callable[[Population, Scoring], np.ndarray]] = {
 }
 
 
-#: The score offset dimensions of the scenario and the population's codes of each.
+#: The score offset dimensions of the scenario (fitted to access rates, not to risk: see
+#: :func:`sim.model.risk.structural_score`) and the population's codes of each.
 OFFSET_DIMENSIONS = ("archetypes", "regions", "device_grades", "os", "data_sharing")
 OFFSET_CODES = ("archetype", "region", "device_grade", "os", "data_sharing")
 

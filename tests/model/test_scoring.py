@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from credit_helpers import scenario
 
-from sim.model import invites, reevaluation, scoring
+from sim.model import invites, scoring
 from sim.model.population import FIXED, synthesize
 from sim.model.streams import generator
 from sim.scenario import ScenarioError
@@ -239,5 +239,5 @@ def test_a_scoring_keeps_only_parts_of_fixed_attributes():
 def test_admission_buckets_of_a_few_users_are_their_whole_population_buckets():
     users = np.array([0, 7, 4095, 65_536, 99_999])
     salt = "tier-first:reevaluation"
-    assert np.array_equal(reevaluation.sticky_buckets(users, salt),
+    assert np.array_equal(invites.buckets_of(users, salt),
                           invites.sticky_bucket(100_000, salt)[users])
