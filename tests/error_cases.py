@@ -196,6 +196,15 @@ CASES = [
          {"t.yaml": "targets:\n  - {name: pay, table: users, month: 4, "
                     "statistic: payments_per_month / users, value: 28, tolerance: 4}\n"},
          key="targets.0.month", words=("t.yaml", "month 4", "multiple of 3")),
+    Case("a behaviour target that another targets file moves off the run's last month",
+         ("calibrate", "child.yaml", "--targets", "a.yaml", "--targets", "b.yaml", "--users",
+          "200", "--check"),
+         {**_child("reevaluation: {every_months: 6}\n"),
+          "a.yaml": "targets:\n  - {name: pay, table: users, month: 9, "
+                    "statistic: payments_per_month / users, value: 28, tolerance: 4}\n",
+          "b.yaml": "targets:\n  - {name: pay12, table: users, month: 12, "
+                    "statistic: payments_per_month / users, value: 28, tolerance: 4}\n"},
+         key="targets.0.month", words=("a.yaml", "month 9", "multiple of 6 or 12")),
     Case("--check on a folder that is not a run", ("run", "--check", "busy"),
          {"busy/notes.txt": "mine"}, words=("not a greysim run folder",)),
 ]

@@ -127,30 +127,36 @@ def _read_targets(paths: list[Path], share_tol: float, count_tol: float, scenari
     from sim.experiments.calibrate import (
         TargetError,
         check_reads,
+        last_read,
         parse_targets,
         targets_from_observed,
     )
     from sim.scenario import parse_yaml
 
-    targets, params = [], []
+    files, params = [], []
     for path in paths:
         if not path.is_file():
             raise TargetError(f"targets file '{path}' does not exist")
         try:
             if path.suffix.lower() == ".csv":
                 observed = pd.read_csv(path)
-                targets += targets_from_observed(observed, share_tolerance=share_tol,
-                                                 count_tolerance=count_tol, source=str(path))
+                files.append((path, targets_from_observed(
+                    observed, share_tolerance=share_tol, count_tolerance=count_tol,
+                    source=str(path))))
             else:
                 more, defaults = parse_targets(parse_yaml(path.read_text(encoding="utf-8")),
                                                str(path))
-                check_reads(scenario, more, str(path))
-                targets += more
+                files.append((path, more))
                 params += defaults
         except TargetError:
             raise
         except (ValueError, UnicodeDecodeError) as exc:  # yaml, csv and pydantic errors
             raise TargetError(f"{path}: cannot read targets: {exc}") from None
+    targets = [t for _, more in files for t in more]
+    if targets:  # each file against the run all of them make: it lasts as the latest needs
+        last = last_read(scenario, targets)
+        for path, more in files:
+            check_reads(scenario, more, str(path), last)
     return targets, params
 
 

@@ -317,17 +317,24 @@ def cell_table(pop: Population, scenario: Scenario, month: int) -> list[dict]:
     return rows
 
 
-def check_reads(scenario: Scenario, targets: Iterable[Target], source: str = "<targets>"
-                ) -> None:
+def last_read(scenario: Scenario, targets: Iterable[Target]) -> int:
+    """The last month a run for ``targets`` simulates: the end of the quarter of the latest
+    month they read, within the scenario's horizon."""
+    return 3 * min(scenario.quarters, -(-max(m for t in targets for m in t.months) // 3))
+
+
+def check_reads(scenario: Scenario, targets: Iterable[Target], source: str = "<targets>",
+                last: int | None = None) -> None:
     """Refuse a ``users`` target (means of behaviour) in a month where the population's
-    behaviour is not drawn: it is drawn when the bank reads it, at each re-scoring and in the
-    last month of the targets' horizon (:func:`sim.model.behaviour.settle`), so another month
-    would read the last re-scoring's values."""
+    behaviour is not drawn: it is drawn when the bank reads it, at each re-scoring and in
+    ``last``, the last month of the run (default: :func:`last_read` of ``targets``; give the
+    run's when ``targets`` are one file of several), so another month would read the last
+    re-scoring's values (:func:`sim.model.behaviour.settle`)."""
     targets = list(targets)
     if not targets:
         return
     every = scenario.reevaluation.every_months
-    last = 3 * min(scenario.quarters, -(-max(m for t in targets for m in t.months) // 3))
+    last = last_read(scenario, targets) if last is None else last
     for i, t in enumerate(targets):
         stale = [m for m in t.months
                  if t.table == "users" and not behaviour.pending(m, every, last)]
