@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,9 @@ from sim.model.population import Population
 from sim.model.scoring import unknown_sources_deduction
 from sim.scenario import Scenario, ScenarioError, keys
 
-TABLES = ("metrics", "segments", "quarterly", "users", "cells")
+#: The tables a target can read.
+Table = Literal["metrics", "segments", "quarterly", "users", "cells"]
+TABLES = get_args(Table)
 #: Behaviour patterns of the ``cells`` table: in the "sleeping then awakened" pattern (a
 #: dormant account that woke with a burst of payments, for ``behaviour.awakened_months``),
 #: still dormant, or neither.
@@ -92,7 +94,7 @@ class Target(_Model):
     """
 
     name: str
-    table: Literal["metrics", "segments", "quarterly", "users", "cells"]
+    table: Table
     month: int | list[int]
     filter: dict[str, str | list[str]] = {}
     denominator_filter: dict[str, str | list[str]] | None = None
@@ -275,20 +277,23 @@ def user_table(pop: Population, month: int) -> list[dict]:
     return rows
 
 
-def cell_table(pop: Population, scenario: Scenario, month: int) -> list[dict]:
+def cell_table(pop: Population, scenario: Scenario, month: int,
+               cutoff: float | None = None) -> list[dict]:
     """Users, eligible and invited by archetype x region x OS x credit band x behaviour
     pattern (:data:`PATTERNS`).
 
     The credit band is the bank's score before the OS terms (the score plus the
     unknown-sources deduction, minus any OS offset): users in one band have equal credit apart
     from their phone. Bands are :data:`BAND_POINTS` wide, labelled by their lower edge
-    relative to the cut-off (e.g. -10: from 10 points below the cut-off to the cut-off).
+    relative to the cut-off in force (``cutoff``; default the scenario's: a policy change
+    in the calendar may move it) (e.g. -10: from 10 points below the cut-off to it).
     """
     offset = np.array([o.score_offset for o in scenario.population.os.values()],
                       dtype=np.float32)
     credit = pop.score + unknown_sources_deduction(pop, scenario) - offset[pop.os]
     lo, hi = BAND_RANGE
-    edge = np.clip(np.floor((credit - scenario.scoring.cutoff) / BAND_POINTS) * BAND_POINTS,
+    cutoff = scenario.scoring.cutoff if cutoff is None else cutoff
+    edge = np.clip(np.floor((credit - cutoff) / BAND_POINTS) * BAND_POINTS,
                    lo, hi).astype(np.int64)
     bands = np.arange(lo, hi + BAND_POINTS, BAND_POINTS, dtype=np.int64)
     pattern = np.where(pop.awakened_months > 0, 2, np.where(pop.dormant, 1, 0))
@@ -365,7 +370,8 @@ def run_tables(scenario: Scenario, targets: Iterable[Target], seed: int | None =
     sim = Simulation(scenario, quarters=quarters, run_off=0)  # targets read the horizon only
     sim.recorder.declare("users", lambda obs: user_table(obs.pop, obs.month)
                          if obs.month in want else [])
-    sim.recorder.declare("cells", lambda obs: cell_table(obs.pop, scenario, obs.month)
+    sim.recorder.declare("cells", lambda obs: cell_table(obs.pop, scenario, obs.month,
+                                                         sim.state.cutoff)
                          if obs.month in want_cells else [])
     if sim.recorder.segment_months is not None:  # the months the segment targets read too
         sim.recorder.segment_months |= {m for t in targets if t.table == "segments"

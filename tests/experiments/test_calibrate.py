@@ -367,3 +367,17 @@ def test_a_behaviour_mean_at_a_month_without_a_rescoring_is_refused(baseline_pat
                     statistic="payments_per_month / users", value=28, tolerance=4)
     with pytest.raises(TargetError, match="'targets.0.month'.*month 4, where behaviour is not"):
         run_tables(sc, [target])
+
+
+def test_cell_bands_are_read_against_the_cut_off_in_force(baseline_path):
+    """A policy change may move the cut-off during a run: the credit bands of the cells
+    table follow the one in force, as if the scenario had started with it."""
+    from sim.engine.simulation import Simulation
+    from sim.experiments.calibrate import cell_table
+
+    sc = sim.load(baseline_path, users=3_000)
+    pop = Simulation(sc, quarters=1).pop
+    moved = sc.scoring.cutoff + 10
+    assert (cell_table(pop, sc, 3, cutoff=moved)
+            == cell_table(pop, sc.replace({"scoring.cutoff": moved}), 3))
+    assert cell_table(pop, sc, 3, cutoff=moved) != cell_table(pop, sc, 3)
