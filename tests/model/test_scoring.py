@@ -98,7 +98,10 @@ def test_bad_mechanism_values_name_their_key(key, value):
 # ---------------------------------------------------------------- what a scoring keeps
 
 def _plain_modules(pop, cfg) -> dict[str, np.ndarray]:
-    """The six module scores as plain formulas (each module's docstring)."""
+    """The six module scores as plain formulas (each module's docstring), in the float32
+    arithmetic the score is defined in since scoring moved to float32 blocks (the log of a
+    product with the reference's reciprocal, a float32 sigmoid): one expression a module,
+    written apart from the in-place code it checks."""
     k, ref, sig = cfg.slope, cfg.references, cfg.signals
     s, p, q = sig.spending_capacity, sig.repayment_trust, sig.social_influence
     a, b, r = sig.assets, sig.behavioural_stability, sig.risk_resilience
