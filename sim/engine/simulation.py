@@ -162,6 +162,7 @@ class Simulation:
                                           scenario.start.year)
         self.max_outstanding = scenario.capital.max_outstanding
         self.capital_fen = capital.simulated_limit(self.pop.weight, self.max_outstanding)
+        self._lent: float | None = None  # outstanding CNY, kept until the next credit month
         self.plans = scenario.strategies()  # A/B arm name -> its strategy
         self.arm_names = tuple(self.plans)
         self.arm = (np.zeros(self.pop.n, dtype=np.int8) if scenario.ab is None else
@@ -192,6 +193,19 @@ class Simulation:
         and updated for them."""
         region = self.pop.region if users is None else self.pop.region[users]
         return release.entry_visible(self.pop, self.visibility, users) & self.region_open[region]
+
+    def _outstanding(self) -> float:
+        """The book's outstanding in CNY (:func:`capital.outstanding`), summed once between
+        two credit months: only the credit month moves balances, and the rollout asks
+        before every batch."""
+        if self._lent is None:
+            self._lent = capital.outstanding(self.book, self.pop.weight)
+        return self._lent
+
+    def _capital_binds(self) -> bool:
+        """Whether the capital limit holds invitations back now (:func:`capital.binds`)."""
+        return self.max_outstanding is not None and capital.binds(
+            self.book, self.pop.weight, self.max_outstanding, self._outstanding())
 
     def _within(self, arm: int) -> np.ndarray | None:
         """The users of A/B arm ``arm`` (None: everyone, when there are no arms)."""
@@ -258,7 +272,7 @@ class Simulation:
                 date = self.date(day)
                 if any(w.contains(date) for w in plan.freeze):
                     continue
-                if capital.binds(self.book, self.pop.weight, self.max_outstanding):
+                if self._capital_binds():
                     self.flows.capital_bound = True  # the limit held this batch back
                     continue
                 verdict = self._gate(arm, plan, phase, date, day, state) if gated else "go"
@@ -289,7 +303,7 @@ class Simulation:
             plan, phase, state, vintage=self.pop.vintage, dpd30=credit.dpd30(self.book),
             opened=self.book.opened, ids=ids, ages=ages, weight=self.pop.weight,
             capital_use=lambda: gates.capital_reading(
-                capital.outstanding(self.book, self.pop.weight), self.max_outstanding))
+                self._outstanding(), self.max_outstanding))
         self.gate_rows += [gates.row(date, name, phase.name, g, scope, reading, decision, act,
                                      state.factor)
                            for g, scope, reading, decision, act in rows]
@@ -369,6 +383,7 @@ class Simulation:
 
     def credit_month(self, month: Month) -> None:
         """Every credit line's month (:func:`credit.month`)."""
+        self._lent = None  # balances move
         try:
             self.flows.credit = credit.month(
                 self.book, self.pop, self.scenario, month=month.number, day=month.day,
@@ -398,7 +413,7 @@ class Simulation:
         phases = [invites.active_phase(plan, month.date) for plan in self.plans.values()]
         admit = (sc.reevaluation.admit_new and any(p is not None for p in phases)
                  and month.number <= self.rollout_months)
-        if admit and capital.binds(self.book, pop.weight, self.max_outstanding):
+        if admit and self._capital_binds():
             self.flows.capital_bound = True  # the limit holds admissions back
             admit = False
         for arm, phase in enumerate(phases if admit else []):

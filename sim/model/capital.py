@@ -15,10 +15,15 @@ def outstanding(book: Book, weight: float) -> float:
     return float(book.balance.sum()) * weight / FEN
 
 
-def binds(book: Book, weight: float, limit: float | None) -> bool:
+def binds(book: Book, weight: float, limit: float | None,
+          lent: float | None = None) -> bool:
     """Whether the book is at the capital ``limit`` (never without one): outstanding has
-    reached it, or the last month's draws had to be scaled down to fit under it."""
-    return limit is not None and (book.capital_held or outstanding(book, weight) >= limit)
+    reached it, or the last month's draws had to be scaled down to fit under it. ``lent``
+    is the book's :func:`outstanding` when the caller has it (only the credit month moves
+    balances, so it holds from one credit month to the next)."""
+    if limit is None:
+        return False
+    return book.capital_held or (outstanding(book, weight) if lent is None else lent) >= limit
 
 
 def simulated_limit(weight: float, limit: float | None) -> int | None:

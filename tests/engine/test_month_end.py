@@ -115,3 +115,24 @@ def test_expected_credit_loss_is_computed_in_the_ecl_months_only(baseline_path):
     cols = ["ecl_12m", "ecl_lifetime", "ecl_allowance", "stage3", "outstanding"]
     pd.testing.assert_frame_equal(quarters.loc[ends, cols], every.loc[ends, cols])
     assert every["ecl_allowance"].notna().all()
+
+
+def test_the_capital_limit_is_judged_on_the_outstanding_of_the_month_so_far(small,
+                                                                           monkeypatch):
+    """The simulation sums outstanding once between credit months (only the credit month
+    moves balances): every batch and admission is judged on the book as it stands."""
+    from sim.model import capital
+
+    judged: list[tuple[float, float]] = []
+    real = capital.binds
+
+    def spy(book, weight, limit, lent=None):
+        judged.append((lent, capital.outstanding(book, weight)))
+        return real(book, weight, limit, lent)
+
+    monkeypatch.setattr(capital, "binds", spy)
+    Simulation(small.replace({"capital.equity": 1.0e12, "capital.max_leverage": 1.0}),
+               quarters=4).run()
+    asked = [(lent, now) for lent, now in judged if lent is not None]
+    assert len(asked) > 20 and any(now > 0 for _, now in asked)
+    assert all(lent == now for lent, now in asked)
