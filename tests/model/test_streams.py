@@ -30,6 +30,29 @@ def test_a_users_draw_is_the_same_alone_with_others_and_in_any_order():
     assert np.array_equal(s.uniform(purposes.ROLL, 5, users), everyone[users])
 
 
+def _splitmix64(x: int, k: int) -> int:
+    """SplitMix64's finaliser over ``x x golden + k``, in Python integers (mod 2^64)."""
+    mask = (1 << 64) - 1
+    z = (x * 0x9E3779B97F4A7C15 + k) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_the_keyed_hash_is_splitmix64_and_a_uniform_its_top_53_bits():
+    """Across block edges (the hash works a block at a time in reused buffers), each id's
+    64 bits are SplitMix64's and its uniform the centre of the cell of their top 53 bits."""
+    k = purposes.key(5, purposes.DRAW, 3)
+    ids = np.array([0, 1, purposes.BLOCK - 1, purposes.BLOCK, 2 * purposes.BLOCK + 3,
+                    2**40 + 7])
+    expect = [_splitmix64(int(i), int(k)) for i in ids]
+    every = purposes.keyed_hash(np.arange(2 * purposes.BLOCK + 4), k)
+    assert [int(h) for h in every[ids[:-1]]] == expect[:-1]
+    assert [int(h) for h in purposes.keyed_hash(ids, k)] == expect
+    u = Streams(5).uniform(purposes.DRAW, 3, ids)
+    assert list(u) == [((h >> 11) + 0.5) / 2.0**53 for h in expect]
+
+
 def test_seed_purpose_month_and_sub_key_give_independent_draws():
     n = 50_000
     base = Streams(1).uniform(purposes.MISS, 3, n)
