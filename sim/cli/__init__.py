@@ -5,6 +5,11 @@ import sys
 
 
 def main() -> None:
+    # The start-up (typer, rich, the parsing of the command line) makes tens of thousands
+    # of objects and no garbage: the cyclic collector is off until the command runs
+    # (sim.cli.app.Command), which pauses it again for its own imports
+    # (sim.cli.options.collector_paused).
+    gc.disable()
     try:
         from sim.cli.app import main as cli_main
     except KeyboardInterrupt:

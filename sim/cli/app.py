@@ -12,13 +12,14 @@ them. Every command runs inside :class:`CatchingGroup`:
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
 
 import typer
 from rich.text import Text
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import TyperException
 
 from sim.cli import calibrate, experiment, report, robust, run, validate, vintages
@@ -70,6 +71,15 @@ class CatchingGroup(TyperGroup):
             interrupted_line.reset(token)
 
 
+class Command(TyperCommand):
+    """A greysim command: the cyclic garbage collector, paused for the start-up
+    (:func:`sim.cli.main`), is back on while the command runs."""
+
+    def invoke(self, ctx: typer.Context):
+        gc.enable()
+        return super().invoke(ctx)
+
+
 app = typer.Typer(
     cls=CatchingGroup,
     help="Plan the grey release of an invitation-only credit line.",
@@ -96,15 +106,15 @@ def version_command() -> None:
     out.print(__version__)
 
 
-app.command("run")(run.run_command)
-app.command("validate")(validate.validate_command)
-app.command("version")(version_command)
-app.command("report")(report.report_command)
-app.command("calibrate")(calibrate.calibrate_command)
-app.command("compare")(experiment.compare_command)
-app.command("sweep")(experiment.sweep_command)
-app.command("vintages")(vintages.vintages_command)
-app.command("robust")(robust.robust_command)
+app.command("run", cls=Command)(run.run_command)
+app.command("validate", cls=Command)(validate.validate_command)
+app.command("version", cls=Command)(version_command)
+app.command("report", cls=Command)(report.report_command)
+app.command("calibrate", cls=Command)(calibrate.calibrate_command)
+app.command("compare", cls=Command)(experiment.compare_command)
+app.command("sweep", cls=Command)(experiment.sweep_command)
+app.command("vintages", cls=Command)(vintages.vintages_command)
+app.command("robust", cls=Command)(robust.robust_command)
 
 
 def main() -> None:

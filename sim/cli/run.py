@@ -14,6 +14,7 @@ from sim.cli.options import (
     QuietOpt,
     SetOpt,
     billions,
+    collector_paused,
     err,
     load_scenario,
     millions,
@@ -80,12 +81,15 @@ def run_command(
         raise OptionError("give a SCENARIO file to run, or --check RUN_DIR to re-run a "
                           "recorded run")
     when_interrupted("interrupted; no run folder was written")
-    sc = load_scenario(scenario, set_ or [], users, seed)
+    with collector_paused():  # the imports of the run's libraries, and the scenario's
+        from sim.experiments import runs  # noqa: F401  (imported here for the pause)
+        from sim.io.cost import check_memory
+        from sim.io.folders import check_destination, write_run
+
+        sc = load_scenario(scenario, set_ or [], users, seed)
     if quarters is not None and quarters > sc.quarters:
         raise OptionError(f"--quarters {quarters} is longer than the scenario's horizon of "
                           f"{sc.quarters} quarters (key 'quarters' in {scenario})")
-    from sim.io.cost import check_memory
-    from sim.io.folders import check_destination, write_run
 
     if out_dir is not None:
         check_destination(out_dir, force)

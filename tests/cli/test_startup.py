@@ -65,3 +65,21 @@ def test_cli_modules_import_no_cycle():
     for name in graph:
         visit(name, ())
     assert {"sim.cli.run", "sim.cli.experiment"} <= graph["sim.cli.app"]  # the walk sees edges
+
+
+def test_the_collector_is_paused_for_the_start_up_and_on_while_a_command_runs(tmp_path):
+    """The console script starts with the cyclic garbage collector off (its imports make no
+    garbage) and every command runs with it on, so a long command frees its cycles."""
+    code = ("import gc, sys\nimport sim.cli.run as run\n"
+            "seen = []\n"
+            "def spy(*a, **k):\n    seen.append(gc.isenabled())\n    sys.exit(0)\n"
+            "run._simulate = spy\n"
+            f"sys.argv = ['greysim', 'run', 'scenarios/baseline.yaml', '--users', '100', "
+            f"'--quiet', '--no-report', '--out', {str(tmp_path / 'run')!r}]\n"
+            "import sim.cli\nenabled_at_start = gc.isenabled()\n"
+            "try:\n    sim.cli.main()\nexcept SystemExit:\n    pass\n"
+            "print(enabled_at_start, seen, gc.isenabled())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "[True]", "True"]
