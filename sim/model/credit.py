@@ -612,8 +612,9 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     and months without a balance (no bill, no miss). Lines at 90+ have PD 1. Without
     ``month`` the lifecycle is left out (multiplier 1)."""
     cfg = scenario.credit
-    cures = cure_probabilities(pop, scenario, lines)
-    through = roll_through(cures)[:, 0]
+    cures = _cure_columns(pop, scenario, lines)
+    c0, c1, c2 = cures
+    through = (1.0 - c0) * ((1.0 - c1) * ((1.0 - c2) * 1.0))  # roll_through's column 0
     spec = scenario.risk.lifecycle
     if month is None:
         spec = spec.model_copy(update={"form": "flat", "table": None})
@@ -621,10 +622,11 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     else:
         mob = np.maximum(month - book.open_month[lines].astype(np.int64), 0)
     can_use = pop.invited[lines] & ~pop.closed[lines] & ~pop.hidden[lines]
-    room = book.balance[lines] < book.limit[lines]
+    balance = book.balance[lines]
+    room = balance < book.limit[lines]
     pd = risk.default_probability(
-        individual=pop.hazard[lines], mob=mob, state=book.state[lines].astype(np.int64),
-        has_balance=book.balance[lines] > 0, cures=cures, through=through, macro=macro,
+        individual=pop.hazard[lines], mob=mob, state=book.state[lines],
+        has_balance=balance > 0, cures=cures, through=through, macro=macro,
         spec=spec, horizons=(12, cfg.loss.lifetime_months), full=cfg.repayment.full,
         draw_rate=np.where(can_use & room, cfg.draw_rate, 0.0),
         certain=None if fraudster is None else fraudster[lines])
