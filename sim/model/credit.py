@@ -601,20 +601,22 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
     """
     cfg = scenario.credit
     lines = _lines(book, lines)
-    live = np.compress(book.state[lines] <= DEFAULT, lines)
-    state = book.state[live]
-    bal = book.balance[live].astype(np.float64)
-    undrawn = np.maximum(book.limit[live] - book.balance[live], 0).astype(np.float64)
+    state = book.state[lines]
+    alive = state <= DEFAULT
+    live, state = lines[alive], state[alive]
+    balance = book.balance[live]
+    bal = balance.astype(np.float64)
+    undrawn = np.maximum(book.limit[live] - balance, 0).astype(np.float64)
     can_draw = (state == CURRENT) & ~pop.closed[live]
     ead = bal + np.where(can_draw, cfg.loss.ccf * undrawn, 0.0)
-    stage = np.where(state >= DEFAULT, 3, np.where(state >= D31_60, 2, 1))
+    stage1 = state < D31_60
     out = {
         "ead": float(ead.sum()),
         "expected_loss": np.nan, "ecl_12m": np.nan, "ecl_lifetime": np.nan,
         "ecl_allowance": np.nan,
-        "stage1": float(bal[stage == 1].sum()),
-        "stage2": float(bal[stage == 2].sum()),
-        "stage3": float(bal[stage == 3].sum()),
+        "stage1": float(bal[stage1].sum()),
+        "stage2": float(bal[(state >= D31_60) & (state < DEFAULT)].sum()),
+        "stage3": float(bal[state >= DEFAULT].sum()),
     }
     if with_pd:  # block by block: the PD chain's inputs stay small at any book size
         sums = np.zeros(3)
@@ -624,7 +626,7 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
                                         fraudster=fraudster)
             ecl12 = pd12 * cfg.loss.lgd * ead[at]
             ecll = pdl * cfg.loss.lgd * ead[at]
-            sums += (ecl12.sum(), ecll.sum(), np.where(stage[at] == 1, ecl12, ecll).sum())
+            sums += (ecl12.sum(), ecll.sum(), np.where(stage1[at], ecl12, ecll).sum())
         out["expected_loss"] = out["ecl_12m"] = float(sums[0])
         out["ecl_lifetime"], out["ecl_allowance"] = float(sums[1]), float(sums[2])
     return out
