@@ -252,15 +252,19 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     # selects among them, in index order (the same users as a mask over everyone)
     lines = np.flatnonzero(book.opened)
     held = book.balance[lines]  # the opening balances
+    state = book.state[lines]
     flows["opening_balance"] = int(held.sum())
-    interest = accrue_interest(book, book.balance, days, lines)  # reads it before adding
-    flows["interest_revenue"] = int(interest[lines].sum())
+    # per line (aligned with ``lines``): the later steps find their users' by position
+    interest = _interest(book, lines, held, state, days)
+    book.balance[lines] = held + interest
+    flows["interest_revenue"] = int(interest.sum())
 
     due, gross, recovered = charge_off(book, cfg, lines)
-    state = book.state[lines]
-    late = np.compress((state >= D1_30) & (state <= D61_90), lines)
-    billed = np.compress((state == CURRENT) & (held > 0), lines)
-    del state, held
+    # charge-off only moves lines from 90+ to charged off: neither is late nor billed
+    late_at = np.flatnonzero((state >= D1_30) & (state <= D61_90))
+    billed_at = np.flatnonzero((state == CURRENT) & (held > 0))
+    late, billed = lines[late_at], lines[billed_at]
+    del state
     u_late = streams.uniform(purposes.ROLL, month, late)
     u_billed = streams.uniform(purposes.MISS, month, billed)
     crook = np.zeros(book.n, dtype=bool) if fraudster is None else fraudster
@@ -271,9 +275,12 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
 
     paying = np.ones(billed.size, dtype=bool)
     paying[np.searchsorted(billed, missing)] = False  # both in index order
-    payers = np.compress(paying, billed)
-    repaid, full = repay(book, pop, cfg, interest, payers, cured, arrears,
-                         streams.uniform(purposes.REPAY, month, payers))
+    payers_at = np.compress(paying, billed_at)
+    # neither roll nor miss moves a balance: a payer's or a cured line's is its opening
+    # balance plus the month's interest
+    repaid, full = repay(book, pop, cfg, lines, held, interest, payers_at,
+                         np.searchsorted(lines, cured), arrears,
+                         streams.uniform(purposes.REPAY, month, lines[payers_at]))
     del interest  # the rest of the month does not need it
     flows["repayments"] = int(repaid)
     flows["charge_offs"] = int(gross.sum())
@@ -291,9 +298,9 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
                                       or int(book.balance[lines].sum()) >= capital)
     flows["limit_raises"] = (0 if capped else
                              review_limits(book, pop, scenario, day=day, date=date, lines=lines))
-    flows["new_activations"] = activate(book, pop, scenario, can_use, month=month, date=date,
-                                        streams=streams)
-    lines = np.flatnonzero(book.opened)  # with the new lines
+    new = activate(book, pop, scenario, can_use, month=month, date=date, streams=streams)
+    flows["new_activations"] = int(new.size)
+    lines = np.insert(lines, np.searchsorted(lines, new), new)  # with the new lines, in order
     room = None if capital is None else max(capital - int(book.balance[lines].sum()), 0)
     flows["draws"], flows["draw_accounts"], held = draw(
         book, cfg, can_use, month=month, day=day, streams=streams, room=room, greedy=crook,
@@ -315,13 +322,21 @@ def _lines(book: Book, lines: np.ndarray | None) -> np.ndarray:
 def accrue_interest(book: Book, opening: np.ndarray, days: int,
                     lines: np.ndarray | None = None) -> np.ndarray:
     """Interest in fen at each line's daily rate on its opening balance, for lines not in
-    default; added to the balance and returned."""
+    default; added to the balance and returned (for every user)."""
     lines = _lines(book, lines)
-    accruing = np.compress((book.state[lines] <= D61_90) & (opening[lines] > 0), lines)
     interest = np.zeros(book.n, dtype=np.int64)
-    owed = np.round(opening[accruing] * book.rate[accruing] * days).astype(np.int64)
-    interest[accruing] = owed
-    book.balance[accruing] += owed
+    interest[lines] = _interest(book, lines, opening[lines], book.state[lines], days)
+    book.balance[lines] += interest[lines]
+    return interest
+
+
+def _interest(book: Book, lines: np.ndarray, opening: np.ndarray, state: np.ndarray,
+              days: int) -> np.ndarray:
+    """:func:`accrue_interest`'s interest by line (aligned with ``lines``), given their
+    opening balances and states; the balances are left to the caller."""
+    at = np.flatnonzero((state <= D61_90) & (opening > 0))
+    interest = np.zeros(lines.size, dtype=np.int64)
+    interest[at] = np.round(opening[at] * book.rate[lines[at]] * days)
     return interest
 
 
@@ -392,34 +407,32 @@ def miss(book: Book, pop: Population, scenario: Scenario, billed: np.ndarray, u:
     return missing
 
 
-def repay(book: Book, pop: Population, cfg: Credit, interest: np.ndarray,
-          payers: np.ndarray, cured: np.ndarray, arrears: np.ndarray,
+def repay(book: Book, pop: Population, cfg: Credit, lines: np.ndarray, opening: np.ndarray,
+          interest: np.ndarray, payers: np.ndarray, cured: np.ndarray, arrears: np.ndarray,
           v: np.ndarray) -> tuple[int, int]:
     """Current borrowers with a bill (``payers``, uniform draws ``v``) pay in full, the
     minimum or an instalment; the cured pay their arrears. Returns (fen repaid, users who
-    paid in full). ``interest`` is the month's accrued interest: only it has moved a
-    payer's balance since the month opened, so the opening balance is the balance less
-    it."""
-    # four disjoint groups, so amounts are computed and paid on their indices only
+    paid in full). ``payers`` and ``cured`` are positions in ``lines``, whose opening
+    balances and month's accrued interest are ``opening`` and ``interest``: only the
+    interest has moved a payer's or a cured line's balance since the month opened."""
+    # four disjoint groups, so amounts are computed and paid on their positions only
     term = cfg.repayment.instalment_months
     full = payers[v < cfg.repayment.full]
     minimum = payers[(v >= cfg.repayment.full)
                      & (v < cfg.repayment.full + cfg.repayment.minimum_only)]
     instal = payers[v >= cfg.repayment.full + cfg.repayment.minimum_only]
     paying = np.concatenate([full, minimum, instal, cured])
-
-    def opening(users):
-        return book.balance[users] - interest[users]
-
+    balance = opening[paying] + interest[paying]
     repaid = np.concatenate([
-        book.balance[full],
-        interest[minimum] + np.ceil(opening(minimum) * cfg.repayment.minimum_share).astype(
+        balance[:full.size],
+        interest[minimum] + np.ceil(opening[minimum] * cfg.repayment.minimum_share).astype(
             np.int64),
-        interest[instal] + -(-opening(instal) // term),
-        interest[cured] + -(-opening(cured) * (arrears + 1) // term),
+        interest[instal] + -(-opening[instal] // term),
+        interest[cured] + -(-opening[cured] * (arrears + 1) // term),
     ])
-    np.minimum(repaid, book.balance[paying], out=repaid)
-    book.balance[paying] -= repaid
+    np.minimum(repaid, balance, out=repaid)
+    book.balance[lines[paying]] = balance - repaid
+    minimum, full, instal = lines[minimum], lines[full], lines[instal]
     book.minimum_streak[minimum] = np.minimum(book.minimum_streak[minimum], 100) + 1
     book.minimum_streak[full] = 0
     book.minimum_streak[instal] = 0
@@ -435,19 +448,24 @@ def review_limits(book: Book, pop: Population, scenario: Scenario, *, day: int,
     Returns how many limits rose."""
     lim = scenario.credit.limits
     lines = _lines(book, lines)
-    open_lines = np.compress(book.state[lines] <= D61_90, lines)
-    book.window_months[open_lines] += 1
-    on_time = np.compress(book.state[open_lines] == CURRENT, open_lines)
-    book.window_on_time[on_time] += 1
-    review = np.compress(book.window_months[open_lines] >= lim.raise_after_months, open_lines)
-    share = book.window_on_time[review] / np.maximum(book.window_months[review], 1)
+    # the review windows of every line at once (one gather and one store per column)
+    state = book.state[lines]
+    open_ = state <= D61_90
+    months, on_time = book.window_months[lines], book.window_on_time[lines]
+    months += open_
+    on_time += open_ & (state == CURRENT)
+    at = np.flatnonzero(open_ & (months >= lim.raise_after_months))
+    review = lines[at]
+    share = on_time[at] / np.maximum(months[at], 1)
     good = review[(share > lim.raise_on_time_share - 1e-12)
-                  & (book.state[review] == CURRENT)
+                  & (state[at] == CURRENT)
                   & (book.frozen_until[review] <= day)
                   & (book.minimum_streak[review] < lim.minimum_streak_cancels_raise)
                   & pop.invited[review] & ~pop.closed[review]]
-    book.window_months[review] = 0
-    book.window_on_time[review] = 0
+    months[at] = 0
+    on_time[at] = 0
+    book.window_months[lines] = months
+    book.window_on_time[lines] = on_time
     wanted = _round_limit(book.limit[good] / FEN * lim.raise_factor, lim.round_to)
     before = book.limit[good].copy()
     _apply_caps(book, pop, scenario, date, good, wanted)
@@ -455,15 +473,15 @@ def review_limits(book: Book, pop: Population, scenario: Scenario, *, day: int,
 
 
 def activate(book: Book, pop: Population, scenario: Scenario, can_use: np.ndarray, *,
-             month: int, date: dt.date, streams: Streams) -> int:
+             month: int, date: dt.date, streams: Streams) -> np.ndarray:
     """Users who can use the entry and have no line open one with their archetype's
-    activation chance. Returns how many opened."""
-    candidates = np.flatnonzero(can_use & ~book.opened)
+    activation chance. Returns them (in index order)."""
+    candidates = np.flatnonzero(np.greater(can_use, book.opened))  # can use, no line yet
     p = np.array([scenario.credit.activation[a] for a in pop.labels["archetype"]])[
         pop.archetype[candidates]]
     new = np.compress(streams.uniform(purposes.ACTIVATION, month, candidates) < p, candidates)
     _open_lines(book, pop, scenario, new, month, date)
-    return int(new.size)
+    return new
 
 
 def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
@@ -476,9 +494,10 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
     user's draw depends on the order of the others. Returns (fen drawn, lines that drew,
     whether the capital limit held draws back)."""
     lines = _lines(book, lines)
-    users = np.compress(can_use[lines] & (book.state[lines] == CURRENT)
-                        & (book.frozen_until[lines] <= day)
-                        & (book.balance[lines] < book.limit[lines]), lines)
+    users = np.compress(can_use[lines] & (book.state[lines] == CURRENT), lines)
+    balance, limit = book.balance[users], book.limit[users]
+    able = (book.frozen_until[users] <= day) & (balance < limit)
+    users, balance, limit = (np.compress(able, x) for x in (users, balance, limit))
     keep = streams.uniform(purposes.DRAW, month, users) < cfg.draw_rate
     share = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
                           purposes.DRAW_SHARE, month, users[keep])
@@ -487,15 +506,15 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
         full[keep] = share
         keep |= greedy[users]
         share = np.where(greedy[users], 1.0, full)[keep]
-    users = np.compress(keep, users)
-    available = book.limit[users] - book.balance[users]
+    users, balance, limit = (np.compress(keep, x) for x in (users, balance, limit))
+    available = limit - balance
     wanted = available * share
     held = room is not None and float(wanted.sum()) > room
     if held:
         wanted *= room / float(wanted.sum())
     amount = (np.floor(wanted / FEN) * FEN).astype(np.int64)
     amount = np.clip(amount, 0, available)
-    book.balance[users] += amount
+    book.balance[users] = balance + amount
     book.cum_draw[users] += amount
     drew = users[amount > 0]
     book.last_draw_month[drew] = month
@@ -529,7 +548,7 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
         return
     cfg = scenario.credit
     pool = _rank_pool(book, pop)
-    rank = np.clip(np.searchsorted(pool, pop.score[users]) / max(pool.size, 1), 0.0, 1.0)
+    rank = np.clip(_search(pool, pop.score[users]) / max(pool.size, 1), 0.0, 1.0)
     mult = np.array([r.limit_multiplier for r in scenario.population.regions.values()])[
         pop.region[users]]
     lim = cfg.limits
@@ -539,6 +558,15 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
     book.rate[users] = cfg.pricing.max_daily - (cfg.pricing.max_daily
                                                 - cfg.pricing.min_daily) * rank
     _apply_caps(book, pop, scenario, date, users, _round_limit(first, lim.round_to))
+
+
+def _search(pool: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(pool, scores)``, searched in sorted order: NumPy narrows each
+    search from the last when the keys ascend, a few times faster over a large pool."""
+    order = np.argsort(scores, kind="stable")
+    at = np.empty(scores.size, dtype=np.intp)
+    at[order] = np.searchsorted(pool, scores[order])
+    return at
 
 
 def _rank_pool(book: Book, pop: Population) -> np.ndarray:
@@ -573,20 +601,22 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
     """
     cfg = scenario.credit
     lines = _lines(book, lines)
-    live = np.compress(book.state[lines] <= DEFAULT, lines)
-    state = book.state[live]
-    bal = book.balance[live].astype(np.float64)
-    undrawn = np.maximum(book.limit[live] - book.balance[live], 0).astype(np.float64)
+    state = book.state[lines]
+    alive = state <= DEFAULT
+    live, state = lines[alive], state[alive]
+    balance = book.balance[live]
+    bal = balance.astype(np.float64)
+    undrawn = np.maximum(book.limit[live] - balance, 0).astype(np.float64)
     can_draw = (state == CURRENT) & ~pop.closed[live]
     ead = bal + np.where(can_draw, cfg.loss.ccf * undrawn, 0.0)
-    stage = np.where(state >= DEFAULT, 3, np.where(state >= D31_60, 2, 1))
+    stage1 = state < D31_60
     out = {
         "ead": float(ead.sum()),
         "expected_loss": np.nan, "ecl_12m": np.nan, "ecl_lifetime": np.nan,
         "ecl_allowance": np.nan,
-        "stage1": float(bal[stage == 1].sum()),
-        "stage2": float(bal[stage == 2].sum()),
-        "stage3": float(bal[stage == 3].sum()),
+        "stage1": float(bal[stage1].sum()),
+        "stage2": float(bal[(state >= D31_60) & (state < DEFAULT)].sum()),
+        "stage3": float(bal[state >= DEFAULT].sum()),
     }
     if with_pd:  # block by block: the PD chain's inputs stay small at any book size
         sums = np.zeros(3)
@@ -596,7 +626,7 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
                                         fraudster=fraudster)
             ecl12 = pd12 * cfg.loss.lgd * ead[at]
             ecll = pdl * cfg.loss.lgd * ead[at]
-            sums += (ecl12.sum(), ecll.sum(), np.where(stage[at] == 1, ecl12, ecll).sum())
+            sums += (ecl12.sum(), ecll.sum(), np.where(stage1[at], ecl12, ecll).sum())
         out["expected_loss"] = out["ecl_12m"] = float(sums[0])
         out["ecl_lifetime"], out["ecl_allowance"] = float(sums[1]), float(sums[2])
     return out
@@ -612,8 +642,9 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     and months without a balance (no bill, no miss). Lines at 90+ have PD 1. Without
     ``month`` the lifecycle is left out (multiplier 1)."""
     cfg = scenario.credit
-    cures = cure_probabilities(pop, scenario, lines)
-    through = roll_through(cures)[:, 0]
+    cures = _cure_columns(pop, scenario, lines)
+    c0, c1, c2 = cures
+    through = (1.0 - c0) * ((1.0 - c1) * ((1.0 - c2) * 1.0))  # roll_through's column 0
     spec = scenario.risk.lifecycle
     if month is None:
         spec = spec.model_copy(update={"form": "flat", "table": None})
@@ -621,10 +652,11 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     else:
         mob = np.maximum(month - book.open_month[lines].astype(np.int64), 0)
     can_use = pop.invited[lines] & ~pop.closed[lines] & ~pop.hidden[lines]
-    room = book.balance[lines] < book.limit[lines]
+    balance = book.balance[lines]
+    room = balance < book.limit[lines]
     pd = risk.default_probability(
-        individual=pop.hazard[lines], mob=mob, state=book.state[lines].astype(np.int64),
-        has_balance=book.balance[lines] > 0, cures=cures, through=through, macro=macro,
+        individual=pop.hazard[lines], mob=mob, state=book.state[lines],
+        has_balance=balance > 0, cures=cures, through=through, macro=macro,
         spec=spec, horizons=(12, cfg.loss.lifetime_months), full=cfg.repayment.full,
         draw_rate=np.where(can_use & room, cfg.draw_rate, 0.0),
         certain=None if fraudster is None else fraudster[lines])

@@ -88,9 +88,9 @@ CHAIN_BLOCK = 8192
 
 
 def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.ndarray,
-                        has_balance: np.ndarray, cures: np.ndarray, through: np.ndarray,
-                        macro: float, spec: Lifecycle, horizons: tuple[int, ...],
-                        full: float, draw_rate: np.ndarray,
+                        has_balance: np.ndarray, cures: np.ndarray | list[np.ndarray],
+                        through: np.ndarray, macro: float, spec: Lifecycle,
+                        horizons: tuple[int, ...], full: float, draw_rate: np.ndarray,
                         certain: np.ndarray | None = None) -> np.ndarray:
     """Chance that each live line reaches 90+ within each horizon (months), from the chain
     the simulation runs: shape (lines, len(horizons)).
@@ -102,68 +102,111 @@ def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.nd
     ``draw_rate``; a line in arrears cures (back to current with a balance) or rolls on. The
     environment is held at today's ``macro``. ``certain`` marks lines that never repay
     (fraud: they miss every bill, never cure, draw at once); lines already at 90+ have PD 1.
+    ``cures`` is (lines, 3), or its three columns.
 
-    The chain runs in float32 on blocks of :data:`CHAIN_BLOCK` lines (PDs to about 1e-6),
-    four to five times faster than one float64 pass over every line.
+    The chain runs in float32 on blocks of :data:`CHAIN_BLOCK` lines (PDs to about 1e-6).
+    Lines whose PD the chain would leave exact are not run: 90+ (PD 1: nothing is added to
+    a default) and lines without a balance that cannot draw (PD 0: they never leave). The
+    others run in months-on-book order, so a block's lines share a few lifecycle windows
+    (:func:`_chain`). A line's arithmetic is the same whichever lines share its block, so
+    neither the skipping nor the order changes a PD.
     """
     n = individual.size
-    out = np.zeros((n, len(horizons)))
     if n == 0:
-        return out
+        return np.zeros((n, len(horizons)))
     top = max(horizons)
     curve = lifecycle_curve(spec, int(mob.max(initial=0)) + top + ROLL_MONTHS).astype(np.float32)
-    base = individual.astype(np.float64) * macro / np.maximum(through, 1e-12)
-    start = np.where(state == 0, np.where(has_balance, 0, 1), np.minimum(state, 4) + 1)
-    start = np.where(state >= 4, 5, start)
-    c = np.where(certain[:, None], 0.0, cures) if certain is not None else cures
+    start = np.minimum(state, 4).astype(np.int8)
+    start += 1
+    start[(state == 0) & has_balance] = 0
+    # by horizon (rows), returned transposed: each horizon's PDs are one contiguous column
+    out = np.zeros((len(horizons), n))
+    out[:, start == 5] = 1.0
     d = np.where(certain, 1.0, draw_rate) if certain is not None else draw_rate
-    f = np.where(certain, 0.0, full) if certain is not None else np.full(n, full)
-    for a in range(0, n, CHAIN_BLOCK):
+    order = _run_order(mob, (start < 5) & ((start != 1) | (d != 0.0)))
+    if order.size == 0:
+        return out.T
+    base = (individual[order].astype(np.float64) * macro
+            / np.maximum(through[order], 1e-12)).astype(np.float32)
+    columns = [cures[:, j] for j in range(3)] if isinstance(cures, np.ndarray) else cures
+    c = np.empty((3, order.size), dtype=np.float32)
+    for j, column in enumerate(columns):
+        c[j] = column[order]
+    f = np.full(order.size, full, dtype=np.float32)
+    crook = None if certain is None else certain[order]
+    if crook is not None and crook.any():
+        c[:, crook] = 0.0
+        f[crook] = 0.0
+    else:
+        crook = None
+    d = d[order].astype(np.float32)
+    at = mob[order] + ROLL_MONTHS
+    pd = np.empty((len(horizons), order.size))
+    for a in range(0, order.size, CHAIN_BLOCK):
         s = slice(a, a + CHAIN_BLOCK)
-        out[s] = _chain(
-            start[s], base[s].astype(np.float32), c[s].astype(np.float32),
-            d[s].astype(np.float32), f[s].astype(np.float32), mob[s] + ROLL_MONTHS, curve,
-            horizons, None if certain is None else certain[s])
-    return out
+        pd[:, s] = _chain(start[order[s]], base[s], c[:, s], d[s], f[s], at[s], curve,
+                          horizons, None if crook is None else np.flatnonzero(crook[s]))
+    for row, values in zip(out, pd, strict=True):
+        row[order] = values
+    return out.T
+
+
+def _run_order(mob: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """Indices of the lines marked ``run``, by months on book (index order within a month).
+    Months on book fit a byte or two, which NumPy's stable sort orders by radix; the lines
+    not run sort last, under a key above every month."""
+    top = int(mob.max(initial=0)) + 1
+    small = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.int64
+    key = mob.astype(small)
+    key[~run] = top
+    return np.argsort(key, kind="stable")[:np.count_nonzero(run)]
 
 
 def _chain(start: np.ndarray, base: np.ndarray, c: np.ndarray, d: np.ndarray, f: np.ndarray,
            at: np.ndarray, curve: np.ndarray, horizons: tuple[int, ...],
            certain: np.ndarray | None) -> np.ndarray:
-    """The PD chain of one block of lines (float32): see :func:`default_probability`.
+    """The PD chain of one block of lines (float32): see :func:`default_probability`. ``c``
+    holds the three cure columns as rows, ``at`` (each line's lifecycle index at step 0) is
+    sorted and ``certain`` indexes the lines that never repay. Returns (horizons, lines).
 
     Each step, term by term and in order::
 
+        e    = min(base x curve[at + k], 1)      (1 for the certain)
         pay  = cur x (1 - e)
         cur  = pay x keep + idle x d + a1 x c0 + a2 x c1 + a3 x c2
         idle = pay x lapse + idle x stay
         a1, a2, a3 = cur x e, a1 x r0, a2 x r1   (the old cur, a1, a2)
         dflt = dflt + a3 x r2                    (the old a3)
 
-    computed in place in a few buffers (no array is allocated inside the loop)."""
+    computed in place in a few buffers (no array is allocated inside the loop). Lines with
+    the same ``at`` take the same lifecycle value at every step: ``e`` is one product with a
+    scalar per run of them, and the cap at 1 is applied where the run's largest product
+    reaches it (rounding is monotone, so the others cannot)."""
     n = start.size
-    out = np.zeros((n, len(horizons)))
+    out = np.empty((len(horizons), n))
     one = np.float32(1.0)
     # one contiguous array per state and per cure column
-    cur, idle, a1, a2, a3, dflt = (np.where(start == j, one, np.float32(0.0))
-                                   for j in range(6))
-    c0, c1, c2 = (np.ascontiguousarray(c[:, j]) for j in range(3))
-    r0, r1, r2 = one - c0, one - c1, one - c2
-    keep = one - f * (one - d)
+    cur, idle, a1, a2, a3, dflt = ((start == j).astype(np.float32) for j in range(6))
+    c0, c1, c2 = c
+    r0, r1, r2 = one - c
     stay = one - d
     lapse = f * stay  # a repaid line left without a balance
+    keep = one - lapse
     want = {h: i for i, h in enumerate(horizons)}
-    top = max(horizons)
-    # the entry chance of every step at once (row k-1 = step k), contiguous by step
-    entry = base[None, :] * curve[at[None, :] + np.arange(1, top + 1)[:, None]]
-    np.minimum(entry, one, out=entry)
-    if certain is not None:
-        entry[:, certain] = one
-    pays = one - entry
-    new_a1, new_idle, term = (np.empty(n, dtype=np.float32) for _ in range(3))
-    for k in range(1, top + 1):
-        np.multiply(cur, entry[k - 1], out=new_a1)
-        np.multiply(cur, pays[k - 1], out=cur)  # pay
+    edges = np.flatnonzero(at[1:] != at[:-1]) + 1
+    runs = [(int(lo), int(hi), curve[int(at[lo]):], base[lo:hi].max())
+            for lo, hi in zip([0, *edges], [*edges, n], strict=True)]
+    entry, pays, new_a1, new_idle, term = (np.empty(n, dtype=np.float32) for _ in range(5))
+    for k in range(1, max(horizons) + 1):
+        for lo, hi, window, largest in runs:
+            np.multiply(base[lo:hi], window[k], out=entry[lo:hi])
+            if largest * window[k] > one:
+                np.minimum(entry[lo:hi], one, out=entry[lo:hi])
+        if certain is not None:
+            entry[certain] = one
+        np.subtract(one, entry, out=pays)
+        np.multiply(cur, entry, out=new_a1)
+        np.multiply(cur, pays, out=cur)  # pay
         np.multiply(cur, lapse, out=new_idle)
         np.multiply(idle, stay, out=term)
         new_idle += term
@@ -180,5 +223,5 @@ def _chain(start: np.ndarray, base: np.ndarray, c: np.ndarray, d: np.ndarray, f:
         a1, new_a1 = new_a1, a1
         idle, new_idle = new_idle, idle
         if k in want:
-            out[:, want[k]] = dflt
+            out[want[k]] = dflt
     return out
