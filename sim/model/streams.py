@@ -334,26 +334,54 @@ def _beta2_newton(b: float, u: np.ndarray, x: np.ndarray, iterations: int) -> np
     inside a bisection bracket, until each step moves less than 1e-12 (relative).
 
     With ``L = log(1 - x)`` and ``p = exp(b L) = (1 - x)^b``: the CDF is
-    ``1 - p (1 + b x)`` and the density ``b (b + 1) x p / (1 - x)``."""
+    ``1 - p (1 + b x)`` and the density ``b (b + 1) x p / (1 - x)``. While most draws
+    still move (the first two steps from the table's start) a step runs over all of them
+    and keeps the moving ones' results; then over the moving ones alone: the same numbers
+    either way, without gathering and scattering nearly every draw."""
     x = np.clip(x, 1e-12, 1.0 - 1e-12)
-    scale = b * (b + 1.0)
-    todo = np.arange(u.size)
     lo, hi = np.zeros(u.size), np.ones(u.size)
+    moving = None  # every draw
+    for done in range(iterations):
+        if moving is not None and np.count_nonzero(moving) * 2 < u.size:
+            return _beta2_sparse(b, u, x, lo, hi, np.flatnonzero(moving), iterations - done)
+        new, lo_t, hi_t = _beta2_step(b, u, x, lo, hi)
+        step = np.abs(new - x) > 1e-12 * np.maximum(x, 1e-3)
+        if moving is None:
+            x, lo, hi, moving = new, lo_t, hi_t, step
+        else:  # the draws that had stopped keep their values
+            x = np.where(moving, new, x)
+            lo = np.where(moving, lo_t, lo)
+            hi = np.where(moving, hi_t, hi)
+            moving &= step
+        if not moving.any():
+            break
+    return x
+
+
+def _beta2_sparse(b: float, u: np.ndarray, x: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  todo: np.ndarray, iterations: int) -> np.ndarray:
+    """The last Newton steps of :func:`_beta2_newton`, on the draws ``todo`` alone."""
     for _ in range(iterations):
-        xt, ut = x[todo], u[todo]
-        one_minus = 1.0 - xt
-        p = np.log(np.maximum(one_minus, 1e-300))
-        p *= b
-        np.exp(p, out=p)
-        f = 1.0 - p * (1.0 + b * xt) - ut
-        lo_t = np.where(f < 0, xt, lo[todo])
-        hi_t = np.where(f > 0, xt, hi[todo])
-        pdf = scale * np.maximum(xt, 1e-300) * p / np.maximum(one_minus, 1e-300)
-        new = xt - f / np.maximum(pdf, 1e-300)
-        new = np.where((new > lo_t) & (new < hi_t), new, 0.5 * (lo_t + hi_t))
+        xt = x[todo]
+        new, lo_t, hi_t = _beta2_step(b, u[todo], xt, lo[todo], hi[todo])
         x[todo], lo[todo], hi[todo] = new, lo_t, hi_t
-        moving = np.abs(new - xt) > 1e-12 * np.maximum(xt, 1e-3)
-        todo = todo[moving]
+        todo = todo[np.abs(new - xt) > 1e-12 * np.maximum(xt, 1e-3)]
         if todo.size == 0:
             break
     return x
+
+
+def _beta2_step(b: float, u: np.ndarray, x: np.ndarray, lo: np.ndarray,
+                hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One bracketed Newton step of :func:`_beta2_newton`: the new ``x`` and bracket."""
+    one_minus = 1.0 - x
+    p = np.log(np.maximum(one_minus, 1e-300))
+    p *= b
+    np.exp(p, out=p)
+    f = 1.0 - p * (1.0 + b * x) - u
+    lo_t = np.where(f < 0, x, lo)
+    hi_t = np.where(f > 0, x, hi)
+    pdf = b * (b + 1.0) * np.maximum(x, 1e-300) * p / np.maximum(one_minus, 1e-300)
+    new = x - f / np.maximum(pdf, 1e-300)
+    new = np.where((new > lo_t) & (new < hi_t), new, 0.5 * (lo_t + hi_t))
+    return new, lo_t, hi_t
