@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -75,6 +75,9 @@ class Book:
     #: score array: new lines rank against the bank's last scoring (_rank_pool)
     rank_pool: np.ndarray | None = None
     rank_pool_of: weakref.ref | None = None
+    #: the users with a line, in index order (``np.flatnonzero(opened)``, kept as lines
+    #: open: every month's steps and the recorder select among them)
+    lines: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.intp))
 
     @property
     def n(self) -> int:
@@ -250,7 +253,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows: dict[str, int] = {}
     # only users with a line hold a balance or a state other than current: every step
     # selects among them, in index order (the same users as a mask over everyone)
-    lines = np.flatnonzero(book.opened)
+    lines = book.lines
     held = book.balance[lines]  # the opening balances
     state = book.state[lines]
     flows["opening_balance"] = int(held.sum())
@@ -300,7 +303,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
                              review_limits(book, pop, scenario, day=day, date=date, lines=lines))
     new = activate(book, pop, scenario, can_use, month=month, date=date, streams=streams)
     flows["new_activations"] = int(new.size)
-    lines = np.insert(lines, np.searchsorted(lines, new), new)  # with the new lines, in order
+    lines = book.lines  # with the new lines
     room = None if capital is None else max(capital - int(book.balance[lines].sum()), 0)
     flows["draws"], flows["draw_accounts"], held = draw(
         book, cfg, can_use, month=month, day=day, streams=streams, room=room, greedy=crook,
@@ -531,7 +534,7 @@ def cap_limits(book: Book, pop: Population, scenario: Scenario, date: dt.date) -
     if in_force == book.caps_applied:
         return 0
     book.caps_applied = in_force
-    lines = np.flatnonzero(book.opened & (book.state <= D61_90))
+    lines = np.compress(book.state[book.lines] <= D61_90, book.lines)
     return int(_apply_caps(book, pop, scenario, date, lines, book.limit[lines]).size)
 
 
@@ -554,6 +557,8 @@ def _open_lines(book: Book, pop: Population, scenario: Scenario, users: np.ndarr
     lim = cfg.limits
     first = (lim.first_min + (lim.first_max - lim.first_min) * rank) * mult
     book.opened[users] = True
+    added = np.sort(users)
+    book.lines = np.insert(book.lines, np.searchsorted(book.lines, added), added)
     book.open_month[users] = month
     book.rate[users] = cfg.pricing.max_daily - (cfg.pricing.max_daily
                                                 - cfg.pricing.min_daily) * rank

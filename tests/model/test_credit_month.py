@@ -96,3 +96,10 @@ def test_capital_query_changes_nothing(ran):
     assert not capital.binds(ran.book, ran.pop.weight, limit * 2)
     assert not capital.binds(ran.book, ran.pop.weight, None)
     assert not ran.flows.capital_bound and np.array_equal(ran.book.balance, balance)
+
+
+def test_the_book_keeps_its_lines_in_index_order(ran):
+    """``Book.lines``, which every month's steps and the recorder select among, is the users
+    with a line in index order."""
+    assert ran.book.lines.size > 0
+    assert np.array_equal(ran.book.lines, np.flatnonzero(ran.book.opened))
