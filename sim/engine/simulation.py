@@ -44,7 +44,8 @@ from sim.scenario import Scenario, add_months
 AT = {"calendar": 0.0, "rollout": 0.25, "month_end": 0.5}
 
 #: The month end's steps, in order, on the last day of each month (DESIGN.md's order); each
-#: is the model function of the same name (``behaviour.age``, ``release.adopt``,
+#: is the model function of the same name (``behaviour.age``, ``release.adopt`` (as
+#: ``release.Adoption.step``, which keeps who is behind),
 #: ``credit.month``, ``fraud.month``, ``reevaluation.reevaluate`` at the end of each
 #: evaluation period) and the recorder last, so it sees the month's state after every
 #: change. Credit comes before fraud: a signal found this month hides the entry after the
@@ -134,6 +135,7 @@ class Simulation:
             newest_version=release.latest_released(scenario.release, scenario.start),
         )
         self.visibility = release.visibility_rates(scenario.release)
+        self.adoption = release.Adoption()  # who is behind the newest version
         self.region_open = np.array([r.open for r in scenario.population.regions.values()])
         self.entry_shown = self._entry_shown()
         self.recorder = Recorder(bands=scenario.reporting.bands,
@@ -370,9 +372,10 @@ class Simulation:
                                          key="behaviour.drift_sd")
 
     def adopt(self, month: Month) -> None:
-        """Clients move along the adoption curve to the newest version (:func:`release.adopt`)."""
-        moved = release.adopt(self.pop, self.scenario.release, self.state.newest_version,
-                              month.days, self.streams, month.number)
+        """Clients move along the adoption curve to the newest version (:func:`release.adopt`,
+        the users behind kept from month to month)."""
+        moved = self.adoption.step(self.pop, self.scenario.release, self.state.newest_version,
+                                   month.days, self.streams, month.number)
         self.entry_shown[moved] = self._entry_shown(moved)
 
     def fraud_month(self, month: Month) -> None:

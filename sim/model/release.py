@@ -35,14 +35,37 @@ def adopt(pop: Population, release: Release, newest: int, days: int, streams: St
           month: int) -> np.ndarray:
     """Move users along the adoption curve to the newest release; returns who moved.
     Only the users behind draw (their ``month``'s adoption uniform)."""
-    behind = pop.version < newest
-    behind &= ~pop.laggard
-    behind = np.flatnonzero(behind)
-    u = streams.uniform(purposes.ADOPTION, month, behind)
-    # np.compress, not behind[mask]: several times faster on a scattered mask
-    moving = np.compress(u < upgrade_probability(release, days), behind)
-    pop.version[moving] = newest
-    return moving
+    return Adoption().step(pop, release, newest, days, streams, month)
+
+
+class Adoption:
+    """The clients behind the newest release (laggards aside), kept from month to month:
+    only adoption moves a version, so until a newer release the users behind are last
+    month's less those who moved (no pass over every user each month)."""
+
+    def __init__(self) -> None:
+        self.newest: int | None = None
+        self.behind = np.empty(0, dtype=np.intp)
+
+    def __repr__(self) -> str:
+        return f"Adoption(newest={self.newest}, behind={self.behind.size})"
+
+    def step(self, pop: Population, release: Release, newest: int, days: int,
+             streams: Streams, month: int) -> np.ndarray:
+        """One month of :func:`adopt`: the users behind ``newest`` draw their ``month``'s
+        adoption uniform; those below the chance of upgrading within ``days`` move. Returns
+        them (in index order)."""
+        if newest != self.newest:
+            behind = pop.version < newest
+            behind &= ~pop.laggard
+            self.behind, self.newest = np.flatnonzero(behind), newest
+        u = streams.uniform(purposes.ADOPTION, month, self.behind)
+        moves = u < upgrade_probability(release, days)
+        # np.compress, not behind[mask]: several times faster on a scattered mask
+        moving = np.compress(moves, self.behind)
+        self.behind = np.compress(~moves, self.behind)
+        pop.version[moving] = newest
+        return moving
 
 
 def visibility_rates(release: Release) -> np.ndarray:

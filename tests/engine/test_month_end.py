@@ -17,7 +17,7 @@ from sim.model import behaviour, credit, fraud, reevaluation, release
 
 #: The order the month end promises (DESIGN: behaviour, versions, credit lines, fraud
 #: signals, re-scoring at quarter ends, then the snapshot of the month).
-ORDER = ["behaviour.age", "release.adopt", "credit.month", "fraud.month",
+ORDER = ["behaviour.age", "release.Adoption.step", "credit.month", "fraud.month",
          "reevaluation.reevaluate", "recorder.collect"]
 
 
@@ -38,9 +38,12 @@ def test_the_month_end_runs_its_steps_in_the_documented_order(small, monkeypatch
         monkeypatch.setattr(owner, name, wrapper)
 
     for label in ORDER:
-        module, name = label.split(".")
+        module, name = label.split(".", 1)
         owner = {"behaviour": behaviour, "release": release, "fraud": fraud, "credit": credit,
                  "reevaluation": reevaluation, "recorder": rec.Recorder}[module]
+        if "." in name:  # a method: Class.method
+            cls, name = name.split(".")
+            owner = getattr(owner, cls)
         spy(owner, name, label)
     Simulation(small, quarters=2).run()
     other = [step for step in ORDER if step != "reevaluation.reevaluate"]  # not a quarter end

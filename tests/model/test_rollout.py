@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import numpy as np
@@ -163,6 +164,22 @@ def test_adoption_moves_exactly_the_behind_whose_uniform_is_under_the_chance(bas
     untouched = np.ones(pop.n, dtype=bool)
     untouched[plain] = False
     assert np.array_equal(pop.version[untouched], before[untouched])
+
+
+def test_adoption_kept_from_month_to_month_moves_whom_a_fresh_pass_moves(baseline_path):
+    """Adoption keeps who is behind between months (and finds them again when a newer
+    version is released): each month it moves exactly the users a fresh pass would."""
+    sc = sim.load(baseline_path, {"population.users": 20_000})
+    kept_pop = Simulation(sc, quarters=1).pop
+    fresh_pop = copy.deepcopy(kept_pop)
+    kept, streams = release.Adoption(), Streams(5)
+    newest = [2, 2, 3, 3, 3, 4, 4]
+    for month, code in enumerate(newest, start=1):
+        moved = kept.step(kept_pop, sc.release, code, 30, streams, month)
+        assert np.array_equal(moved, release.adopt(fresh_pop, sc.release, code, 30, streams,
+                                                   month))
+        assert np.array_equal(kept_pop.version, fresh_pop.version)
+    assert moved.size > 0 and kept.behind.size > 0
 
 
 def test_the_pool_kept_within_a_month_is_the_fresh_pool(baseline_path, monkeypatch):
