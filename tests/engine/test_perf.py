@@ -44,11 +44,31 @@ def test_joint_segment_counts_equal_per_code_counts(seed):
     ks = list(rng.integers(1, 9, size=rng.integers(1, 5)))
     codes = [rng.integers(0, k, n).astype(np.int8) for k in ks]
     masks = [rng.random(n) < p for p in rng.random(5)]
-    status = metrics.status_bits(masks)
-    got = metrics.segment_counts(codes, ks, status, len(masks))
+    got = metrics.segment_counts(codes, ks, masks)
     for c, k, counts in zip(codes, ks, got, strict=True):
         for a, b in zip(counts, _reference_counts(c, k, masks), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_status_bits_pack_each_mask_in_its_bit_across_blocks():
+    rng = np.random.default_rng(7)
+    n = metrics.COUNT_BLOCK + 1234  # a partial last block
+    masks = [rng.random(n) < p for p in (0.1, 0.5, 0.9)]
+    plain = sum(m.astype(np.uint8) << (2 + i) for i, m in enumerate(masks))
+    np.testing.assert_array_equal(metrics.status_bits(masks, first=2), plain)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.float32])
+def test_band_codes_equal_digitize_with_float_edges(dtype):
+    """Integer values are compared with the ceiling of each edge: the same bands, edges
+    beyond the type's range included."""
+    rng = np.random.default_rng(11)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind == "i" else np.iinfo(np.int16)
+    values = rng.integers(info.min, info.max, 5000, endpoint=True).astype(dtype)
+    for edges in ([-1e6, -3.5, 0.0, 6.0, 24.5, 1e6], [float(info.min), float(info.max)],
+                  [info.max + 0.5]):
+        np.testing.assert_array_equal(metrics.band_codes(values, edges),
+                                      np.digitize(values, edges))
 
 
 def test_joint_groups_respect_the_bin_limit_and_keep_order():
