@@ -221,14 +221,13 @@ def margins(table: np.ndarray, ks: list[int], bits: int) -> list[list[np.ndarray
     """For each dimension ``i`` of a :func:`status_tables` table over dimensions of ``ks``
     codes: users per code, then per code those with each status bit set (integer sums:
     exact)."""
-    table = table.reshape(*ks, 1 << bits)
-    cols = np.arange(1 << bits)
-    out = []
-    for i in range(len(ks)):
-        margin = table.sum(axis=tuple(j for j in range(len(ks)) if j != i))
-        out.append([margin.sum(axis=1)] + [margin[:, (cols >> b) & 1 == 1].sum(axis=1)
-                                           for b in range(bits)])
-    return out
+    # per cell: users, then users with each bit (one product with the statuses' bits)
+    statuses = np.arange(1 << bits)
+    has = np.stack([np.ones_like(statuses)] + [(statuses >> b) & 1 for b in range(bits)],
+                   axis=1)
+    cells = (table.reshape(-1, 1 << bits) @ has).reshape(*ks, 1 + bits)
+    return [list(cells.sum(axis=tuple(j for j in range(len(ks)) if j != i)).T)
+            for i in range(len(ks))]
 
 
 def segment_counts(codes: list[np.ndarray], ks: list[int],
@@ -283,6 +282,14 @@ class Observation:
         """The users with a credit line, in index order: the only ones the book holds a
         balance, arrears, a default or a loss for."""
         return np.flatnonzero(self.book.opened)
+
+    @cached_property
+    def coverage(self) -> dict[str, int]:
+        """Users eligible, invited and seeing the entry now (unweighted): the monthly row's
+        and, without A/B arms, the one arm's."""
+        return {"eligible": int(np.count_nonzero(self.pop.eligible)),
+                "invited": int(np.count_nonzero(self.pop.invited)),
+                "visible": int(np.count_nonzero(self.visible))}
 
     @cached_property
     def per_line(self) -> dict[str, np.ndarray]:
@@ -347,9 +354,9 @@ class Recorder:
         pop, flows, month = obs.pop, obs.flows.access, obs.month
         w = pop.weight
         population = pop.n * w
-        eligible = float(np.count_nonzero(pop.eligible)) * w
-        invited = float(np.count_nonzero(pop.invited)) * w
-        shown = float(np.count_nonzero(obs.visible)) * w
+        eligible = float(obs.coverage["eligible"]) * w
+        invited = float(obs.coverage["invited"]) * w
+        shown = float(obs.coverage["visible"]) * w
         row = {
             "date": obs.date,
             "month": month,
@@ -439,7 +446,8 @@ class Recorder:
     def arm_rows(self, obs: Observation) -> list[dict]:
         """The segment figures of each A/B arm (one arm, ``all``, without an ``ab`` section)."""
         return arms.arm_segment_rows(obs.arm, obs.arm_names, obs.pop, obs.visible,
-                                     obs.lines, obs.per_line, date=obs.date, month=obs.month)
+                                     obs.lines, obs.per_line, date=obs.date, month=obs.month,
+                                     coverage=obs.coverage)
 
     def vintage_rows(self, obs: Observation) -> list[dict]:
         """Every invite batch's rates by months on book."""
@@ -532,33 +540,35 @@ def segment_rows(pop: Population, visible: np.ndarray, lines: np.ndarray | None,
     for (group, ks), table in zip(groups, counted, strict=True):
         tables.update(zip(group, margins(table, ks, bits), strict=True))
     rows = []
+    nan = float("nan")
     for i, (dim, labels, _, _) in enumerate(dims):
         k = len(labels)
-        counts = dict(zip(("population", *STATUS), tables[i], strict=False))
-        extra = {}
+        # Python numbers: the same IEEE arithmetic as NumPy scalars, a tenth of the cost
+        counts = dict(zip(("population", *STATUS), (c.tolist() for c in tables[i]),
+                          strict=False))
         if per_line is not None:
-            extra = {
-                "borrowers": counts["borrowers"] * w,
-                "defaults": counts["defaults"] * w,
-                "loss": np.bincount(dims[i][3](loss_at), weights=loss_w, minlength=k)
-                * (w / FEN),
-            }
-        for code, label in enumerate(labels):
-            n = counts["population"][code]
+            loss = np.bincount(dims[i][3](loss_at), weights=loss_w, minlength=k) * (w / FEN)
+            credit_columns = zip(counts["borrowers"], counts["defaults"], loss.tolist(),
+                                 strict=True)
+        else:
+            credit_columns = ((None, None, nan),) * k
+        for label, n, eligible, invited, shown, (borrowers, defaults, lost) in zip(
+                labels, counts["population"], counts["eligible"], counts["invited"],
+                counts["visible"], credit_columns, strict=True):
             rows.append({
                 "date": date,
                 "month": month,
                 "dimension": dim,
                 "value": label,
                 "population": n * w,
-                "eligible": counts["eligible"][code] * w,
-                "invited": counts["invited"][code] * w,
-                "visible": counts["visible"][code] * w,
-                "access_rate": counts["invited"][code] / n if n else np.nan,
-                "visible_rate": counts["visible"][code] / n if n else np.nan,
-                "borrowers": extra["borrowers"][code] if extra else np.nan,
-                "defaults": extra["defaults"][code] if extra else np.nan,
-                "loss": extra["loss"][code] if extra else np.nan,
+                "eligible": eligible * w,
+                "invited": invited * w,
+                "visible": shown * w,
+                "access_rate": invited / n if n else nan,
+                "visible_rate": shown / n if n else nan,
+                "borrowers": nan if borrowers is None else borrowers * w,
+                "defaults": nan if defaults is None else defaults * w,
+                "loss": lost,
             })
     return rows
 
@@ -598,7 +608,7 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
         arrays = {name: values[lines] for name, values in arrays.items()}
     if accounts is None:
         accounts = vintage_accounts(vintage, k)
-    of = vintage[lines]
+    of = vintage[lines].astype(np.intp)  # what bincount reads: cast once, not per count
     invited = of >= 0  # a line is opened by an invited user; kept safe all the same
     if not invited.all():
         of = of[invited]
@@ -608,7 +618,7 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
         return np.bincount(of[mask], minlength=k)[:k].astype(np.float64)
 
     def amount(values):  # summed in user order, zeros left out: the same float sums
-        return np.bincount(of, weights=values.astype(np.float64), minlength=k)[:k]
+        return np.bincount(of, weights=values, minlength=k)[:k]  # weights: as float64
 
     opened = np.bincount(of, minlength=k)[:k].astype(np.float64)
     dpd30 = count(arrays["dpd30"])
@@ -616,6 +626,7 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     balance = amount(arrays["balance"])
     drawn = amount(arrays["cum_draw"])
     loss = amount(arrays["cum_loss"])
+    # Python numbers: the same IEEE arithmetic as NumPy scalars, a tenth of the cost
     rows = []
     for i, batch in enumerate(batches):
         mob = month - batch_months[i]

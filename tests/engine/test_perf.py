@@ -80,6 +80,64 @@ def test_joint_groups_respect_the_bin_limit_and_keep_order():
             <= metrics.JOINT_BINS
 
 
+def _lines_population(baseline_path, n=3000, seed=4):
+    """A small synthesised population with random access, and random credit on random
+    lines (the users with a line, in index order)."""
+    from sim.model.population import synthesize
+    from sim.model.streams import generator
+    scenario = sim.load(baseline_path, users=n)
+    pop = synthesize(scenario, generator(scenario.seed, "population"))
+    rng = np.random.default_rng(seed)
+    pop.eligible, pop.invited = rng.random(n) < 0.5, rng.random(n) < 0.3
+    visible = pop.invited & (rng.random(n) < 0.8)
+    lines = np.flatnonzero(pop.invited & (rng.random(n) < 0.6))
+    per_line = {"borrowers": rng.random(lines.size) < 0.5,
+                "defaults": rng.random(lines.size) < 0.1,
+                "cum_loss": np.where(rng.random(lines.size) < 0.2,
+                                     rng.integers(1, 10**7, lines.size), 0)}
+    return scenario, pop, visible, lines, per_line
+
+
+def test_segment_rows_from_the_lines_equal_per_user_counts(baseline_path):
+    """Credit bits and losses set line by line: the plain per-user counts and sums."""
+    scenario, pop, visible, lines, per_line = _lines_population(baseline_path)
+    bands, crosses = scenario.reporting.bands, scenario.reporting.crosses
+    rows = metrics.segment_rows(pop, visible, lines, per_line, bands, crosses, date=None,
+                                month=3, fixed={})
+    full = {}
+    for name in ("borrowers", "defaults", "cum_loss"):
+        full[name] = np.zeros(pop.n, dtype=per_line[name].dtype)
+        full[name][lines] = per_line[name]
+    masks = {"eligible": pop.eligible, "invited": pop.invited, "visible": visible,
+             "borrowers": full["borrowers"], "defaults": full["defaults"]}
+    w = pop.weight
+    got = iter(rows)
+    for dim, codes, labels in metrics.segment_codes(pop, bands, crosses):
+        for code, label in enumerate(labels):
+            row, mine = next(got), codes == code
+            assert (row["dimension"], row["value"]) == (dim, label)
+            assert row["population"] == np.count_nonzero(mine) * w
+            for name, mask in masks.items():
+                assert row[name] == np.count_nonzero(mine & mask) * w
+            loss = full["cum_loss"][mine].astype(np.float64)
+            assert row["loss"] == np.bincount(np.zeros(loss.size, np.intp), weights=loss,
+                                              minlength=1)[0] * (w / metrics.FEN)
+    assert next(got, None) is None
+
+
+def test_one_arm_rows_read_the_coverage_counted_once(baseline_path):
+    from sim.engine import arms
+    _, pop, visible, lines, per_line = _lines_population(baseline_path, seed=6)
+    arm = np.zeros(pop.n, dtype=np.int8)
+    plain = arms.arm_segment_rows(arm, ("all",), pop, visible, lines, per_line, date=None,
+                                  month=2)
+    coverage = {"eligible": int(np.count_nonzero(pop.eligible)),
+                "invited": int(np.count_nonzero(pop.invited)),
+                "visible": int(np.count_nonzero(visible))}
+    assert arms.arm_segment_rows(arm, ("all",), pop, visible, lines, per_line, date=None,
+                                 month=2, coverage=coverage) == plain
+
+
 def test_vintage_sums_over_lines_only_equal_the_sums_over_every_member():
     """Only users with a line hold money: summing over lines leaves out zeros alone."""
     rng = np.random.default_rng(3)
