@@ -72,8 +72,7 @@ def segment_dims(pop: Population, bands: dict[str, list[float]],
                  crosses: list[tuple[str, str]] = ()):
     """(dimension, labels, fixed, codes) for every segment dimension, in table order:
     ``codes(at)`` computes the codes of the users ``at`` (a slice or an index array, every
-    user by default),
-    ``fixed`` says they never change during a run (read from
+    user by default), ``fixed`` says they never change during a run (read from
     :data:`sim.model.population.FIXED` attributes alone)."""
     every = slice(None)
     for dim in DIMENSIONS:
@@ -163,8 +162,10 @@ Codes = Callable[[slice], np.ndarray]
 
 def joint_block(codes: list[Codes], ks: list[int]) -> Codes:
     """The mixed-radix code of several dimensions (``codes[0] x ks[1] x ... + codes[-1]``),
-    as a function of the users ``at``: int16 when ``prod(ks)`` fits, else int64."""
-    wide = np.int16 if int(np.prod(ks)) <= np.iinfo(np.int16).max else np.int64
+    as a function of the users ``at``: in the smallest of int8, int16 and int64 that holds
+    ``prod(ks)`` values (the narrower, the cheaper each step)."""
+    size = int(np.prod(ks))
+    wide = next(t for t in (np.int8, np.int16, np.int64) if size <= np.iinfo(t).max)
 
     def joint(at: slice) -> np.ndarray:
         key = codes[0](at).astype(wide)
