@@ -28,11 +28,14 @@ def assignment(n: int, ab: AB, seed: int) -> np.ndarray:
 
 def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
                      visible: np.ndarray, lines: np.ndarray, per_line: dict[str, np.ndarray],
-                     *, date: dt.date, month: int) -> list[dict]:
+                     *, date: dt.date, month: int,
+                     coverage: dict[str, int] | None = None) -> list[dict]:
     """Rows of the segment table for the dimension ``arm`` at one month end (the recorder's
     columns and units: weighted counts, loss in CNY). ``per_line`` holds the ``borrowers``
     and ``defaults`` masks and the ``cum_loss`` (fen) of the users with a line, ``lines``:
-    no one else borrows, defaults or loses."""
+    no one else borrows, defaults or loses. ``coverage`` holds the users ``eligible``,
+    ``invited`` and ``visible`` when the caller has counted them (the one arm's figures
+    without A/B arms, not counted again)."""
     k, w = len(names), pop.weight
     codes = arm.astype(np.intp) if k > 1 else None
 
@@ -49,7 +52,11 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
         return np.bincount(codes[lines], weights=values.astype(np.float64), minlength=k)[:k]
 
     population = np.array([arm.size]) if codes is None else np.bincount(codes, minlength=k)[:k]
-    eligible, invited, shown = count(pop.eligible), count(pop.invited), count(visible)
+    if codes is None and coverage is not None:
+        eligible, invited, shown = (np.array([coverage[key]])
+                                    for key in ("eligible", "invited", "visible"))
+    else:
+        eligible, invited, shown = count(pop.eligible), count(pop.invited), count(visible)
     borrowers, defaults = total(per_line["borrowers"]), total(per_line["defaults"])
     loss = total(per_line["cum_loss"])
     rows = []

@@ -44,11 +44,31 @@ def test_joint_segment_counts_equal_per_code_counts(seed):
     ks = list(rng.integers(1, 9, size=rng.integers(1, 5)))
     codes = [rng.integers(0, k, n).astype(np.int8) for k in ks]
     masks = [rng.random(n) < p for p in rng.random(5)]
-    status = metrics.status_bits(masks)
-    got = metrics.segment_counts(codes, ks, status, len(masks))
+    got = metrics.segment_counts(codes, ks, masks)
     for c, k, counts in zip(codes, ks, got, strict=True):
         for a, b in zip(counts, _reference_counts(c, k, masks), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_status_bits_pack_each_mask_in_its_bit_across_blocks():
+    rng = np.random.default_rng(7)
+    n = metrics.COUNT_BLOCK + 1234  # a partial last block
+    masks = [rng.random(n) < p for p in (0.1, 0.5, 0.9)]
+    plain = sum(m.astype(np.uint8) << (2 + i) for i, m in enumerate(masks))
+    np.testing.assert_array_equal(metrics.status_bits(masks, first=2), plain)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.float32])
+def test_band_codes_equal_digitize_with_float_edges(dtype):
+    """Integer values are compared with the ceiling of each edge: the same bands, edges
+    beyond the type's range included."""
+    rng = np.random.default_rng(11)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind == "i" else np.iinfo(np.int16)
+    values = rng.integers(info.min, info.max, 5000, endpoint=True).astype(dtype)
+    for edges in ([-1e6, -3.5, 0.0, 6.0, 24.5, 1e6], [float(info.min), float(info.max)],
+                  [info.max + 0.5]):
+        np.testing.assert_array_equal(metrics.band_codes(values, edges),
+                                      np.digitize(values, edges))
 
 
 def test_joint_groups_respect_the_bin_limit_and_keep_order():
@@ -58,6 +78,64 @@ def test_joint_groups_respect_the_bin_limit_and_keep_order():
     for g in groups:
         assert len(g) == 1 or int(np.prod([len(dims[i][2]) for i in g])) << 5 \
             <= metrics.JOINT_BINS
+
+
+def _lines_population(baseline_path, n=3000, seed=4):
+    """A small synthesised population with random access, and random credit on random
+    lines (the users with a line, in index order)."""
+    from sim.model.population import synthesize
+    from sim.model.streams import generator
+    scenario = sim.load(baseline_path, users=n)
+    pop = synthesize(scenario, generator(scenario.seed, "population"))
+    rng = np.random.default_rng(seed)
+    pop.eligible, pop.invited = rng.random(n) < 0.5, rng.random(n) < 0.3
+    visible = pop.invited & (rng.random(n) < 0.8)
+    lines = np.flatnonzero(pop.invited & (rng.random(n) < 0.6))
+    per_line = {"borrowers": rng.random(lines.size) < 0.5,
+                "defaults": rng.random(lines.size) < 0.1,
+                "cum_loss": np.where(rng.random(lines.size) < 0.2,
+                                     rng.integers(1, 10**7, lines.size), 0)}
+    return scenario, pop, visible, lines, per_line
+
+
+def test_segment_rows_from_the_lines_equal_per_user_counts(baseline_path):
+    """Credit bits and losses set line by line: the plain per-user counts and sums."""
+    scenario, pop, visible, lines, per_line = _lines_population(baseline_path)
+    bands, crosses = scenario.reporting.bands, scenario.reporting.crosses
+    rows = metrics.segment_rows(pop, visible, lines, per_line, bands, crosses, date=None,
+                                month=3, fixed={})
+    full = {}
+    for name in ("borrowers", "defaults", "cum_loss"):
+        full[name] = np.zeros(pop.n, dtype=per_line[name].dtype)
+        full[name][lines] = per_line[name]
+    masks = {"eligible": pop.eligible, "invited": pop.invited, "visible": visible,
+             "borrowers": full["borrowers"], "defaults": full["defaults"]}
+    w = pop.weight
+    got = iter(rows)
+    for dim, codes, labels in metrics.segment_codes(pop, bands, crosses):
+        for code, label in enumerate(labels):
+            row, mine = next(got), codes == code
+            assert (row["dimension"], row["value"]) == (dim, label)
+            assert row["population"] == np.count_nonzero(mine) * w
+            for name, mask in masks.items():
+                assert row[name] == np.count_nonzero(mine & mask) * w
+            loss = full["cum_loss"][mine].astype(np.float64)
+            assert row["loss"] == np.bincount(np.zeros(loss.size, np.intp), weights=loss,
+                                              minlength=1)[0] * (w / metrics.FEN)
+    assert next(got, None) is None
+
+
+def test_one_arm_rows_read_the_coverage_counted_once(baseline_path):
+    from sim.engine import arms
+    _, pop, visible, lines, per_line = _lines_population(baseline_path, seed=6)
+    arm = np.zeros(pop.n, dtype=np.int8)
+    plain = arms.arm_segment_rows(arm, ("all",), pop, visible, lines, per_line, date=None,
+                                  month=2)
+    coverage = {"eligible": int(np.count_nonzero(pop.eligible)),
+                "invited": int(np.count_nonzero(pop.invited)),
+                "visible": int(np.count_nonzero(visible))}
+    assert arms.arm_segment_rows(arm, ("all",), pop, visible, lines, per_line, date=None,
+                                 month=2, coverage=coverage) == plain
 
 
 def test_vintage_sums_over_lines_only_equal_the_sums_over_every_member():

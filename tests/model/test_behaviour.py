@@ -47,3 +47,16 @@ def test_the_bank_reads_behaviour_at_each_rescoring_and_in_the_last_month():
     assert reads == {1: 0, 2: 0, 3: 3, 4: 0, 5: 0, 6: 3, 7: 1}
     assert sum(reads.values()) == 7  # every month's drift is drawn exactly once
     assert behaviour.pending(6, 6, 6) == 6
+
+
+def test_age_counts_the_awakened_down_to_zero_and_wakes_with_the_full_pattern(baseline_path):
+    scenario, pop = _population(baseline_path, n=20_000)
+    rng = np.random.default_rng(5)
+    pop.awakened_months[:] = rng.integers(0, 7, pop.n)
+    before, dormant = pop.awakened_months.copy(), pop.dormant.copy()
+    behaviour.age(pop, scenario, Streams(1), month=4)
+    woke = dormant & ~pop.dormant
+    assert woke.any()
+    np.testing.assert_array_equal(pop.awakened_months[woke],
+                                  scenario.behaviour.awakened_months)
+    np.testing.assert_array_equal(pop.awakened_months[~woke], np.maximum(before - 1, 0)[~woke])
