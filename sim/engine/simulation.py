@@ -136,6 +136,7 @@ class Simulation:
         )
         self.visibility = release.visibility_rates(scenario.release)
         self.adoption = release.Adoption()  # who is behind the newest version
+        self._checked = False  # whether the population's fixed arrays have been checked
         self.region_open = np.array([r.open for r in scenario.population.regions.values()])
         self.entry_shown = self._entry_shown()
         self.recorder = Recorder(bands=scenario.reporting.bands,
@@ -369,7 +370,8 @@ class Simulation:
             if months:
                 behaviour.settle(self.pop, self.scenario, self.streams, month.number, months)
                 numeric.check_population(self.pop, process="behaviour", month=month.number,
-                                         key="behaviour.drift_sd")
+                                         key="behaviour.drift_sd", fixed=not self._checked)
+                self._checked = True  # the fixed arrays hold from now on
 
     def adopt(self, month: Month) -> None:
         """Clients move along the adoption curve to the newest version (:func:`release.adopt`,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.errors import GreysimError
-from sim.model.population import Population
+from sim.model.population import FIXED, Population
 
 #: Population arrays that hold probabilities or shares.
 PROBABILITIES = ("social_quality", "offline_share", "night_share", "hazard", "visibility_draw")
@@ -82,11 +82,17 @@ def check_probability(values: np.ndarray, *, name: str, process: str, month: int
     return values
 
 
-def check_population(pop: Population, *, process: str, month: int, key: str) -> None:
+def check_population(pop: Population, *, process: str, month: int, key: str,
+                     fixed: bool = True) -> None:
     """Every float array finite and every probability in [0, 1] (the check at each read of
-    behaviour)."""
+    behaviour). ``fixed=False`` leaves out the arrays no step writes after synthesis
+    (:data:`sim.model.population.FIXED`, among them every probability): once checked they
+    hold for the run."""
     for name in PROBABILITIES:
-        check_probability(getattr(pop, name), name=name, process=process, month=month, key=key)
+        if fixed or name not in FIXED:
+            check_probability(getattr(pop, name), name=name, process=process, month=month,
+                              key=key)
     for name, values in vars(pop).items():
-        if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        if (isinstance(values, np.ndarray) and values.dtype.kind == "f"
+                and (fixed or name not in FIXED)):
             check_finite(values, name=name, process=process, month=month, key=key)
