@@ -282,7 +282,7 @@ class Observation:
     def lines(self) -> np.ndarray:
         """The users with a credit line, in index order: the only ones the book holds a
         balance, arrears, a default or a loss for."""
-        return np.flatnonzero(self.book.opened)
+        return self.book.lines
 
     @cached_property
     def coverage(self) -> dict[str, int]:
@@ -388,8 +388,9 @@ class Recorder:
             with_pd=self.ecl_months is None or obs.month in self.ecl_months, lines=obs.lines))
         row["macro_factor"] = obs.macro
         # bound if a step held invitations back this month, or if the book is at the limit
-        row["capital_bound"] = (obs.flows.capital_bound
-                                or capital.binds(book, pop.weight, self.capital_limit))
+        row["capital_bound"] = (obs.flows.capital_bound or capital.binds(
+            book, pop.weight, self.capital_limit, capital.real_cny(row["outstanding"],
+                                                                   pop.weight)))
         row["capital_limit"] = (np.nan if self.capital_limit is None
                                 else float(self.capital_limit))
         return row

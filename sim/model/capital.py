@@ -12,7 +12,12 @@ from sim.model.credit import FEN, Book
 
 def outstanding(book: Book, weight: float) -> float:
     """Total drawn balance in CNY, weighted to real accounts."""
-    return float(book.balance.sum()) * weight / FEN
+    return real_cny(int(book.balance.sum()), weight)
+
+
+def real_cny(fen: int, weight: float) -> float:
+    """An amount of the simulated book (fen) in CNY of the real accounts it stands for."""
+    return float(fen) * weight / FEN
 
 
 def binds(book: Book, weight: float, limit: float | None,
