@@ -265,8 +265,9 @@ class Simulation:
             gated = bool(plan.gates or phase.gates)  # no gates: every batch goes
             # Between month ends only invitations take users out of a phase's pool (access,
             # versions and scores change in month-end steps), so the month's later batches
-            # start from the candidates its first batch found, less those invited since
-            kept, kept_at = None, -1
+            # start from the candidates its first batch found, less those invited since,
+            # with their order keys (scores change at month ends too)
+            kept, keys, kept_at = None, None, -1
             for day in range(start, end, phase.cadence_days):
                 done = bisect.bisect_right(self.month_ends, day)  # month ends before the batch
                 if done != kept_at:
@@ -285,11 +286,15 @@ class Simulation:
                     break
                 if verdict == "pause":
                     continue
-                kept = (invites.batch_pool(self.pop, sc, phase, within) if kept is None
-                        else invites.uninvited(self.pop, kept))
+                if kept is None:
+                    kept = invites.batch_pool(self.pop, sc, phase, within)
+                    keys = (None if phase.ramp is not None else
+                            invites.order_key(self.pop, phase.ordering, bucket, kept))
+                else:
+                    kept, keys = invites.uninvited(self.pop, kept, keys)
                 kept_at = done
                 users = invites.next_batch(self.pop, sc, phase, date, self.state.holiday, bucket,
-                                           within, state.factor, pool=kept)
+                                           within, state.factor, pool=kept, keys=keys)
                 if users.size:
                     self._record_batch(users, date, phase.name, "batch", arm)
                 if plan.holdout is not None:

@@ -201,23 +201,29 @@ def batch_pool(pop: Population, scenario: Scenario, phase: Phase,
     return np.flatnonzero(pool)
 
 
-def uninvited(pop: Population, users: np.ndarray) -> np.ndarray:
-    """Those of ``users`` never invited."""
-    return np.compress(pop.vintage[users] < 0, users)
+def uninvited(pop: Population, users: np.ndarray,
+              keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Those of ``users`` never invited, and their ``keys`` (one a user) when given."""
+    never = pop.vintage[users] < 0
+    return (np.compress(never, users),
+            None if keys is None else np.compress(never, keys))
 
 
 def next_batch(pop: Population, scenario: Scenario, phase: Phase, day: dt.date,
                holiday: bool, bucket: np.ndarray | None, within: np.ndarray | None = None,
-               factor: float = 1.0, pool: np.ndarray | None = None) -> np.ndarray:
+               factor: float = 1.0, pool: np.ndarray | None = None,
+               keys: np.ndarray | None = None) -> np.ndarray:
     """Indices of the users the phase invites on ``day``, only among ``within`` (an A/B
     arm's users) when given; ``factor`` scales a batch (not a ramp). ``bucket`` (the
     phase's sticky buckets) is read only when :func:`uses_buckets`; ``pool``, the
-    :func:`batch_pool` when the caller has it."""
+    :func:`batch_pool` when the caller has it, and ``keys`` its :func:`order_key`."""
     idx = batch_pool(pop, scenario, phase, within) if pool is None else pool
     if phase.ramp is not None:
         return np.compress(in_rollout(bucket[idx], ramp_percent(phase, day)), idx)
     k = batch_size(phase, idx.size, pop.weight, holiday, factor)
-    return smallest(idx, order_key(pop, phase.ordering, bucket, idx), k)
+    if keys is None:
+        keys = order_key(pop, phase.ordering, bucket, idx)
+    return smallest(idx, keys, k)
 
 
 def holdout_pool(pop: Population, scenario: Scenario, phase: Phase, cutoff: float,

@@ -183,6 +183,8 @@ def test_adoption_kept_from_month_to_month_moves_whom_a_fresh_pass_moves(baselin
 
 
 def test_the_pool_kept_within_a_month_is_the_fresh_pool(baseline_path, monkeypatch):
+    """Within a month the rollout's later batches start from the pool (and the order keys)
+    its first batch found, less those invited since: the same as a fresh pool's."""
     phases = [{"name": "weekly", "start": "2025-01-01", "cadence_days": 7,
                "batch": {"share": 0.05}, "ordering": "score", "regions": ["tier1", "county"]},
               {"name": "ramp", "start": "2025-03-01", "cadence_days": 5,
@@ -192,16 +194,19 @@ def test_the_pool_kept_within_a_month_is_the_fresh_pool(baseline_path, monkeypat
     plain, kept = invites.next_batch, []
 
     def checked(pop, scenario, phase, day, holiday, bucket, within=None, factor=1.0,
-                pool=None):
+                pool=None, keys=None):
         fresh = invites.batch_pool(pop, scenario, phase, within)
         kept.append(pool is not None and np.array_equal(pool, fresh))
-        return plain(pop, scenario, phase, day, holiday, bucket, within, factor, pool)
+        if phase.ramp is None:  # the kept order keys are the pool's keys now
+            kept.append(np.array_equal(keys, invites.order_key(pop, phase.ordering, bucket,
+                                                               fresh)))
+        return plain(pop, scenario, phase, day, holiday, bucket, within, factor, pool, keys)
 
     uninvited, reused = invites.uninvited, []
 
-    def counted(pop, users):
+    def counted(pop, users, keys=None):
         reused.append(users.size)
-        return uninvited(pop, users)
+        return uninvited(pop, users, keys)
 
     monkeypatch.setattr(invites, "next_batch", checked)
     monkeypatch.setattr(invites, "uninvited", counted)
