@@ -293,14 +293,20 @@ class Observation:
                 "visible": int(np.count_nonzero(self.visible))}
 
     @cached_property
+    def view(self) -> credit.LineView:
+        """The book's columns of the users with a line (:attr:`lines`), gathered once for
+        every figure that reads them."""
+        return credit.line_view(self.book, self.pop, self.lines)
+
+    @cached_property
     def per_line(self) -> dict[str, np.ndarray]:
         """The per-user credit figures of the users with a line (:attr:`lines`): borrowers,
         ever defaulted, 30+ days past due now, balance, drawn and loss (fen)."""
-        book, lines = self.book, self.lines
-        return {"borrowers": credit.borrowers(book, lines),
-                "defaults": book.default_month[lines] >= 0,
-                "dpd30": credit.dpd30(book, lines),
-                "balance": book.balance[lines], "cum_draw": book.cum_draw[lines],
+        book, lines, view = self.book, self.lines, self.view
+        return {"borrowers": view.borrowers,
+                "defaults": view.default_month >= 0,
+                "dpd30": view.dpd30,
+                "balance": view.balance, "cum_draw": book.cum_draw[lines],
                 "cum_loss": book.cum_loss[lines]}
 
 
@@ -381,11 +387,11 @@ class Recorder:
         """The month's credit and fraud figures, unweighted (money in fen)."""
         book, pop = obs.book, obs.pop
         row = {**obs.flows.credit, **obs.flows.fraud}
-        row.update(credit.stock(book, pop, obs.lines))
+        row.update(credit.stock(book, pop, view=obs.view))
         row.update(fraud.stock(obs.fraud))
         row.update(credit.expected_loss(
             book, pop, obs.scenario, obs.macro, obs.month, obs.fraud.fraudster,
-            with_pd=self.ecl_months is None or obs.month in self.ecl_months, lines=obs.lines))
+            with_pd=self.ecl_months is None or obs.month in self.ecl_months, view=obs.view))
         row["macro_factor"] = obs.macro
         # bound if a step held invitations back this month, or if the book is at the limit
         row["capital_bound"] = (obs.flows.capital_bound or capital.binds(

@@ -595,7 +595,8 @@ ECL_BLOCK = 32_768
 
 def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
                   month: int | None = None, fraudster: np.ndarray | None = None, *,
-                  with_pd: bool = True, lines: np.ndarray | None = None) -> dict:
+                  with_pd: bool = True, lines: np.ndarray | None = None,
+                  view: LineView | None = None) -> dict:
     """IFRS 9 view of the book at a month end (fen, float): stage balances, 12-month and
     lifetime expected credit loss, and the staged allowance (NaN without ``with_pd``: the
     PD chain is the costly part, so a run computes it in ``reporting.ecl_months`` only).
@@ -605,14 +606,14 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
     that can still draw; stage 1 < 30 days past due, stage 2 30-89, stage 3 90+.
     """
     cfg = scenario.credit
-    lines = _lines(book, lines)
-    state = book.state[lines]
-    alive = state <= DEFAULT
-    live, state = lines[alive], state[alive]
-    balance = book.balance[live]
+    view = line_view(book, pop, lines) if view is None else view
+    alive = view.state <= DEFAULT
+    live, state, balance, limit, closed = (
+        np.compress(alive, x) for x in (view.users, view.state, view.balance, view.limit,
+                                        view.closed))
     bal = balance.astype(np.float64)
-    undrawn = np.maximum(book.limit[live] - balance, 0).astype(np.float64)
-    can_draw = (state == CURRENT) & ~pop.closed[live]
+    undrawn = np.maximum(limit - balance, 0).astype(np.float64)
+    can_draw = (state == CURRENT) & ~closed
     ead = bal + np.where(can_draw, cfg.loss.ccf * undrawn, 0.0)
     stage1 = state < D31_60
     out = {
@@ -668,21 +669,52 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     return pd[:, 0], pd[:, 1]
 
 
-def stock(book: Book, pop: Population, lines: np.ndarray | None = None) -> dict[str, int]:
-    """Counts and sums of the book at a month end (unweighted; money in fen), over the users
-    with a line (``lines``, in index order, when the caller has them): without one a user
-    holds no balance, no limit, no arrears and no default."""
+@dataclass(frozen=True)
+class LineView:
+    """The columns of the book's lines that the month-end figures read, gathered once (one
+    value a line, in the index order of ``users``)."""
+
+    users: np.ndarray
+    state: np.ndarray
+    balance: np.ndarray  # fen
+    limit: np.ndarray  # fen
+    default_month: np.ndarray
+    closed: np.ndarray  # the user's access is closed
+
+    @property
+    def borrowers(self) -> np.ndarray:
+        """Lines with a drawn balance not in default (:func:`borrowers`)."""
+        return (self.state <= D61_90) & (self.balance > 0)
+
+    @property
+    def dpd30(self) -> np.ndarray:
+        """Lines 30 or more days past due now (:func:`dpd30`)."""
+        return (self.state >= D31_60) & (self.state <= DEFAULT)
+
+
+def line_view(book: Book, pop: Population, lines: np.ndarray | None = None) -> LineView:
+    """The :class:`LineView` of the users with a line (``lines`` when the caller has them)."""
     lines = _lines(book, lines)
-    state = book.state[lines]
-    active = (state <= D61_90) & ~pop.closed[lines]
+    return LineView(lines, book.state[lines], book.balance[lines], book.limit[lines],
+                    book.default_month[lines], pop.closed[lines])
+
+
+def stock(book: Book, pop: Population, lines: np.ndarray | None = None, *,
+          view: LineView | None = None) -> dict[str, int]:
+    """Counts and sums of the book at a month end (unweighted; money in fen), over the users
+    with a line (``lines``, in index order, or their ``view`` when the caller has them):
+    without one a user holds no balance, no limit, no arrears and no default."""
+    view = line_view(book, pop, lines) if view is None else view
+    state = view.state
+    active = (state <= D61_90) & ~view.closed
     return {
         "active": int(np.count_nonzero(active)),
-        "borrowers": int(np.count_nonzero(borrowers(book, lines))),
-        "outstanding": int(book.balance[lines].sum()),
-        "limit_total": int(np.compress(active, book.limit[lines]).sum()),
-        "dpd30": int(np.count_nonzero(dpd30(book, lines))),
+        "borrowers": int(np.count_nonzero(view.borrowers)),
+        "outstanding": int(view.balance.sum()),
+        "limit_total": int(np.compress(active, view.limit).sum()),
+        "dpd30": int(np.count_nonzero(view.dpd30)),
         "dpd90": int(np.count_nonzero(state == DEFAULT)),
-        "cum_defaults": int(np.count_nonzero(book.default_month[lines] >= 0)),
+        "cum_defaults": int(np.count_nonzero(view.default_month >= 0)),
     }
 
 

@@ -103,3 +103,15 @@ def test_the_book_keeps_its_lines_in_index_order(ran):
     with a line in index order."""
     assert ran.book.lines.size > 0
     assert np.array_equal(ran.book.lines, np.flatnonzero(ran.book.opened))
+
+
+def test_the_line_view_reads_the_books_columns_of_its_lines(ran):
+    """The month-end figures read the book through one gather of its lines: the same
+    borrowers and arrears as the masks over every user."""
+    book, pop = ran.book, ran.pop
+    view = credit.line_view(book, pop)
+    assert np.array_equal(view.users, np.flatnonzero(book.opened))
+    assert np.array_equal(view.borrowers, credit.borrowers(book)[view.users])
+    assert np.array_equal(view.dpd30, credit.dpd30(book)[view.users])
+    assert view.borrowers.any() and view.dpd30.any()
+    assert credit.stock(book, pop)["outstanding"] == int(book.balance.sum())
