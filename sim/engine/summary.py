@@ -3,6 +3,7 @@ monthly table without pandas (the same numbers as pandas' sums and means, to the
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -103,9 +104,11 @@ def _num(x) -> float | None:
     return None if x is None or x != x else float(x)
 
 
-#: The monthly columns summed over each quarter, and the one averaged.
-QUARTER_SUMS = ("gained_access", "lost_access", "new_invites", "charge_off_loss",
-                "interest_revenue", "funding_cost", "net_income", "new_defaults")
+#: The monthly columns summed over each quarter, as ``quarterly`` selects them together
+#: (pandas sums the columns of one selection alike: see :func:`group_sums`).
+QUARTER_SUMS = (("gained_access", "lost_access", "new_invites"),
+                ("charge_off_loss", "interest_revenue", "funding_cost", "net_income",
+                 "new_defaults"))
 QUARTER_ENDS = ("date", "eligible_share", "invited_share", "visible_share", "invited",
                 "outstanding", "default_rate_12m", "lagged_default_rate", "ecl_12m",
                 "ecl_lifetime", "ecl_allowance")
@@ -117,52 +120,82 @@ def quarter_rows(monthly: dict[str, list]) -> list[dict]:
     month, the quarter's flows and credit sums, the churn rates of access relative to
     those with access before the re-evaluation, the annualised loss rate over the mean
     outstanding and the months bound by the capital limit."""
-    quarters: dict[int, list[int]] = {}
-    for i, q in enumerate(monthly["quarter"]):
-        quarters.setdefault(int(q), []).append(i)
-    out = []
-    for q in sorted(quarters):
-        at = quarters[q]
-        row = {"quarter": q, **{name: monthly[name][at[-1]] for name in QUARTER_ENDS}}
-        row.update({name: group_sum([monthly[name][i] for i in at]) for name in QUARTER_SUMS})
+    quarter = np.array(monthly["quarter"], dtype=np.int64)
+    order = np.argsort(quarter, kind="stable")  # groupby's groups, rows in table order
+    sorted_q = quarter[order]
+    starts = np.flatnonzero(np.r_[True, sorted_q[1:] != sorted_q[:-1]])
+    groups = np.split(order, starts[1:])
+    in_order = bool((np.diff(quarter) >= 0).all())
+    out = [{"quarter": int(sorted_q[a]),
+            **{name: monthly[name][int(rows[-1])] for name in QUARTER_ENDS}}
+           for a, rows in zip(starts, groups, strict=True)]
+    for names in QUARTER_SUMS:
+        sums = group_sums([monthly[name] for name in names], groups, in_order)
+        for name, column in zip(names, sums, strict=True):
+            for row, value in zip(out, column, strict=True):
+                row[name] = value
+    means = group_means(monthly["outstanding"], groups, in_order)
+    for row, rows, avg in zip(out, groups, means, strict=True):
         before = row["invited"] - row["gained_access"] + row["lost_access"]
         row["gained_rate"] = _ratio(row["gained_access"], before)
         row["lost_rate"] = _ratio(row["lost_access"], before)
         row["churn_rate"] = row["gained_rate"] + row["lost_rate"]
-        avg = group_mean([monthly["outstanding"][i] for i in at])
-        row["loss_rate"] = _ratio(row["charge_off_loss"] * 12.0 / len(at), avg)
-        row["capital_bound_months"] = sum(bool(monthly["capital_bound"][i]) for i in at)
-        out.append(row)
+        row["loss_rate"] = _ratio(row["charge_off_loss"] * 12.0 / len(rows), avg)
+        row["capital_bound_months"] = sum(bool(monthly["capital_bound"][i]) for i in rows)
     return out
 
 
 def _ratio(a: float, b: float) -> float:
     """``a / b`` where ``b > 0``, else NaN (pandas' ``(a / b).where(b > 0)``)."""
-    return a / b if b > 0 else float("nan")
+    return float(a / b) if b > 0 else float("nan")
 
 
-def group_sum(values: list[float]) -> float:
-    """The sum pandas' ``groupby().sum()`` takes of a group of floats: Kahan-compensated, in
-    row order, NaN left out."""
+def group_sums(columns: list[list[float]], groups: list[np.ndarray],
+               in_order: bool = True) -> list[list[float]]:
+    """The sums pandas (3.1) ``groupby().sum()`` takes of float ``columns`` selected
+    together, over the rows of each of ``groups``: with the rows in group order and no NaN
+    among all the columns' values, ``np.add.reduceat`` over each group's rows; else, value
+    by value, the Kahan-compensated sum of the values that are not NaN."""
+    values = np.array(columns, dtype=np.float64).reshape(len(columns), -1)
+    if in_order and not np.isnan(values).any():
+        starts = [int(rows[0]) for rows in groups]
+        return np.add.reduceat(values, starts, axis=1).tolist()
+    return [[_kahan(column[rows])[0] for rows in groups] for column in values]
+
+
+def group_means(column: list[float], groups: list[np.ndarray],
+                in_order: bool = True) -> list[float]:
+    """The means pandas (3.1) ``groupby().mean()`` takes of a float column (as in
+    :func:`group_sums`: a plain sum over the group's size, or a Kahan sum over the count of
+    values that are not NaN, NaN without any)."""
+    values = np.array(column, dtype=np.float64)
+    if in_order and not np.isnan(values).any():
+        starts = [int(rows[0]) for rows in groups]
+        sizes = np.array([len(rows) for rows in groups], dtype=np.float64)
+        return (np.add.reduceat(values, starts) / sizes).tolist()
+    means = []
+    for rows in groups:
+        total, count = _kahan(values[rows])
+        means.append(total / count if count else float("nan"))
+    return means
+
+
+def _kahan(values: np.ndarray) -> tuple[float, int]:
+    """pandas' Cython group sum: Kahan-compensated, in row order, NaN left out; and the
+    count of values summed."""
     total = compensation = 0.0
-    for value in values:
-        value = float(value)
+    count = 0
+    for value in values.tolist():
         if value != value:
             continue
+        count += 1
         y = value - compensation
         t = total + y
         compensation = t - total - y
-        if compensation != compensation:  # an infinite value: keep the sum infinite
+        if not math.isfinite(compensation):  # an infinite value: keep the sum infinite
             compensation = 0.0
         total = t
-    return total
-
-
-def group_mean(values: list[float]) -> float:
-    """The mean pandas' ``groupby().mean()`` takes: :func:`group_sum` over the count of
-    values that are not NaN."""
-    count = sum(1 for value in values if value == value)
-    return group_sum(values) / count if count else float("nan")
+    return total, count
 
 
 def column_sum(values: list[float]) -> float:
