@@ -1,13 +1,14 @@
 """A/B arms as the recorder sees them: the per-arm segment rows of each month and the arm
-table at the horizon (counts, default rates and holdouts per arm)."""
+table at the horizon (counts, default rates and holdouts per arm), made from those rows
+without pandas."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import numpy as np
-import pandas as pd
 
+from sim.engine.tables import Table, rows_table
 from sim.model.credit import FEN, Book
 from sim.model.invites import assign_arms
 from sim.model.population import Population
@@ -72,22 +73,26 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
     return rows
 
 
-def trailing_default_rate(history: pd.DataFrame) -> float:
+def trailing_default_rate(history: list[dict]) -> float:
     """The monthly table's ``default_rate_12m`` from one segment's monthly rows: defaults of
     the last 12 months (fewer, annualised, early on) over the mean borrowers in them."""
-    history = history.sort_values("month")
-    window = history.tail(12)
+    history = sorted(history, key=lambda r: r["month"])
+    window = history[-12:]
     months = len(window)
     if months == 0:
         return float("nan")
-    before = history["defaults"].iloc[-months - 1] if len(history) > months else 0.0
-    new = history["defaults"].iloc[-1] - before
-    borrowers = window["borrowers"].mean()
-    return float(new * 12.0 / months / borrowers) if borrowers > 0 else float("nan")
+    before = history[-months - 1]["defaults"] if len(history) > months else 0.0
+    new = history[-1]["defaults"] - before
+    # the mean as pandas takes it: NumPy's sum (pairwise) over the count
+    borrowers = np.array([r["borrowers"] for r in window], dtype=np.float64)
+    valid = ~np.isnan(borrowers)
+    mean = (np.where(valid, borrowers, 0.0).sum() / np.count_nonzero(valid) if valid.any()
+            else np.nan)
+    return float(new * 12.0 / months / mean) if mean > 0 else float("nan")
 
 
 def arm_table(arm: np.ndarray, names: tuple[str, ...], shares: list[float], pop: Population,
-              book: Book, holdout: np.ndarray, history: pd.DataFrame) -> pd.DataFrame:
+              book: Book, holdout: np.ndarray, history: list[dict]) -> Table:
     """One row per arm at the horizon, weighted: its users (simulated) and accounts (real),
     invited and visible now, borrowers, accounts ever invited and how many of them defaulted
     (``default_rate`` per ever-invited account), the trailing ``default_rate_12m`` (as in
@@ -107,10 +112,11 @@ def arm_table(arm: np.ndarray, names: tuple[str, ...], shares: list[float], pop:
     users = count(np.ones(arm.shape, dtype=bool))
     n_ever, n_def = count(ever), count(ever & defaulted)
     n_hold, n_hold_def = count(holdout), count(holdout & defaulted)
-    last = history[history["month"] == history["month"].max()].set_index("value")
+    final = max((r["month"] for r in history), default=None)
+    last = {r["value"]: r for r in history if r["month"] == final}  # each arm's row
     rows = []
     for i, name in enumerate(names):
-        now = last.loc[name] if name in last.index else None
+        now = last.get(name)
         rows.append({
             "arm": name, "share": shares[i], "users": int(users[i]),
             "accounts": users[i] * w,
@@ -119,9 +125,10 @@ def arm_table(arm: np.ndarray, names: tuple[str, ...], shares: list[float], pop:
             "borrowers": now["borrowers"] if now is not None else np.nan,
             "ever_invited": n_ever[i] * w, "defaults": n_def[i] * w,
             "default_rate": n_def[i] / n_ever[i] if n_ever[i] else np.nan,
-            "default_rate_12m": trailing_default_rate(history[history["value"] == name]),
+            "default_rate_12m": trailing_default_rate(
+                [r for r in history if r["value"] == name]),
             "loss": now["loss"] if now is not None else np.nan,
             "holdout": n_hold[i] * w, "holdout_defaults": n_hold_def[i] * w,
             "holdout_default_rate": n_hold_def[i] / n_hold[i] if n_hold[i] else np.nan,
         })
-    return pd.DataFrame(rows, columns=list(ARM_COLUMNS))
+    return rows_table(rows, ARM_COLUMNS)

@@ -12,15 +12,19 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.engine import arms
+from sim.engine.tables import Table, columns_of, rows_frame, rows_table
 from sim.model import capital, credit, fraud
 from sim.model.credit import FEN
 from sim.model.population import DIMENSIONS, FIXED, Population
 from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MONTHLY_COLUMNS = (
     "date", "month", "quarter", "population", "eligible", "invited", "visible",
@@ -471,23 +475,39 @@ class Recorder:
                     "cum_loss": per_line["cum_loss"]})
 
     # ------------------------------------------------------------------ tables
-    def vintage_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.rows["vintages"], columns=list(VINTAGE_COLUMNS))
-        df["vintage_date"] = pd.to_datetime(df["vintage_date"])
-        df["date"] = pd.to_datetime(df["date"])
-        return df
+    def monthly_table(self, rollout_months: int) -> Table:
+        """The monthly table, with ``run_off`` (the months after the rollout horizon)."""
+        rows = self.rows["monthly"]
+        names = list(rows[0]) if rows else list(MONTHLY_COLUMNS)
+        columns = columns_of(rows, names)
+        columns["run_off"] = [month > rollout_months for month in columns["month"]]
 
-    def monthly_frame(self) -> pd.DataFrame:
-        monthly = self.rows["monthly"]
-        df = pd.DataFrame(monthly, columns=list(monthly[0]) if monthly else
-                          list(MONTHLY_COLUMNS))
-        df["date"] = pd.to_datetime(df["date"])
-        return df
+        def make():
+            df = rows_frame(rows, names, ("date",))
+            df["run_off"] = df["month"] > rollout_months
+            return df
+        return Table(columns, make, ("date",), rows=len(rows))
 
-    def segment_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.rows["segments"], columns=list(SEGMENT_COLUMNS))
-        df["date"] = pd.to_datetime(df["date"])
-        return df
+    def segment_table(self) -> Table:
+        return rows_table(self.rows["segments"], SEGMENT_COLUMNS, ("date",))
+
+    def vintage_table(self, batch_arms: list[str]) -> Table:
+        """The vintage table, with each vintage's A/B ``arm`` (``batch_arms``: the arm of
+        every batch, by vintage) as its second column."""
+        rows, dates = self.rows["vintages"], ("vintage_date", "date")
+        names = list(VINTAGE_COLUMNS)
+        columns = columns_of(rows, names)
+        arm = [batch_arms[v] for v in columns["vintage"]]
+        columns = {"vintage": columns.pop("vintage"), "arm": arm, **columns}
+
+        def make():
+            import pandas as pd
+
+            df = rows_frame(rows, names, dates)
+            df.insert(1, "arm", np.array(batch_arms, dtype=object)[df["vintage"].to_numpy()]
+                      if len(df) else pd.Series(dtype=object))
+            return df
+        return Table(columns, make, dates, rows=len(rows))
 
 
 def segment_months(choice: str | list[int], months: int) -> frozenset[int] | None:
@@ -662,7 +682,8 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
 
 
 def quarterly(monthly: pd.DataFrame) -> pd.DataFrame:
-    """Coverage at each quarter's end and the access churn of the quarter's re-evaluation."""
+    """Coverage at each quarter's end and the access churn of the quarter's re-evaluation
+    (:func:`sim.engine.summary.quarter_rows` makes the same figures without pandas)."""
     ends = monthly.groupby("quarter").tail(1).set_index("quarter")
     flows = monthly.groupby("quarter")[["gained_access", "lost_access", "new_invites"]].sum()
     out = ends[["date", "eligible_share", "invited_share", "visible_share", "invited"]].join(flows)

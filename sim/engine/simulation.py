@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import simpy
 
 from sim.engine import arms
 from sim.engine.recorder import Flows, Observation, Recorder, segment_months
 from sim.engine.result import Result
 from sim.engine.summary import summarize
+from sim.engine.tables import rows_table
 from sim.model import (
     behaviour,
     capital,
@@ -473,25 +473,21 @@ class Simulation:
         self.env.process(self.month_end())  # timed step by step
         self.env.run(until=self.end + 1)
         tables_started = time.perf_counter()
+        # the tables as recorded: DataFrames are made only when read (Result)
         rec = self.recorder
-        monthly = rec.monthly_frame()
-        monthly["run_off"] = monthly["month"] > self.rollout_months
-        batches = pd.DataFrame(
+        monthly = rec.monthly_table(self.rollout_months)
+        batches = rows_table(
             self.state.batches,
-            columns=["vintage", "date", "phase", "kind", "users", "accounts", "holiday", "arm"],
-        )
-        batches["date"] = pd.to_datetime(batches["date"])
-        vintages = rec.vintage_frame()
-        vintages.insert(1, "arm", batches["arm"].to_numpy()[vintages["vintage"].to_numpy()]
-                        if len(vintages) else pd.Series(dtype=object))
-        gate_table = pd.DataFrame(self.gate_rows, columns=list(gates.GATE_COLUMNS))
-        gate_table["date"] = pd.to_datetime(gate_table["date"])
-        summary = summarize(self, monthly)
-        segments = rec.segment_frame()
+            ["vintage", "date", "phase", "kind", "users", "accounts", "holiday", "arm"],
+            dates=("date",))
+        vintages = rec.vintage_table([b["arm"] for b in self.state.batches])
+        gate_table = rows_table(self.gate_rows, gates.GATE_COLUMNS, dates=("date",))
+        summary = summarize(self, monthly.columns)
+        segments = rec.segment_table()
         ab = self.scenario.ab
         shares = [1.0] if ab is None else [a.share for a in ab.arms.values()]
         arm_table = arms.arm_table(self.arm, self.arm_names, shares, self.pop, self.book,
-                                   self.holdout, pd.DataFrame(rec.rows["arms"]))
+                                   self.holdout, rec.rows["arms"])
         summary["warnings"] = []
         self.timings["tables"] = time.perf_counter() - tables_started
         return Result(self.scenario, self.seed, monthly, segments, batches,

@@ -1,16 +1,19 @@
-"""The summary of a run: its headline figures, JSON-ready (needs pandas, so the engine's)."""
+"""The summary of a run: its headline figures, JSON-ready, computed from the columns of its
+monthly table without pandas (the same numbers as pandas' sums and means, to the bit)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import math
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import pandas as pd
 
-from sim.engine.recorder import quarterly
 from sim.model import credit, fraud
 from sim.model.population import Population, weighted_auc
 from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Finished(Protocol):
@@ -31,19 +34,19 @@ class Finished(Protocol):
     def state(self): ...  # its ``batches`` list
 
 
-def summarize(sim: Finished, monthly: pd.DataFrame) -> dict:
-    """The headline figures of a run, JSON-ready."""
+def summarize(sim: Finished, monthly: dict[str, list]) -> dict:
+    """The headline figures of a run, JSON-ready, from the columns of its monthly table
+    (:attr:`sim.engine.tables.Table.columns`)."""
     pop, sc = sim.pop, sim.scenario
     horizon = sc.risk.auc_horizon_months
     # 1 - (1 - h)^horizon in place, in float32 like the hazard: one array a user
     pd_h = np.subtract(np.float32(1.0), pop.hazard, dtype=np.float32)
     pd_h **= np.float32(horizon)
     np.subtract(np.float32(1.0), pd_h, out=pd_h)
-    q = quarterly(monthly)
     why_not = {name: float(count * pop.weight) for name, count in sim.initial_reasons.items()}
     # coverage is the rollout's: read at the horizon, before the run-off months
-    at_horizon = horizon_rows(monthly)
-    last = at_horizon.iloc[-1]
+    run_off = monthly.get("run_off") or [False] * len(monthly["month"])
+    last = max(i for i, off in enumerate(run_off) if not off)
     return {
         "scenario": sc.name,
         "strategy": sc.rollout.name,
@@ -57,33 +60,33 @@ def summarize(sim: Finished, monthly: pd.DataFrame) -> dict:
         "score_auc_horizon_months": horizon,
         "mean_monthly_hazard": float(pop.hazard.mean()),
         "final": {
-            "eligible_share": float(last["eligible_share"]),
-            "invited_share": float(last["invited_share"]),
-            "visible_share": float(last["visible_share"]),
+            "eligible_share": float(monthly["eligible_share"][last]),
+            "invited_share": float(monthly["invited_share"][last]),
+            "visible_share": float(monthly["visible_share"][last]),
         },
         "batches": len(sim.state.batches),
         "quarters": [
             {
-                "quarter": int(r.quarter),
-                "date": str(pd.Timestamp(r.date).date()),
-                "eligible_share": float(r.eligible_share),
-                "invited_share": float(r.invited_share),
-                "visible_share": float(r.visible_share),
-                "gained_access": float(r.gained_access),
-                "lost_access": float(r.lost_access),
-                "gained_rate": _num(r.gained_rate),
-                "lost_rate": _num(r.lost_rate),
-                "churn_rate": _num(r.churn_rate),
-                "default_rate_12m": _num(r.default_rate_12m),
-                "lagged_default_rate": _num(r.lagged_default_rate),
-                "loss_rate": _num(r.loss_rate),
-                "net_income": _num(r.net_income),
-                "outstanding": _num(r.outstanding),
-                "ecl_allowance": _num(r.ecl_allowance),
-                "capital_bound_months": int(r.capital_bound_months),
-                "run_off": bool(3 * int(r.quarter) > sim.rollout_months),
+                "quarter": int(r["quarter"]),
+                "date": str(r["date"]),
+                "eligible_share": float(r["eligible_share"]),
+                "invited_share": float(r["invited_share"]),
+                "visible_share": float(r["visible_share"]),
+                "gained_access": float(r["gained_access"]),
+                "lost_access": float(r["lost_access"]),
+                "gained_rate": _num(r["gained_rate"]),
+                "lost_rate": _num(r["lost_rate"]),
+                "churn_rate": _num(r["churn_rate"]),
+                "default_rate_12m": _num(r["default_rate_12m"]),
+                "lagged_default_rate": _num(r["lagged_default_rate"]),
+                "loss_rate": _num(r["loss_rate"]),
+                "net_income": _num(r["net_income"]),
+                "outstanding": _num(r["outstanding"]),
+                "ecl_allowance": _num(r["ecl_allowance"]),
+                "capital_bound_months": int(r["capital_bound_months"]),
+                "run_off": bool(3 * int(r["quarter"]) > sim.rollout_months),
             }
-            for r in q.itertuples()
+            for r in quarter_rows(monthly)
         ],
         "not_eligible_at_start": why_not,
         "credit": credit_summary(sim, monthly),
@@ -98,15 +101,119 @@ def horizon_rows(monthly: pd.DataFrame) -> pd.DataFrame:
 
 
 def _num(x) -> float | None:
-    return None if pd.isna(x) else float(x)
+    return None if x is None or x != x else float(x)
 
 
-def credit_summary(sim: Finished, monthly: pd.DataFrame) -> dict:
+#: The monthly columns summed over each quarter, as ``quarterly`` selects them together
+#: (pandas sums the columns of one selection alike: see :func:`group_sums`).
+QUARTER_SUMS = (("gained_access", "lost_access", "new_invites"),
+                ("charge_off_loss", "interest_revenue", "funding_cost", "net_income",
+                 "new_defaults"))
+QUARTER_ENDS = ("date", "eligible_share", "invited_share", "visible_share", "invited",
+                "outstanding", "default_rate_12m", "lagged_default_rate", "ecl_12m",
+                "ecl_lifetime", "ecl_allowance")
+
+
+def quarter_rows(monthly: dict[str, list]) -> list[dict]:
+    """Each quarter's figures, in quarter order, as :func:`sim.engine.recorder.quarterly`
+    makes them with pandas (the same numbers, to the bit): coverage at the quarter's last
+    month, the quarter's flows and credit sums, the churn rates of access relative to
+    those with access before the re-evaluation, the annualised loss rate over the mean
+    outstanding and the months bound by the capital limit."""
+    quarter = np.array(monthly["quarter"], dtype=np.int64)
+    order = np.argsort(quarter, kind="stable")  # groupby's groups, rows in table order
+    sorted_q = quarter[order]
+    starts = np.flatnonzero(np.r_[True, sorted_q[1:] != sorted_q[:-1]])
+    groups = np.split(order, starts[1:])
+    in_order = bool((np.diff(quarter) >= 0).all())
+    out = [{"quarter": int(sorted_q[a]),
+            **{name: monthly[name][int(rows[-1])] for name in QUARTER_ENDS}}
+           for a, rows in zip(starts, groups, strict=True)]
+    for names in QUARTER_SUMS:
+        sums = group_sums([monthly[name] for name in names], groups, in_order)
+        for name, column in zip(names, sums, strict=True):
+            for row, value in zip(out, column, strict=True):
+                row[name] = value
+    means = group_means(monthly["outstanding"], groups, in_order)
+    for row, rows, avg in zip(out, groups, means, strict=True):
+        before = row["invited"] - row["gained_access"] + row["lost_access"]
+        row["gained_rate"] = _ratio(row["gained_access"], before)
+        row["lost_rate"] = _ratio(row["lost_access"], before)
+        row["churn_rate"] = row["gained_rate"] + row["lost_rate"]
+        row["loss_rate"] = _ratio(row["charge_off_loss"] * 12.0 / len(rows), avg)
+        row["capital_bound_months"] = sum(bool(monthly["capital_bound"][i]) for i in rows)
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b`` where ``b > 0``, else NaN (pandas' ``(a / b).where(b > 0)``)."""
+    return float(a / b) if b > 0 else float("nan")
+
+
+def group_sums(columns: list[list[float]], groups: list[np.ndarray],
+               in_order: bool = True) -> list[list[float]]:
+    """The sums pandas (3.1) ``groupby().sum()`` takes of float ``columns`` selected
+    together, over the rows of each of ``groups``: with the rows in group order and no NaN
+    among all the columns' values, ``np.add.reduceat`` over each group's rows; else, value
+    by value, the Kahan-compensated sum of the values that are not NaN."""
+    values = np.array(columns, dtype=np.float64).reshape(len(columns), -1)
+    if in_order and not np.isnan(values).any():
+        starts = [int(rows[0]) for rows in groups]
+        return np.add.reduceat(values, starts, axis=1).tolist()
+    return [[_kahan(column[rows])[0] for rows in groups] for column in values]
+
+
+def group_means(column: list[float], groups: list[np.ndarray],
+                in_order: bool = True) -> list[float]:
+    """The means pandas (3.1) ``groupby().mean()`` takes of a float column (as in
+    :func:`group_sums`: a plain sum over the group's size, or a Kahan sum over the count of
+    values that are not NaN, NaN without any)."""
+    values = np.array(column, dtype=np.float64)
+    if in_order and not np.isnan(values).any():
+        starts = [int(rows[0]) for rows in groups]
+        sizes = np.array([len(rows) for rows in groups], dtype=np.float64)
+        return (np.add.reduceat(values, starts) / sizes).tolist()
+    means = []
+    for rows in groups:
+        total, count = _kahan(values[rows])
+        means.append(total / count if count else float("nan"))
+    return means
+
+
+def _kahan(values: np.ndarray) -> tuple[float, int]:
+    """pandas' Cython group sum: Kahan-compensated, in row order, NaN left out; and the
+    count of values summed."""
+    total = compensation = 0.0
+    count = 0
+    for value in values.tolist():
+        if value != value:
+            continue
+        count += 1
+        y = value - compensation
+        t = total + y
+        compensation = t - total - y
+        if not math.isfinite(compensation):  # an infinite value: keep the sum infinite
+            compensation = 0.0
+        total = t
+    return total, count
+
+
+def column_sum(values: list[float]) -> float:
+    """The sum pandas' ``Series.sum()`` takes of a float column: NumPy's (pairwise), NaN
+    counted as 0."""
+    column = np.array(values, dtype=np.float64)
+    return float(np.where(np.isnan(column), 0.0, column).sum())
+
+
+def credit_summary(sim: Finished, monthly: dict[str, list]) -> dict:
     """Headline credit and fraud figures of the whole run."""
     pop, book = sim.pop, sim.book
-    years = len(monthly) / 12.0
-    borrower_years = monthly["borrowers"].sum() / 12.0
-    avg_outstanding = monthly["outstanding"].mean()
+    years = len(monthly["month"]) / 12.0
+    borrower_years = column_sum(monthly["borrowers"]) / 12.0
+    outstanding = np.array(monthly["outstanding"], dtype=np.float64)
+    valid = ~np.isnan(outstanding)
+    avg_outstanding = (column_sum(monthly["outstanding"]) / np.count_nonzero(valid)
+                       if valid.any() else np.nan)
     cap_bound = {}
     for i, rule in enumerate(sim.scenario.credit.limits.caps):
         for k, kind in enumerate(credit.CAP_KINDS):
@@ -117,24 +224,22 @@ def credit_summary(sim: Finished, monthly: pd.DataFrame) -> dict:
             cap_bound[f"{rule.name}:{kind}"] = float(users * pop.weight)
     since = sim.end - 365  # the run's last year
     return {
-        "annualised_default_rate": _num(monthly["new_defaults"].sum() / borrower_years
+        "annualised_default_rate": _num(column_sum(monthly["new_defaults"]) / borrower_years
                                         if borrower_years > 0 else np.nan),
-        "annualised_loss_rate": _num(monthly["charge_off_loss"].sum() / years / avg_outstanding
-                                     if avg_outstanding > 0 else np.nan),
-        "default_rate_12m": _num(monthly["default_rate_12m"].iloc[-1]),
-        "lagged_default_rate": _num(monthly["lagged_default_rate"].iloc[-1]),
-        "interest_revenue": float(monthly["interest_revenue"].sum()),
-        "charge_off_loss": float(monthly["charge_off_loss"].sum()),
-        "funding_cost": float(monthly["funding_cost"].sum()),
-        "net_income": float(monthly["net_income"].sum()),
-        "outstanding": float(monthly["outstanding"].iloc[-1]),
+        "annualised_loss_rate": _num(column_sum(monthly["charge_off_loss"]) / years
+                                     / avg_outstanding if avg_outstanding > 0 else np.nan),
+        "default_rate_12m": _num(monthly["default_rate_12m"][-1]),
+        "lagged_default_rate": _num(monthly["lagged_default_rate"][-1]),
+        "interest_revenue": column_sum(monthly["interest_revenue"]),
+        "charge_off_loss": column_sum(monthly["charge_off_loss"]),
+        "funding_cost": column_sum(monthly["funding_cost"]),
+        "net_income": column_sum(monthly["net_income"]),
+        "outstanding": float(monthly["outstanding"][-1]),
         "accounts_opened": float(np.count_nonzero(book.opened) * pop.weight),
         "defaults": float(np.count_nonzero(book.default_month >= 0) * pop.weight),
         "wrongly_blocked_share": _num(fraud.wrongly_blocked_share(sim.fraud, pop, since)),
         "wrongly_blocked_window_days": 365,
-        "reviews": float(monthly["reviews"].sum()),
+        "reviews": column_sum(monthly["reviews"]),
         "cap_bound": cap_bound,
-        "capital_bound_months": int(monthly["capital_bound"].sum()),
+        "capital_bound_months": int(sum(bool(b) for b in monthly["capital_bound"])),
     }
-
-

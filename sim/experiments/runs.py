@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.engine.result import Result
 from sim.engine.simulation import Simulation
 from sim.experiments.executors import Progress, execute
 from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def run(scenario: Scenario, seed: int | None = None, progress: Progress | None = None,
@@ -101,6 +104,8 @@ def run_all(specs: Sequence[RunSpec], executor=None, progress: Progress | None =
 
 def concat(outputs: Iterable[RunOutput], table: str) -> pd.DataFrame:
     """One table of every run, labels first, in run order."""
+    import pandas as pd
+
     frames = [o.tables[table] for o in outputs]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -29,12 +29,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.engine.result import Result
+from sim.engine.tables import Table
 from sim.errors import GreysimError
+from sim.io import parquet
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 try:
     import fcntl
@@ -100,10 +105,19 @@ def default_destination(result: Result, root: Path = Path("outputs")) -> Path:
     return scenario_folder(result.scenario.name, root) / new_run_id()
 
 
-def table_bytes(df: pd.DataFrame) -> bytes:
-    """A table as Parquet with fixed settings, so equal tables give equal bytes."""
+def table_bytes(table: pd.DataFrame | Table) -> bytes:
+    """A table as Parquet with fixed settings, so equal tables give equal bytes.
+
+    A run's recorded :class:`~sim.engine.tables.Table` is written from its columns without
+    pandas (:mod:`sim.io.parquet`: the same bytes as its DataFrame's); a DataFrame, or a
+    table whose columns that writer does not know, by pandas."""
+    if isinstance(table, Table):
+        try:
+            return parquet.parquet_bytes(parquet.arrow_table(table))
+        except parquet.Unsupported:
+            table = table.frame
     buf = io.BytesIO()
-    df.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
+    table.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
     return buf.getvalue()
 
 
@@ -111,8 +125,8 @@ def json_text(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n"
 
 
-def write_table(df: pd.DataFrame, path: Path) -> None:
-    Path(path).write_bytes(table_bytes(df))
+def write_table(table: pd.DataFrame | Table, path: Path) -> None:
+    Path(path).write_bytes(table_bytes(table))
 
 
 def write_json(obj, path: Path) -> None:
@@ -122,7 +136,7 @@ def write_json(obj, path: Path) -> None:
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, dt.date | pd.Timestamp):
+    if isinstance(value, dt.date):  # a pandas Timestamp too (a datetime)
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
@@ -144,7 +158,7 @@ def manifest(result: Result, argv: list[str] | None = None) -> dict:
         "command": argv if argv is not None else sys.argv,
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "pandas": pd.__version__,
+        "pandas": parquet.pandas_version(),
         "platform": platform.platform(),
     }
 
@@ -281,12 +295,12 @@ def write_run(result: Result, dest: Path | None = None, *, force: bool = False,
     """
     unique = dest is None
     dest = default_destination(result, root) if unique else Path(dest)
-    return write_folder(dest, tables=result.tables(),
+    return write_folder(dest, tables=result.recorded(),
                         jsons={"summary": result.summary, "manifest": manifest(result, argv)},
                         kind="run", force=force, unique=unique, finish=finish)
 
 
-def write_folder(dest: Path, *, tables: dict[str, pd.DataFrame] | None = None,
+def write_folder(dest: Path, *, tables: dict[str, pd.DataFrame | Table] | None = None,
                  jsons: dict[str, object] | None = None, kind: str = "run",
                  force: bool = False, unique: bool = False,
                  finish: Callable[[Path], object] | None = None) -> Path:

@@ -83,3 +83,19 @@ def test_the_collector_is_paused_for_the_start_up_and_on_while_a_command_runs(tm
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "[True]", "True"]
+
+
+def test_a_run_without_its_report_never_imports_pandas(tmp_path):
+    """``run --no-report`` writes its folder from the tables as recorded: pandas (a quarter
+    of a second to import) is for the report and the analysis, not for the run."""
+    out = tmp_path / "run"
+    code = ("import sys\nimport sim.cli\n"
+            f"sys.argv = ['greysim', 'run', 'scenarios/baseline.yaml', '--users', '2000', "
+            f"'--quarters', '2', '--no-report', '--quiet', '--out', {str(out)!r}]\n"
+            "try:\n    sim.cli.main()\nexcept SystemExit as exc:\n    assert not exc.code\n"
+            "print('pandas' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+    assert (out / "metrics.parquet").is_file() and (out / "summary.json").is_file()
