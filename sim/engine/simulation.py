@@ -33,7 +33,6 @@ from sim.model import (
     numeric,
     reevaluation,
     release,
-    risk,
     scoring,
 )
 from sim.model.population import assign_latent_risk, synthesize
@@ -118,13 +117,13 @@ class Simulation:
         self.streams = Streams(self.seed)
         self.env = simpy.Environment()
         self.pop = synthesize(scenario, generator(self.seed, "population"))
-        first = scoring.evaluate(self.pop, scenario)
+        first = scoring.evaluate(self.pop, scenario, structural=True)
         numeric.check_finite(first.score, name="score", process="scoring", month=0,
                             key="scoring")
         # Latent risk follows what behaviour says (risk.structural_score: the score without
         # the segment offsets fitted to access and its transient "other indicators"), so
         # score noise and access calibration move access, not risk.
-        assign_latent_risk(self.pop, scenario, risk.structural_score(self.pop, scenario),
+        assign_latent_risk(self.pop, scenario, first.structural,
                            generator(self.seed, "risk"))
         numeric.check_probability(self.pop.hazard, name="monthly default hazard", process="risk",
                                  month=0, key=("risk.monthly_hazard", "risk.dispersion"))

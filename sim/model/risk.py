@@ -38,14 +38,9 @@ def structural_score(pop: Population, scenario: Scenario) -> np.ndarray:
     unknown-sources deduction, which is read along the device grades' offsets) and without
     the transient "other indicators". Latent risk is built on this, so refitting
     an access offset moves access, never hazards; a segment (region, device grade, data
-    sharing) differs in risk only through who is in it."""
-    population = scenario.population
-    zeroed = population.model_copy(update={
-        dim: {k: v.model_copy(update={"score_offset": 0.0})
-              for k, v in getattr(population, dim).items()}
-        for dim in scoring.OFFSET_DIMENSIONS})
-    plain = scenario.model_copy(update={"population": zeroed})
-    return scoring.evaluate(pop, plain).score - pop.other_indicators
+    sharing) differs in risk only through who is in it. (:func:`scoring.evaluate` gives it
+    beside a scoring, from the same module scores.)"""
+    return scoring.evaluate(pop, scenario, structural=True).structural
 
 
 def lifecycle_curve(spec: Lifecycle, months: int) -> np.ndarray:

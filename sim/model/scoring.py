@@ -43,12 +43,14 @@ REASONS = {
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One scoring of everyone: total score, value score and the decision."""
+    """One scoring of everyone: total score, value score and the decision (and, when asked
+    for, the structural score: :func:`evaluate`)."""
 
     score: np.ndarray
     value: np.ndarray
     eligible: np.ndarray
     reasons: np.ndarray
+    structural: np.ndarray | None = None
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -195,6 +197,16 @@ def _offsets(pop: Population, tables: tuple[np.ndarray, ...]) -> np.ndarray:
         total += np.take(values, getattr(pop, codes))
     total -= tables[-1][pop.device_grade, pop.os] * pop.unknown_sources
     return total
+
+
+def without_offsets(scenario: Scenario) -> Scenario:
+    """``scenario`` with every segment's score offset zero (:data:`OFFSET_DIMENSIONS`)."""
+    population = scenario.population
+    zeroed = population.model_copy(update={
+        dim: {k: v.model_copy(update={"score_offset": 0.0})
+              for k, v in getattr(population, dim).items()}
+        for dim in OFFSET_DIMENSIONS})
+    return scenario.model_copy(update={"population": zeroed})
 
 
 def unknown_sources_deduction(pop: Population, scenario: Scenario) -> np.ndarray:
@@ -447,7 +459,7 @@ def _kept(pop: Population, plan: _Plan) -> _Fixed:
 
 
 def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None,
-             keep: bool = True) -> Evaluation:
+             keep: bool = True, structural: bool = False) -> Evaluation:
     """Score everyone and decide eligibility (``cutoff`` overrides the scenario's), block by
     block of :data:`BLOCK` users (each user's score depends on that user alone).
 
@@ -455,6 +467,10 @@ def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None,
     are kept for ``pop`` and reused by its next scorings (about half the work). A caller
     that changes one of those arrays in place passes ``keep=False``: every part is
     computed afresh and nothing is kept (what was kept for ``pop`` is dropped).
+
+    ``structural`` also gives the structural score (:func:`sim.model.risk.structural_score`)
+    from the same module scores: the score of :func:`without_offsets` less the other
+    indicators, the same sums as scoring that scenario.
     """
     n = pop.n
     plan = _Plan.of(scenario)
@@ -462,19 +478,29 @@ def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None,
         fixed = _kept(pop, plan)
     else:
         _KEPT.pop(pop, None)
+    plain = None
+    if structural:
+        tables = _offset_tables(without_offsets(scenario))
+        plain = tables if any(t.any() for t in tables) else ()  # (): every offset zero
     score, value = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
     reasons = np.empty(n, dtype=np.uint16)
+    structure = np.empty(n, dtype=np.float32) if structural else None
     for a in range(0, n, BLOCK):
         at = slice(a, a + BLOCK)
         block = pop.rows(a, a + BLOCK)
         parts = fixed.rows(a, a + BLOCK) if keep else _Fixed.computed(block, plan)
-        score[at], value[at], reasons[at] = _evaluate(block, plan, parts, cutoff)
-    return Evaluation(score, value, reasons == 0, reasons)
+        score[at], value[at], reasons[at], st = _evaluate(block, plan, parts, cutoff, plain)
+        if structural:
+            structure[at] = st
+    return Evaluation(score, value, reasons == 0, reasons, structure)
 
 
-def _evaluate(pop: Population, plan: _Plan, fixed: _Fixed,
-              cutoff: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Score, value score and reasons of one block of users, with its ``fixed`` parts."""
+def _evaluate(pop: Population, plan: _Plan, fixed: _Fixed, cutoff: float | None,
+              plain: tuple[np.ndarray, ...] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Score, value score, reasons and (with ``plain``, the offset tables of the scenario
+    without offsets) the structural score of one block of users, with its ``fixed``
+    parts."""
     scenario = plan.scenario
     cfg = scenario.scoring
     weights = scenario.rollout.value_weights
@@ -494,6 +520,16 @@ def _evaluate(pop: Population, plan: _Plan, fixed: _Fixed,
             value += weights[m] * x
         del x
     penalty, hard = _penalties(pop, plan.penalties, fixed.parts["flags"])
+    structure = None
+    if plain is not None:  # the same steps from the module sum, with the plain offsets
+        structure = score.copy()
+        if plain:
+            structure += _offsets(pop, plain)
+        structure -= penalty
+        structure += pop.other_indicators
+        if pop.score_adjust is not None:
+            structure += pop.score_adjust
+        structure -= pop.other_indicators
     score += offsets
     score -= penalty
     score += pop.other_indicators
@@ -504,4 +540,4 @@ def _evaluate(pop: Population, plan: _Plan, fixed: _Fixed,
         reasons |= hard * np.uint16(REASONS["hard_cutoff"])
     limit = cfg.cutoff if cutoff is None else cutoff
     reasons |= (score < limit) * np.uint16(REASONS["score_below_cutoff"])
-    return score, value, reasons
+    return score, value, reasons, structure

@@ -232,6 +232,22 @@ def test_a_kept_scoring_follows_every_change_of_behaviour_scenario_or_arrays(mon
     assert pop not in scoring._KEPT
 
 
+@pytest.mark.parametrize("changes", [
+    {}, {f"population.device_grades.{g}.security_score": None for g in "ABC"}])
+def test_the_structural_score_beside_a_scoring_is_the_offset_free_scoring(changes):
+    """The structural score a scoring gives from its own module scores equals the score of
+    the scenario without segment offsets less the other indicators, bit for bit (with
+    device security scores the unknown-sources deduction goes with the offsets; without
+    them it stays, in points)."""
+    sc, pop = _pop(changes)
+    pop.score_adjust = np.random.default_rng(4).normal(0, 3, pop.n).astype(np.float32)
+    ev = scoring.evaluate(pop, sc, structural=True)
+    plain = scoring.evaluate(replace(pop), scoring.without_offsets(sc), keep=False)
+    assert np.array_equal(ev.structural, plain.score - pop.other_indicators)
+    assert _same(ev, scoring.evaluate(replace(pop), sc, keep=False))
+    assert not np.array_equal(ev.structural, ev.score - pop.other_indicators)
+
+
 def test_a_scoring_keeps_only_parts_of_fixed_attributes():
     """What a scoring keeps is computed from :data:`population.FIXED` attributes alone,
     which no process writes (``tests/model/test_population.py`` walks ``sim/`` for that)."""
