@@ -8,7 +8,7 @@ import numpy as np
 
 from sim.model import streams as purposes
 from sim.model.population import Population
-from sim.model.streams import Streams
+from sim.model.streams import BLOCK, Streams
 from sim.scenario import Release
 
 
@@ -58,12 +58,19 @@ class Adoption:
         if newest != self.newest:
             behind = pop.version < newest
             behind &= ~pop.laggard
-            self.behind, self.newest = np.flatnonzero(behind), newest
-        u = streams.uniform(purposes.ADOPTION, month, self.behind)
-        moves = u < upgrade_probability(release, days)
-        # np.compress, not behind[mask]: several times faster on a scattered mask
-        moving = np.compress(moves, self.behind)
-        self.behind = np.compress(~moves, self.behind)
+            # kept from month to month: 4 bytes a user behind where indices fit
+            small = np.int32 if pop.n < 2**31 else np.intp
+            self.behind, self.newest = np.flatnonzero(behind).astype(small), newest
+        chance = upgrade_probability(release, days)
+        moving, still = [], []
+        for a in range(0, self.behind.size, BLOCK):  # a block's draws at a time: no 8 bytes
+            users = self.behind[a:a + BLOCK]          # a user behind at once
+            moves = streams.uniform(purposes.ADOPTION, month, users) < chance
+            # np.compress, not users[mask]: several times faster on a scattered mask
+            moving.append(np.compress(moves, users))
+            still.append(np.compress(~moves, users))
+        moving = np.concatenate(moving) if moving else self.behind[:0]
+        self.behind = np.concatenate(still) if still else self.behind
         pop.version[moving] = newest
         return moving
 
