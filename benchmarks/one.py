@@ -16,7 +16,7 @@ import sim
 import sim.engine  # noqa: F401  (``import sim`` is lazy: load the model before timing it)
 
 #: What a run without A/B arms imports (``import sim`` itself is lazy).
-RUN_MODULES = ("numpy", "pandas", "simpy", "sim.engine.simulation", "sim.engine.result",
+RUN_MODULES = ("numpy", "simpy", "sim.engine.simulation", "sim.engine.result",
                "sim.experiments.runs")
 
 
