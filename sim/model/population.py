@@ -477,7 +477,9 @@ def weighted_auc(score: np.ndarray, bad_prob: np.ndarray) -> float:
     # its own); it should count half of every good x bad pair of the group
     ties = np.flatnonzero(tied)
     if ties.size:
-        members = np.unique(np.concatenate([ties - 1, ties]))  # positions in score order
+        # positions in score order tied to their previous or next user (np.unique of the
+        # two would hash them: 17 ms at a million users)
+        members = np.flatnonzero(tied | np.append(tied[1:], False))
         start = np.r_[True, ~tied[members[1:]]]  # a member not tied to its previous starts
         group = np.cumsum(start) - 1
         bad = bad_prob[order[members]].astype(np.float64)
