@@ -297,14 +297,16 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["early_repayments"] = int(full)
 
     can_use = visible & ~pop.closed
-    capped = capital is not None and (book.capital_held
-                                      or int(book.balance[lines].sum()) >= capital)
+    # what is lent after the repayments: reviews and new lines (none drawn yet) move no
+    # balance until the draws, and only the draws after them
+    lent = int(book.balance[lines].sum())
+    capped = capital is not None and (book.capital_held or lent >= capital)
     flows["limit_raises"] = (0 if capped else
                              review_limits(book, pop, scenario, day=day, date=date, lines=lines))
     new = activate(book, pop, scenario, can_use, month=month, date=date, streams=streams)
     flows["new_activations"] = int(new.size)
     lines = book.lines  # with the new lines
-    room = None if capital is None else max(capital - int(book.balance[lines].sum()), 0)
+    room = None if capital is None else max(capital - lent, 0)
     flows["draws"], flows["draw_accounts"], held = draw(
         book, cfg, can_use, month=month, day=day, streams=streams, room=room, greedy=crook,
         lines=lines)
@@ -312,7 +314,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["capital_capped"] = int(capped or held)
     flows["fraud_defaults"] = int(np.count_nonzero(crook[defaulted]))
     flows["cap_cuts"] = cap_limits(book, pop, scenario, date)
-    flows["closing_balance"] = int(book.balance[lines].sum())
+    flows["closing_balance"] = lent + flows["draws"]  # caps cut limits, not balances
     flows["funding_cost"] = funding_cost(flows["opening_balance"], cfg.loss.funding_rate, days)
     return flows
 

@@ -41,6 +41,7 @@ def test_the_balance_identity_holds_to_the_fen_every_month(ran):
         opening, closing = int(balance.sum()), int(book.balance.sum())
         assert (opening + flows["draws"] + flows["interest_revenue"] - flows["repayments"]
                 - flows["charge_offs"]) == closing
+        assert (flows["opening_balance"], flows["closing_balance"]) == (opening, closing)
         for key in seen:
             seen[key] += flows[key]
     assert all(v > 0 for v in seen.values()), seen  # every term took part
