@@ -4,9 +4,10 @@ First the ratio to W1's NumPy floor: the whole ``greysim run`` process against t
 ``numpy_floor.py`` process (``../shared/bench`` beside the repository) at the same users and
 quarters, run-off months off (``--set reporting.run_off_months=0``: the floor simulates the
 quarters alone), both with Python's bytecode cache allowed and greysim's filled by an untimed
-small run first, as on a user's second run. Then each size runs in a fresh subprocess
-(peaks don't mix), also without
-run-off months. Prints wall time, users x months per
+small run first, as on a user's second run; the wall-clock ratio, and beside it the ratio of
+the CPU seconds the two processes used (steadier on a shared host). Then each size runs in a
+fresh subprocess (peaks don't mix), also without run-off months. Prints wall time, users x
+months per
 second, peak resident bytes per user and each process's share of the time, then the
 replication speed-up of a 2-worker process pool over one worker (4 runs of 200k users and 40
 of 20k), the same 40 small runs on a real ``dask scheduler`` and two ``dask worker``
@@ -21,11 +22,13 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,11 +59,24 @@ def cached_bytecode_env() -> dict[str, str]:
     return env
 
 
-def timed_process(argv: list[str], env: dict[str, str] | None = None) -> float:
-    """Wall seconds of one whole process, start-up and imports included."""
+class Timed(NamedTuple):
+    """One whole process: wall seconds and the CPU seconds it used (user and system)."""
+
+    wall: float
+    cpu: float
+
+
+def timed_process(argv: list[str], env: dict[str, str] | None = None) -> Timed:
+    """Wall and CPU seconds of one whole process, start-up and imports included. The CPU
+    seconds are the finished child's (``RUSAGE_CHILDREN``), which a neighbour on a shared
+    host slows less than the wall clock."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timed(wall, cpu)
 
 
 def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
@@ -94,15 +110,21 @@ def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
                 floors.append(floor_run())
     if not found:
         return {"users": users, "quarters": quarters, "run_off_months": 0,
-                "greysim_seconds": greysim[0], "floor": str(floor), "floor_seconds": None,
-                "ratio": None, "pairs": 0, "ratios": []}
-    ratios = [g / f for g, f in zip(greysim, floors, strict=True)]
-    # the middle pair (the lower middle one of an even number)
-    pick = int(np.argsort(ratios, kind="stable")[(len(ratios) - 1) // 2])
+                "greysim_seconds": greysim[0].wall, "floor": str(floor), "floor_seconds": None,
+                "ratio": None, "pairs": 0, "ratios": [], "cpu_ratio": None, "cpu_ratios": []}
+    ratios = [g.wall / f.wall for g, f in zip(greysim, floors, strict=True)]
+    cpu_ratios = [g.cpu / f.cpu if f.cpu > 0 else float("nan")
+                  for g, f in zip(greysim, floors, strict=True)]
+    pick, cpu_pick = _middle(ratios), _middle(cpu_ratios)
     return {"users": users, "quarters": quarters, "run_off_months": 0,
-            "greysim_seconds": greysim[pick], "floor": str(floor),
-            "floor_seconds": floors[pick], "ratio": ratios[pick], "pairs": len(ratios),
-            "ratios": ratios}
+            "greysim_seconds": greysim[pick].wall, "floor": str(floor),
+            "floor_seconds": floors[pick].wall, "ratio": ratios[pick], "pairs": len(ratios),
+            "ratios": ratios, "cpu_ratio": cpu_ratios[cpu_pick], "cpu_ratios": cpu_ratios}
+
+
+def _middle(values: list[float]) -> int:
+    """The index of the middle value (the lower middle one of an even number)."""
+    return int(np.argsort(values, kind="stable")[(len(values) - 1) // 2])
 
 
 def report_ratio(row: dict) -> None:
@@ -112,8 +134,10 @@ def report_ratio(row: dict) -> None:
         print(f"{head}; floor not found at {row['floor']}: ratio omitted")
     else:
         every = ", ".join(f"{r:.2f}" for r in row["ratios"])
+        cpu = ", ".join(f"{r:.2f}" for r in row["cpu_ratios"])
         print(f"{head}, floor {row['floor_seconds']:.2f} s: ratio {row['ratio']:.2f}x "
-              f"(the median of {row['pairs']} paired runs: {every})")
+              f"(the median of {row['pairs']} paired runs: {every}); CPU seconds ratio "
+              f"{row['cpu_ratio']:.2f}x ({cpu})")
 
 
 def machine() -> dict:
@@ -253,6 +277,7 @@ def targets(runs: list[dict], pool: dict | None, ratio: dict | None = None) -> d
         out["pool_speedup"] = pool["speedup"]
     if ratio is not None and ratio["ratio"] is not None:
         out["floor_ratio"] = ratio["ratio"]
+        out["floor_cpu_ratio"] = ratio["cpu_ratio"]
     return out
 
 

@@ -252,10 +252,11 @@ def _scripted_processes(monkeypatch, floor_seconds, greysim_seconds):
     def timed(argv, env=None):
         if "--out" in argv and argv[argv.index("--out") + 1].endswith("warm"):
             order.append("warm")
-            return 0.0
+            return bench.Timed(0.0, 0.0)
         kind = "floor" if "numpy_floor.py" in " ".join(argv) else "greysim"
         order.append(kind)
-        return next(floors) if kind == "floor" else next(runs)
+        wall = next(floors) if kind == "floor" else next(runs)
+        return bench.Timed(wall, wall / 2 if kind == "floor" else wall)  # CPU: floor halved
 
     monkeypatch.setattr(bench, "timed_process", timed)
     return bench, order
@@ -269,6 +270,7 @@ def test_the_ratio_is_the_middle_of_pairs_that_alternate_their_order(monkeypatch
     assert order == ["warm", "greysim", "floor", "floor", "greysim", "greysim", "floor"]
     assert row["ratios"] == [3.0, 6.0, 4.0] and row["ratio"] == 4.0  # the middle one
     assert (row["greysim_seconds"], row["floor_seconds"]) == (8.0, 2.0)  # of that pair
+    assert row["cpu_ratios"] == [6.0, 12.0, 8.0] and row["cpu_ratio"] == 8.0
     bench, order = _scripted_processes(monkeypatch, [2.0, 1.0], [6.0, 6.0])
     assert bench.floor_ratio(1000, 1, "scenarios/baseline.yaml", floor, pairs=2)["ratio"] == 3.0
 
