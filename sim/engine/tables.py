@@ -51,6 +51,11 @@ class Table:
             self._frame = self._make()
         return self._frame
 
+    @property
+    def built(self) -> bool:
+        """Whether the DataFrame has been made (its reader may have changed it since)."""
+        return self._frame is not None
+
     def __len__(self) -> int:
         if self._rows is None:
             self._rows = (len(next(iter(self.columns.values()), ())) if self.columns is not None

@@ -109,13 +109,16 @@ def table_bytes(table: pd.DataFrame | Table) -> bytes:
     """A table as Parquet with fixed settings, so equal tables give equal bytes.
 
     A run's recorded :class:`~sim.engine.tables.Table` is written from its columns without
-    pandas (:mod:`sim.io.parquet`: the same bytes as its DataFrame's); a DataFrame, or a
-    table whose columns that writer does not know, by pandas."""
+    pandas (:mod:`sim.io.parquet`: the same bytes as its DataFrame's) until its DataFrame has
+    been made: from then on, as a caller may have changed it, the DataFrame is written, like
+    a DataFrame or a table whose columns that writer does not know, by pandas."""
     if isinstance(table, Table):
-        try:
-            return parquet.parquet_bytes(parquet.arrow_table(table))
-        except parquet.Unsupported:
-            table = table.frame
+        if not table.built:
+            try:
+                return parquet.parquet_bytes(parquet.arrow_table(table))
+            except parquet.Unsupported:
+                pass
+        table = table.frame
     buf = io.BytesIO()
     table.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
     return buf.getvalue()

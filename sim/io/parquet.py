@@ -55,9 +55,10 @@ def kind_of(values: list, date: bool = False) -> str:
         return "str"
     if any(issubclass(t, bool | np.bool_) for t in types):
         raise Unsupported("booleans mixed with other values")
-    if all(issubclass(t, int | np.integer) for t in types):
+    # NumPy's narrower numbers keep their own dtype in a DataFrame: pandas writes those
+    if types <= {int, np.int64}:
         return "int64"
-    if all(issubclass(t, int | float | np.integer | np.floating) for t in types):
+    if types <= {int, float, np.int64, np.float64}:
         return "float64"
     raise Unsupported(f"values of types {sorted(t.__name__ for t in types)}")
 

@@ -7,8 +7,10 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import sim
 from sim.errors import GreysimError
 from sim.io import folders
 from sim.io.folders import MARKER, OutputError
@@ -187,11 +189,11 @@ def test_tables_are_written_without_pandas_as_pandas_writes_them(small_runs):
 
     for run in small_runs:
         for stem, table in run.recorded().items():
-            parquet.arrow_table(table)  # no column left to pandas
+            written = parquet.parquet_bytes(parquet.arrow_table(table))  # no column to pandas
             buf = io.BytesIO()
             run.tables()[stem].to_parquet(buf, index=False, engine="pyarrow",
                                           compression="zstd")
-            assert folders.table_bytes(table) == buf.getvalue(), stem
+            assert written == buf.getvalue(), stem
 
 
 def test_a_written_run_reads_back_as_its_frames(small_runs, tmp_path):
@@ -224,3 +226,37 @@ def test_a_column_the_writer_does_not_know_is_written_by_pandas():
     pd.DataFrame(rows, columns=["a", "b", "c"]).to_parquet(buf, index=False, engine="pyarrow",
                                                            compression="zstd")
     assert folders.table_bytes(table) == buf.getvalue()
+
+
+@pytest.mark.parametrize("value", [np.float32(1.5), np.int32(3), np.uint8(7), np.float16(0.5)])
+def test_numpy_numbers_pandas_keeps_narrow_are_written_by_pandas(value):
+    """A column of NumPy's narrower numbers keeps its dtype in a DataFrame: the writer
+    leaves it to pandas, so the file holds the frame's type."""
+    import io
+
+    import pandas as pd
+
+    from sim.engine.tables import rows_table
+    from sim.io import parquet
+
+    rows = [{"a": value}, {"a": value}]
+    table = rows_table(rows, ["a"])
+    with pytest.raises(parquet.Unsupported):
+        parquet.arrow_table(table)
+    buf = io.BytesIO()
+    pd.DataFrame(rows, columns=["a"]).to_parquet(buf, index=False, engine="pyarrow",
+                                                 compression="zstd")
+    assert folders.table_bytes(table) == buf.getvalue()
+
+
+def test_a_table_changed_after_it_was_read_is_written_as_changed(baseline_path, tmp_path):
+    """Once a run's table has been read as a DataFrame, its writer writes that DataFrame,
+    with whatever its reader changed."""
+    import pandas as pd
+
+    run = sim.run(sim.load(baseline_path, {"population.users": 2000}), quarters=1)
+    run.monthly["note"] = 1.0
+    run.arms.loc[0, "users"] = 7
+    dest = folders.write_run(run, tmp_path / "changed", argv=["test"])
+    assert (pd.read_parquet(dest / "metrics.parquet")["note"] == 1.0).all()
+    assert pd.read_parquet(dest / "arms.parquet")["users"].iloc[0] == 7
