@@ -3,6 +3,7 @@ monthly table without pandas (the same numbers as pandas' sums and means, to the
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Protocol
 
@@ -150,14 +151,28 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b > 0 else float("nan")
 
 
+@functools.cache
+def _pandas_reduceat() -> bool:
+    """Whether the installed pandas sums ordered groups without NaN by ``np.add.reduceat``
+    (from 3.1; before, always Kahan-compensated): read without importing pandas."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int("".join(c for c in part if c.isdigit()) or 0)
+                        for part in version("pandas").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) >= (3, 1)
+
+
 def group_sums(columns: list[list[float]], groups: list[np.ndarray],
                in_order: bool = True) -> list[list[float]]:
-    """The sums pandas (3.1) ``groupby().sum()`` takes of float ``columns`` selected
-    together, over the rows of each of ``groups``: with the rows in group order and no NaN
-    among all the columns' values, ``np.add.reduceat`` over each group's rows; else, value
-    by value, the Kahan-compensated sum of the values that are not NaN."""
+    """The sums pandas ``groupby().sum()`` takes of float ``columns`` selected together,
+    over the rows of each of ``groups``: from pandas 3.1, with the rows in group order and
+    no NaN among all the columns' values, ``np.add.reduceat`` over each group's rows; else,
+    value by value, the Kahan-compensated sum of the values that are not NaN."""
     values = np.array(columns, dtype=np.float64).reshape(len(columns), -1)
-    if in_order and not np.isnan(values).any():
+    if in_order and _pandas_reduceat() and not np.isnan(values).any():
         starts = [int(rows[0]) for rows in groups]
         return np.add.reduceat(values, starts, axis=1).tolist()
     return [[_kahan(column[rows])[0] for rows in groups] for column in values]
@@ -165,11 +180,11 @@ def group_sums(columns: list[list[float]], groups: list[np.ndarray],
 
 def group_means(column: list[float], groups: list[np.ndarray],
                 in_order: bool = True) -> list[float]:
-    """The means pandas (3.1) ``groupby().mean()`` takes of a float column (as in
+    """The means pandas ``groupby().mean()`` takes of a float column (as in
     :func:`group_sums`: a plain sum over the group's size, or a Kahan sum over the count of
     values that are not NaN, NaN without any)."""
     values = np.array(column, dtype=np.float64)
-    if in_order and not np.isnan(values).any():
+    if in_order and _pandas_reduceat() and not np.isnan(values).any():
         starts = [int(rows[0]) for rows in groups]
         sizes = np.array([len(rows) for rows in groups], dtype=np.float64)
         return (np.add.reduceat(values, starts) / sizes).tolist()
