@@ -68,12 +68,16 @@ def test_cli_modules_import_no_cycle():
 
 
 def test_the_collector_is_paused_for_the_start_up_and_on_while_a_command_runs(tmp_path):
-    """The console script starts with the cyclic garbage collector off (its imports make no
-    garbage) and every command runs with it on, so a long command frees its cycles."""
+    """The console script pauses the cyclic garbage collector for its start-up and a run's
+    imports and scenario (they make no garbage), and every command runs with it on, so a
+    long command frees its cycles."""
     code = ("import gc, sys\nimport sim.cli.run as run\n"
             "seen = []\n"
             "def spy(*a, **k):\n    seen.append(gc.isenabled())\n    sys.exit(0)\n"
             "run._simulate = spy\n"
+            "load = run.load_scenario\n"
+            "def loading(*a, **k):\n    seen.append(gc.isenabled())\n    return load(*a, **k)\n"
+            "run.load_scenario = loading\n"
             f"sys.argv = ['greysim', 'run', 'scenarios/baseline.yaml', '--users', '100', "
             f"'--quiet', '--no-report', '--out', {str(tmp_path / 'run')!r}]\n"
             "import sim.cli\nenabled_at_start = gc.isenabled()\n"
@@ -82,7 +86,8 @@ def test_the_collector_is_paused_for_the_start_up_and_on_while_a_command_runs(tm
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["True", "[True]", "True"]
+    # on at the start (before main), off while the run loads its scenario, on while it runs
+    assert proc.stdout.split() == ["True", "[False,", "True]", "True"]
 
 
 def test_a_run_without_its_report_never_imports_pandas(tmp_path):
