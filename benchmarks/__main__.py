@@ -5,9 +5,9 @@ First the ratio to W1's NumPy floor: the whole ``greysim run`` process against t
 quarters, run-off months off (``--set reporting.run_off_months=0``: the floor simulates the
 quarters alone), both with Python's bytecode cache allowed and greysim's filled by an untimed
 small run first, as on a user's second run; the wall-clock ratio, and beside it the ratio of
-the CPU seconds the two processes used (steadier on a shared host). Then each size runs in a
-fresh subprocess (peaks don't mix), also without run-off months. Prints wall time, users x
-months per
+the CPU seconds the two processes' threads used (less slowed by a busy host). Then each size
+runs in a fresh subprocess (peaks don't mix), also without run-off months. Prints wall time,
+users x months per
 second, peak resident bytes per user and each process's share of the time, then the
 replication speed-up of a 2-worker process pool over one worker (4 runs of 200k users and 40
 of 20k), the same 40 small runs on a real ``dask scheduler`` and two ``dask worker``
@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -60,23 +59,33 @@ def cached_bytecode_env() -> dict[str, str]:
 
 
 class Timed(NamedTuple):
-    """One whole process: wall seconds and the CPU seconds it used (user and system)."""
+    """One whole process: wall seconds and the CPU seconds its threads used (user and
+    system; None where the platform does not say)."""
 
     wall: float
-    cpu: float
+    cpu: float | None
+
+
+def _children_cpu() -> float | None:
+    """CPU seconds of the finished child processes so far (POSIX ``RUSAGE_CHILDREN``)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def timed_process(argv: list[str], env: dict[str, str] | None = None) -> Timed:
     """Wall and CPU seconds of one whole process, start-up and imports included. The CPU
-    seconds are the finished child's (``RUSAGE_CHILDREN``), which a neighbour on a shared
-    host slows less than the wall clock."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, every thread's, are what a neighbour on a shared host slows less than the
+    wall clock (a process that keeps a second core busy counts it)."""
+    before = _children_cpu()
     started = time.perf_counter()
     subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Timed(wall, cpu)
+    after = _children_cpu()
+    return Timed(wall, None if before is None or after is None else after - before)
 
 
 def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
@@ -88,13 +97,13 @@ def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
     first). The ratio is None when the floor is absent (greysim then runs once)."""
     env = cached_bytecode_env()
 
-    def greysim_run(n: int, q: int, out: Path) -> float:
+    def greysim_run(n: int, q: int, out: Path) -> Timed:
         return timed_process(
             [sys.executable, "-m", "sim", "run", scenario, "--users", str(n), "--quarters",
              str(q), "--set", "reporting.run_off_months=0", "--no-report", "--quiet",
              "--out", str(out)], env)
 
-    def floor_run() -> float:
+    def floor_run() -> Timed:
         return timed_process([sys.executable, str(floor), "--users", str(users), "--quarters",
                               str(quarters), "--seed", "1"], env)
 
@@ -113,13 +122,14 @@ def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
                 "greysim_seconds": greysim[0].wall, "floor": str(floor), "floor_seconds": None,
                 "ratio": None, "pairs": 0, "ratios": [], "cpu_ratio": None, "cpu_ratios": []}
     ratios = [g.wall / f.wall for g, f in zip(greysim, floors, strict=True)]
-    cpu_ratios = [g.cpu / f.cpu if f.cpu > 0 else float("nan")
-                  for g, f in zip(greysim, floors, strict=True)]
-    pick, cpu_pick = _middle(ratios), _middle(cpu_ratios)
+    cpu_ratios = [g.cpu / f.cpu for g, f in zip(greysim, floors, strict=True)
+                  if g.cpu is not None and f.cpu]
+    pick = _middle(ratios)
     return {"users": users, "quarters": quarters, "run_off_months": 0,
             "greysim_seconds": greysim[pick].wall, "floor": str(floor),
             "floor_seconds": floors[pick].wall, "ratio": ratios[pick], "pairs": len(ratios),
-            "ratios": ratios, "cpu_ratio": cpu_ratios[cpu_pick], "cpu_ratios": cpu_ratios}
+            "ratios": ratios, "cpu_ratios": cpu_ratios,
+            "cpu_ratio": cpu_ratios[_middle(cpu_ratios)] if cpu_ratios else None}
 
 
 def _middle(values: list[float]) -> int:
@@ -134,10 +144,11 @@ def report_ratio(row: dict) -> None:
         print(f"{head}; floor not found at {row['floor']}: ratio omitted")
     else:
         every = ", ".join(f"{r:.2f}" for r in row["ratios"])
-        cpu = ", ".join(f"{r:.2f}" for r in row["cpu_ratios"])
+        cpu = ("" if row["cpu_ratio"] is None else
+               f"; CPU seconds ratio {row['cpu_ratio']:.2f}x ("
+               + ", ".join(f"{r:.2f}" for r in row["cpu_ratios"]) + ")")
         print(f"{head}, floor {row['floor_seconds']:.2f} s: ratio {row['ratio']:.2f}x "
-              f"(the median of {row['pairs']} paired runs: {every}); CPU seconds ratio "
-              f"{row['cpu_ratio']:.2f}x ({cpu})")
+              f"(the median of {row['pairs']} paired runs: {every}){cpu}")
 
 
 def machine() -> dict:
