@@ -46,8 +46,8 @@ class Result:
     """A finished run: its tables, the final population and how it was made.
 
     The tables (``monthly``, ``segments``, ``batches``, ``vintages``, ``arms``, ``gates``)
-    are pandas DataFrames, made when first read: a run that only writes its folder never
-    imports pandas (:meth:`recorded` gives the tables as recorded).
+    are pandas DataFrames, made when first read: a run without A/B arms that only writes its
+    folder imports no pandas (:meth:`recorded` gives the tables as recorded).
     """
 
     monthly: pd.DataFrame = TableAttribute()

@@ -75,8 +75,9 @@ class Book:
     #: score array: new lines rank against the bank's last scoring (_rank_pool)
     rank_pool: np.ndarray | None = None
     rank_pool_of: weakref.ref | None = None
-    #: the users with a line, in index order (``np.flatnonzero(opened)``, kept as lines
-    #: open: every month's steps and the recorder select among them)
+    #: the users with a line, in index order (``np.flatnonzero(opened)``, kept by
+    #: ``_open_lines``, the one place lines open: every month's steps and the recorder
+    #: select among them; a book whose ``opened`` is set by hand has no lines here)
     lines: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.intp))
 
     @property
