@@ -24,7 +24,7 @@ from sim.model.population import DIMENSIONS, FIXED, Population
 from sim.scenario import Scenario
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 MONTHLY_COLUMNS = (
     "date", "month", "quarter", "population", "eligible", "invited", "visible",
@@ -679,30 +679,3 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
             "loss": loss[i] * weight / FEN,
         })
     return rows
-
-
-def quarterly(monthly: pd.DataFrame) -> pd.DataFrame:
-    """Coverage at each quarter's end and the access churn of the quarter's re-evaluation
-    (:func:`sim.engine.summary.quarter_rows` makes the same figures without pandas)."""
-    ends = monthly.groupby("quarter").tail(1).set_index("quarter")
-    flows = monthly.groupby("quarter")[["gained_access", "lost_access", "new_invites"]].sum()
-    out = ends[["date", "eligible_share", "invited_share", "visible_share", "invited"]].join(flows)
-    # churn relative to those with access before the re-evaluation
-    before = ends["invited"] - flows["gained_access"] + flows["lost_access"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["gained_rate"] = (flows["gained_access"] / before).where(before > 0)
-        out["lost_rate"] = (flows["lost_access"] / before).where(before > 0)
-        out["churn_rate"] = out["gained_rate"] + out["lost_rate"]
-    if "outstanding" in monthly.columns:  # credit figures of the quarter (issue 3)
-        g = monthly.groupby("quarter")
-        money = g[["charge_off_loss", "interest_revenue", "funding_cost", "net_income",
-                   "new_defaults"]].sum()
-        avg = g["outstanding"].mean()
-        months = g.size()
-        out = out.join(money)
-        out = out.join(ends[["outstanding", "default_rate_12m", "lagged_default_rate",
-                             "ecl_12m", "ecl_lifetime", "ecl_allowance"]])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["loss_rate"] = (money["charge_off_loss"] * 12.0 / months / avg).where(avg > 0)
-        out["capital_bound_months"] = g["capital_bound"].sum()
-    return out.reset_index()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.engine.recorder import quarterly
+from sim.engine.summary import quarterly_frame
 from sim.engine.tables import Table
 from sim.model import credit, fraud
 from sim.model.population import Population
@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-#: The tables of a run, by attribute (``monthly`` is written as ``metrics``).
-TABLES = ("monthly", "segments", "batches", "vintages", "arms", "gates")
-#: Each table's file stem in a run folder.
+#: The tables of a run, by attribute, and each one's file stem in a run folder (``monthly``
+#: is written as ``metrics``).
 STEMS = {"monthly": "metrics", "segments": "segments", "batches": "batches",
          "vintages": "vintages", "arms": "arms", "gates": "gates"}
+TABLES = tuple(STEMS)
 
 
 class TableAttribute:
@@ -100,7 +100,11 @@ class Result:
 
     @property
     def quarterly(self) -> pd.DataFrame:
-        return quarterly(self.monthly)
+        """Each quarter's figures (:func:`sim.engine.summary.quarter_rows`), as a DataFrame."""
+        table = self._tables["monthly"]
+        if table.columns is not None and not table.built:
+            return quarterly_frame(table.columns)
+        return quarterly_frame({name: table.frame[name].tolist() for name in table.frame})
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables a run writes, by file stem (``metrics`` is the monthly table)."""

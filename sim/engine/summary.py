@@ -116,11 +116,11 @@ QUARTER_ENDS = ("date", "eligible_share", "invited_share", "visible_share", "inv
 
 
 def quarter_rows(monthly: dict[str, list]) -> list[dict]:
-    """Each quarter's figures, in quarter order, as :func:`sim.engine.recorder.quarterly`
-    makes them with pandas (the same numbers, to the bit): coverage at the quarter's last
-    month, the quarter's flows and credit sums, the churn rates of access relative to
-    those with access before the re-evaluation, the annualised loss rate over the mean
-    outstanding and the months bound by the capital limit."""
+    """Each quarter's figures, in quarter order, as pandas' ``groupby("quarter")`` takes
+    them (the same numbers, to the bit): coverage at the quarter's last month, the
+    quarter's flows and credit sums, the churn rates of access relative to those with access
+    before the re-evaluation, the annualised loss rate over the mean outstanding and the
+    months bound by the capital limit. ``monthly`` holds the monthly table's columns."""
     quarter = np.array(monthly["quarter"], dtype=np.int64)
     order = np.argsort(quarter, kind="stable")  # groupby's groups, rows in table order
     sorted_q = quarter[order]
@@ -144,6 +144,24 @@ def quarter_rows(monthly: dict[str, list]) -> list[dict]:
         row["loss_rate"] = _ratio(row["charge_off_loss"] * 12.0 / len(rows), avg)
         row["capital_bound_months"] = sum(bool(monthly["capital_bound"][i]) for i in rows)
     return out
+
+
+#: The quarterly table's columns, in order (:func:`quarterly_frame`).
+QUARTER_COLUMNS = ("quarter", "date", "eligible_share", "invited_share", "visible_share",
+                   "invited", "gained_access", "lost_access", "new_invites", "gained_rate",
+                   "lost_rate", "churn_rate", "charge_off_loss", "interest_revenue",
+                   "funding_cost", "net_income", "new_defaults", "outstanding",
+                   "default_rate_12m", "lagged_default_rate", "ecl_12m", "ecl_lifetime",
+                   "ecl_allowance", "loss_rate", "capital_bound_months")
+
+
+def quarterly_frame(monthly: dict[str, list]) -> pd.DataFrame:
+    """:func:`quarter_rows` as a DataFrame (``Result.quarterly``), dates as datetime64."""
+    import pandas as pd
+
+    df = pd.DataFrame(quarter_rows(monthly), columns=list(QUARTER_COLUMNS))
+    df["date"] = pd.to_datetime(df["date"])
+    return df
 
 
 def _ratio(a: float, b: float) -> float:
