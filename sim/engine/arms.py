@@ -8,6 +8,7 @@ import datetime as dt
 
 import numpy as np
 
+from sim.engine.summary import column_mean
 from sim.engine.tables import Table, rows_table
 from sim.model.credit import FEN, Book
 from sim.model.invites import assign_arms
@@ -83,11 +84,7 @@ def trailing_default_rate(history: list[dict]) -> float:
         return float("nan")
     before = history[-months - 1]["defaults"] if len(history) > months else 0.0
     new = history[-1]["defaults"] - before
-    # the mean as pandas takes it: NumPy's sum (pairwise) over the count
-    borrowers = np.array([r["borrowers"] for r in window], dtype=np.float64)
-    valid = ~np.isnan(borrowers)
-    mean = (np.where(valid, borrowers, 0.0).sum() / np.count_nonzero(valid) if valid.any()
-            else np.nan)
+    mean = column_mean([r["borrowers"] for r in window])
     return float(new * 12.0 / months / mean) if mean > 0 else float("nan")
 
 

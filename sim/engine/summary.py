@@ -238,15 +238,20 @@ def column_sum(values: list[float]) -> float:
     return float(np.where(np.isnan(column), 0.0, column).sum())
 
 
+def column_mean(values: list[float]) -> float:
+    """The mean pandas' ``Series.mean()`` takes of a float column: NumPy's (pairwise) sum of
+    the values that are not NaN over their count; NaN without any."""
+    column = np.array(values, dtype=np.float64)
+    count = np.count_nonzero(~np.isnan(column))
+    return column_sum(values) / count if count else float("nan")
+
+
 def credit_summary(sim: Finished, monthly: dict[str, list]) -> dict:
     """Headline credit and fraud figures of the whole run."""
     pop, book = sim.pop, sim.book
     years = len(monthly["month"]) / 12.0
     borrower_years = column_sum(monthly["borrowers"]) / 12.0
-    outstanding = np.array(monthly["outstanding"], dtype=np.float64)
-    valid = ~np.isnan(outstanding)
-    avg_outstanding = (column_sum(monthly["outstanding"]) / np.count_nonzero(valid)
-                       if valid.any() else np.nan)
+    avg_outstanding = column_mean(monthly["outstanding"])
     cap_bound = {}
     for i, rule in enumerate(sim.scenario.credit.limits.caps):
         for k, kind in enumerate(credit.CAP_KINDS):
