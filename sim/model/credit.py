@@ -188,13 +188,11 @@ def _cure_columns(pop: Population, scenario: Scenario,
     return columns
 
 
-def roll_through(cures: np.ndarray) -> np.ndarray:
-    """Chance of reaching 90+ from 1-30, 31-60, 61-90: shape (users, 3)."""
-    roll = 1.0 - cures
-    through = np.ones((cures.shape[0], 4))
-    for k in (2, 1, 0):
-        through[:, k] = roll[:, k] * through[:, k + 1]
-    return through[:, :3]
+def roll_through(cures: list[np.ndarray]) -> np.ndarray:
+    """Chance of rolling from 1-30 days past due through to 90+, from the three buckets'
+    cure columns (:func:`_cure_columns`): each bucket's roll, from the last one back."""
+    c0, c1, c2 = cures
+    return (1.0 - c0) * ((1.0 - c1) * ((1.0 - c2) * 1.0))
 
 
 def entry_probability(pop: Population, scenario: Scenario, macro: float,
@@ -205,8 +203,7 @@ def entry_probability(pop: Population, scenario: Scenario, macro: float,
     the default would land in (``mob + ROLL_MONTHS``), over the user's roll-through from
     1-30 to 90+. Without ``mob`` the lifecycle is left out (multiplier 1)."""
     individual = pop.hazard if users is None else pop.hazard[users]
-    c0, c1, c2 = _cure_columns(pop, scenario, users)
-    through = (1.0 - c0) * ((1.0 - c1) * ((1.0 - c2) * 1.0))  # roll_through's column 0
+    through = roll_through(_cure_columns(pop, scenario, users))
     if mob is None:
         hazard = individual.astype(np.float64) * macro
     else:
@@ -652,8 +649,7 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     ``month`` the lifecycle is left out (multiplier 1)."""
     cfg = scenario.credit
     cures = _cure_columns(pop, scenario, lines)
-    c0, c1, c2 = cures
-    through = (1.0 - c0) * ((1.0 - c1) * ((1.0 - c2) * 1.0))  # roll_through's column 0
+    through = roll_through(cures)
     spec = scenario.risk.lifecycle
     if month is None:
         spec = spec.model_copy(update={"form": "flat", "table": None})

@@ -346,3 +346,9 @@ def test_a_shock_that_pushes_a_probability_past_one_is_reported_not_clipped(tmp_
     text = " ".join(res.output.split())
     assert "month 3" in text and "'credit'" in text and "macro.shocks" in text
     assert "not clipped" in text and not (tmp_path / "r").exists()
+
+
+def test_roll_through_is_the_product_of_each_buckets_roll():
+    """From 1-30 days past due a line reaches 90+ only by rolling on from every bucket."""
+    cures = [np.array([0.5, 0.0, 1.0]), np.array([0.2, 0.0, 0.3]), np.array([0.1, 0.0, 0.4])]
+    np.testing.assert_allclose(credit.roll_through(cures), [0.5 * 0.8 * 0.9, 1.0, 0.0])
