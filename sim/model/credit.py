@@ -683,12 +683,12 @@ class LineView:
     @property
     def borrowers(self) -> np.ndarray:
         """Lines with a drawn balance not in default (:func:`borrowers`)."""
-        return (self.state <= D61_90) & (self.balance > 0)
+        return _borrowing(self.state, self.balance)
 
     @property
     def dpd30(self) -> np.ndarray:
         """Lines 30 or more days past due now (:func:`dpd30`)."""
-        return (self.state >= D31_60) & (self.state <= DEFAULT)
+        return _late30(self.state)
 
 
 def line_view(book: Book, pop: Population, lines: np.ndarray | None = None) -> LineView:
@@ -717,16 +717,21 @@ def stock(book: Book, pop: Population, lines: np.ndarray | None = None, *,
     }
 
 
-def dpd30(book: Book, lines: np.ndarray | None = None) -> np.ndarray:
-    """Lines 30 or more days past due now (31-60, 61-90 and 90+): a mask over every user, or
-    over ``lines`` when given."""
-    state = book.state if lines is None else book.state[lines]
+def dpd30(book: Book) -> np.ndarray:
+    """Users 30 or more days past due now (31-60, 61-90 and 90+)."""
+    return _late30(book.state)
+
+
+def borrowers(book: Book) -> np.ndarray:
+    """Users with a drawn balance that is not in default."""
+    return book.opened & _borrowing(book.state, book.balance)
+
+
+def _late30(state: np.ndarray) -> np.ndarray:
+    """States 30 or more days past due (31-60, 61-90 and 90+)."""
     return (state >= D31_60) & (state <= DEFAULT)
 
 
-def borrowers(book: Book, lines: np.ndarray | None = None) -> np.ndarray:
-    """Users with a drawn balance that is not in default: a mask over every user, or over
-    ``lines`` (users with a line) when given."""
-    if lines is None:
-        return book.opened & (book.state <= D61_90) & (book.balance > 0)
-    return (book.state[lines] <= D61_90) & (book.balance[lines] > 0)
+def _borrowing(state: np.ndarray, balance: np.ndarray) -> np.ndarray:
+    """A drawn balance not in default."""
+    return (state <= D61_90) & (balance > 0)
