@@ -219,9 +219,12 @@ def test_a_column_the_writer_does_not_know_is_written_by_pandas():
     import pandas as pd
 
     from sim.engine.tables import rows_table
+    from sim.io import parquet
 
     rows = [{"a": 1, "b": None, "c": True}, {"a": 2, "b": 1.5, "c": None}]
     table = rows_table(rows, ["a", "b", "c"])
+    with pytest.raises(parquet.Unsupported):  # None among numbers or booleans: pandas' types
+        parquet.arrow_table(table)
     buf = io.BytesIO()
     pd.DataFrame(rows, columns=["a", "b", "c"]).to_parquet(buf, index=False, engine="pyarrow",
                                                            compression="zstd")
