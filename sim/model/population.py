@@ -6,7 +6,7 @@ object. Categorical attributes are small integer codes into :attr:`Population.la
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from statistics import NormalDist
 
 import numpy as np
@@ -92,8 +92,12 @@ class Population:
     def rows(self, start: int, stop: int) -> Population:
         """Users ``start..stop-1`` as a population of views of these arrays (no copy), for
         steps that work block by block."""
-        return replace(self, **{f.name: v[start:stop] for f in fields(self)
-                                if isinstance(v := getattr(self, f.name), np.ndarray)})
+        view = object.__new__(Population)
+        # the instance's attributes, arrays sliced: dataclasses.replace would run __init__
+        # over its fifty fields (0.1 ms; 700 blocks a run at a million users)
+        view.__dict__.update({name: v[start:stop] if isinstance(v, np.ndarray) else v
+                              for name, v in vars(self).items()})
+        return view
 
     def nbytes(self) -> int:
         """Bytes held by the arrays."""
