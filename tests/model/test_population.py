@@ -70,3 +70,19 @@ def test_no_process_writes_a_fixed_attribute():
     segment counts keep from those attributes holds for a whole run."""
     found = writes_outside(population.FIXED, {SIM / "model" / "population.py"})
     assert not found, "\n".join(found)
+
+
+def test_rows_are_views_that_write_through(baseline_path):
+    """A block of users (``Population.rows``) holds views of every array: what a blockwise
+    step writes into it lands in the population; everything else is the population's."""
+    sc = sim.load(baseline_path, {"population.users": N})
+    pop = population.synthesize(sc, generator(sc.seed, "population"))
+    pop.score_adjust[:] = 0
+    block = pop.rows(10, 20)
+    assert block.n == 10 and block.labels is pop.labels and block.weight == pop.weight
+    for name, values in vars(pop).items():
+        if isinstance(values, np.ndarray):
+            assert np.shares_memory(getattr(block, name), values), name
+            assert np.array_equal(getattr(block, name), values[10:20]), name
+    block.score_adjust += 1
+    assert pop.score_adjust.sum() == 10 and pop.score_adjust[10:20].all()
