@@ -54,8 +54,7 @@ def age(pop: Population, scenario: Scenario, streams: Streams, month: int) -> No
     pop.payments_per_month[waking] *= np.float32(b.awakened_payment_boost)
     # ID cards: the valid expire (rare), the expired are renewed
     expired = np.flatnonzero(pop.id_expired_months >= 0)
-    renewed = expired[streams.uniform(purposes.STATUS, month, expired, sub=2)
-                      < b.id_renewal_rate]
+    renewed = expired[streams.chance(b.id_renewal_rate, purposes.STATUS, month, expired, sub=2)]
     expiring, _ = streams.below(b.id_expiry_rate, purposes.STATUS, month, pop.n, sub=1)
     expiring = expiring[pop.id_expired_months[expiring] < 0]
     pop.id_expired_months[expired] += 1

@@ -501,7 +501,7 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
     balance, limit = book.balance[users], book.limit[users]
     able = (book.frozen_until[users] <= day) & (balance < limit)
     users, balance, limit = (np.compress(able, x) for x in (users, balance, limit))
-    keep = streams.uniform(purposes.DRAW, month, users) < cfg.draw_rate
+    keep = streams.chance(cfg.draw_rate, purposes.DRAW, month, users)
     share = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
                           purposes.DRAW_SHARE, month, users[keep])
     if greedy is not None and greedy[users].any():  # fraud takes no draws of its own

@@ -51,7 +51,7 @@ class FraudBook:
 def new_fraud_book(n: int, spec: Fraud, streams: Streams, year: int) -> FraudBook:
     """Draw who is a fraudster (its own purpose, so the population draw is untouched)."""
     return FraudBook(
-        fraudster=streams.uniform(purposes.FRAUDSTER, 0, n) < spec.fraudsters,
+        fraudster=streams.chance(spec.fraudsters, purposes.FRAUDSTER, 0, n),
         level=np.zeros(n, dtype=np.int8),
         hidden_until=np.zeros(n, dtype=np.int32),
         reviews_year=np.zeros(n, dtype=np.int8),
@@ -83,10 +83,10 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
 
     # R2: reviews on request, within the yearly allowance
     may_ask = flagged[(level == R2) & (fb.reviews_year[flagged] < spec.max_reviews_per_year)]
-    asking = may_ask[streams.uniform(purposes.REVIEW_ASK, month, may_ask) < spec.appeal_rate]
+    asking = may_ask[streams.chance(spec.appeal_rate, purposes.REVIEW_ASK, month, may_ask)]
     fb.reviews_year[asking] += 1
     fb.reviews_total[asking] += 1
-    passed = streams.uniform(purposes.REVIEW_PASS, month, asking) < spec.review_success
+    passed = streams.chance(spec.review_success, purposes.REVIEW_PASS, month, asking)
     restored = asking[passed & ~fb.fraudster[asking]]
     fb.level[restored] = NONE
 
@@ -99,8 +99,8 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     genuine, _ = streams.below(base, purposes.SIGNAL, month, pop.n)
     genuine = genuine[~fb.fraudster[genuine]]
     crooks = np.flatnonzero(fb.fraudster)
-    crooks = crooks[streams.uniform(purposes.SIGNAL, month, crooks, sub=1)
-                    < base * spec.fraudster_rate_multiplier]
+    crooks = crooks[streams.chance(base * spec.fraudster_rate_multiplier, purposes.SIGNAL,
+                                   month, crooks, sub=1)]
     hit = np.sort(np.concatenate([genuine, crooks]))  # disjoint: genuine users are no crooks
     hit = hit[(fb.level[hit] == NONE) & ~pop.closed[hit]]  # exposed: no risk level, open
     # which level: genuine users by the rates' shares, fraudsters fraudster_r3 to R3

@@ -65,7 +65,7 @@ class Adoption:
         moving, still = [], []
         for a in range(0, self.behind.size, BLOCK):  # a block's draws at a time: no 8 bytes
             users = self.behind[a:a + BLOCK]          # a user behind at once
-            moves = streams.uniform(purposes.ADOPTION, month, users) < chance
+            moves = streams.chance(chance, purposes.ADOPTION, month, users)
             # np.compress, not users[mask]: several times faster on a scattered mask
             moving.append(np.compress(moves, users))
             still.append(np.compress(~moves, users))

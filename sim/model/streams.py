@@ -14,7 +14,9 @@ The hash is SplitMix64's finaliser over ``user x golden + key`` (vectorised in N
 independent, in blocks of :data:`BLOCK` users that stay in the core's cache), so drawing a
 subset costs only its size. Uniforms take the top 53 bits and sit
 at the centre of their cell, inside the open interval (0, 1); Poisson and Beta(2, b) draws are
-inversions of one uniform each. Normals (behaviour's drift, the score's indicators) come by
+inversions of one uniform each. A uniform compared with a rate (:meth:`Streams.chance`) and a
+Poisson count are decided on the integer cell against the rate's first cell
+(:func:`cells_below`), the same decisions without forming the float. Normals (behaviour's drift, the score's indicators) come by
 Box-Muller from the two halves of one hash (:meth:`Streams.normal_pair`, or its first half
 alone, :meth:`Streams.normal`). A rare decision draws only for the users whose uniform falls
 below its rate (:meth:`Streams.below`).
@@ -230,11 +232,35 @@ class Streams:
         u = p * (1.0 - level_rng.random(users.size))
         return users, np.minimum(u, np.nextafter(p, 0.0))
 
+    def chance(self, p: float | np.ndarray, purpose: str, month: int,
+               users: np.ndarray | int | range, sub: int = 0) -> np.ndarray:
+        """Whether each user's uniform for this decision falls below ``p`` (a rate, or one
+        a user): ``uniform(...) < p`` exactly, compared on the uniform's 53-bit cell
+        (:func:`cells_below`) without forming the float."""
+        n = _size(users)
+        out = np.empty(n, dtype=bool)
+        limit = cells_below(p)
+        per_user = limit.ndim > 0
+        for at, z in self._blocks(purpose, month, users, sub):
+            z >>= _S11
+            np.less(z, limit[at] if per_user else limit, out=out[at])
+        return out
+
     def poisson(self, lam: float, purpose: str, month: int, users: np.ndarray | int | range,
                 sub: int = 0) -> np.ndarray:
-        """Poisson(``lam``) counts by inversion of one uniform a user (int64)."""
-        u = self.uniform(purpose, month, users, sub)
-        return poisson_quantile(lam, u)
+        """Poisson(``lam``) counts by inversion of one uniform a user (int64):
+        ``poisson_quantile(lam, uniform(...))``, counted on the uniform's 53-bit cell
+        (the cells above each CDF value, :func:`_poisson_cells`), and only for the users
+        whose count is not 0."""
+        k = np.zeros(_size(users), dtype=np.int64)
+        if lam <= 0:
+            return k
+        cells = _poisson_cells(float(lam))
+        for at, z in self._blocks(purpose, month, users, sub):
+            z >>= _S11
+            some = np.flatnonzero(z >= cells[0])
+            k[at][some] = _count_at_least(z[some], cells)
+        return k
 
     def beta2(self, b: float, purpose: str, month: int, users: np.ndarray | int | range,
               sub: int = 0) -> np.ndarray:
@@ -261,19 +287,72 @@ def _unit23(h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def poisson_quantile(lam: float, u: np.ndarray) -> np.ndarray:
-    """The Poisson(``lam``) quantile of ``u``: the least k with CDF(k) >= u."""
-    if lam <= 0:
-        return np.zeros(u.shape, dtype=np.int64)
+_CELLS = 2**53  # the uniforms' cells: uniform m of 0..2^53-1 is (m + 1/2) / 2^53
+
+
+def _cell_value(m: np.ndarray) -> np.ndarray:
+    """The uniform of cell ``m`` (uint64), as :meth:`Streams.uniform` computes it."""
+    u = np.multiply(m, 2.0**-53, dtype=np.float64)
+    u += 2.0**-54
+    return np.minimum(u, 1.0 - 2.0**-53, out=u)
+
+
+def cells_below(p: float | np.ndarray) -> np.ndarray:
+    """The number of cells whose uniform is below ``p``, for each ``p`` (uint64): a
+    uniform is below ``p`` exactly when its cell is below this. Exact: the cell is
+    estimated from ``p x 2^53``, then stepped up to the first whose uniform (computed as
+    :meth:`Streams.uniform` does) reaches ``p``."""
+    shape = np.shape(p)
+    p = np.atleast_1d(np.asarray(p, dtype=np.float64))
+    # no uniform is below NaN: zero cells
+    m = np.clip(np.nan_to_num(np.floor(p * _CELLS) - 2.0), 0.0, _CELLS).astype(np.uint64)
+    for _ in range(6):  # the estimate is within two cells; the uniform rises monotonically
+        low = (m < _CELLS) & (_cell_value(np.minimum(m, _CELLS - 1)) < p)
+        if not low.any():
+            return m.reshape(shape)
+        m += low
+    raise AssertionError("cells_below did not settle")  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=16)
+def _poisson_cells(lam: float) -> np.ndarray:
+    """For each value of the Poisson(``lam``) CDF table of :func:`poisson_quantile`, the
+    first cell whose uniform lies above it (sorted, uint64): a draw's count is the number
+    of these at or below its cell."""
+    cdf = _poisson_cdf(lam)
+    return cells_below(np.nextafter(cdf[:-1], 2.0))
+
+
+def _count_at_least(z: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """How many of the sorted ``cells`` each of ``z`` is at or above (int64): the first few
+    by comparison, the rare rest by a search."""
+    k = np.zeros(z.size, dtype=np.int64)
+    for c in cells[:3]:
+        k += z >= c
+    more = np.flatnonzero(z >= cells[2]) if cells.size > 3 else np.empty(0, dtype=np.intp)
+    k[more] = np.searchsorted(cells, z[more], side="right")
+    return k
+
+
+def _poisson_cdf(lam: float) -> list[float]:
+    """The Poisson(``lam``) CDF from 0 up to where the remaining mass is below the
+    resolution of a 53-bit uniform, then 1.0."""
     cdf, p, k = [], math.exp(-lam), 0
     total = p
-    # up to where the remaining mass is below the resolution of a 53-bit uniform
     while total < 1.0 - 2.0**-54 and k < lam + 40.0 * math.sqrt(lam) + 40:
         cdf.append(total)
         k += 1
         p *= lam / k
         total += p
     cdf.append(1.0)
+    return cdf
+
+
+def poisson_quantile(lam: float, u: np.ndarray) -> np.ndarray:
+    """The Poisson(``lam``) quantile of ``u``: the least k with CDF(k) >= u."""
+    if lam <= 0:
+        return np.zeros(u.shape, dtype=np.int64)
+    cdf = _poisson_cdf(lam)
     # k is the number of CDF values below u: most draws fall in the first few cells, which
     # are counted by comparison; the rest search the CDF
     head = cdf[:3]

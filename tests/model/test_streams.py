@@ -76,6 +76,46 @@ def test_uniforms_are_uniform_in_the_open_interval():
 def test_poisson_by_inversion_is_the_poisson_quantile(lam):
     u = Streams(4).uniform(purposes.DEVICE_SWITCHES, 1, 20_000)
     assert np.array_equal(poisson_quantile(lam, u), stats.poisson.ppf(u, lam).astype(int))
+    # the streams' counts, taken on the uniforms' integer cells, are that quantile's
+    counts = Streams(4).poisson(lam, purposes.DEVICE_SWITCHES, 1, 20_000)
+    assert counts.dtype == np.int64
+    assert np.array_equal(counts, poisson_quantile(lam, u))
+    users = np.array([19_999, 3, 7, 3])
+    assert np.array_equal(Streams(4).poisson(lam, purposes.DEVICE_SWITCHES, 1, users),
+                          counts[users])
+
+
+def _cell_uniform(m):
+    """The uniform of cell ``m``, as the streams compute it (float64 on the 53-bit cell)."""
+    return min(float(m) * 2.0**-53 + 2.0**-54, 1.0 - 2.0**-53)
+
+
+@pytest.mark.parametrize("m", [0, 1, 2, 3, 2**20 + 7, 2**52 - 1, 2**52, 2**52 + 1,
+                               2**53 - 3, 2**53 - 2, 2**53 - 1])
+def test_cells_below_a_rate_are_those_whose_uniform_is_below_it(m):
+    """At a cell's own uniform, just below and just above it (where rounding decides), the
+    count of cells below a rate is the count of cells whose uniform is below it."""
+    u = _cell_uniform(m)
+    for p in (u, np.nextafter(u, 0.0), np.nextafter(u, 2.0)):
+        # the first cell at or above p, near m (above 2^52 two cells can share a uniform)
+        want = max(m - 4, 0)
+        while want < 2**53 and _cell_uniform(want) < p:
+            want += 1
+        assert want - m <= 3 and int(purposes.cells_below(p)) == want, (m, p)
+    assert int(purposes.cells_below(0.0)) == 0 and int(purposes.cells_below(1.0)) == 2**53
+    assert int(purposes.cells_below(float("nan"))) == 0
+
+
+def test_a_chance_is_a_uniform_below_the_rate():
+    s, n = Streams(6), 50_000
+    u = s.uniform(purposes.DRAW, 2, n)
+    for p in (0.0, 1e-9, 0.3, float(u[17]), float(np.nextafter(u[17], 2.0)), 1.0):
+        assert np.array_equal(s.chance(p, purposes.DRAW, 2, n), u < p), p
+    rates = np.random.default_rng(2).random(n)
+    rates[:5] = u[:5]  # a rate exactly at the user's uniform: not below
+    users = np.arange(n)[::-1]
+    assert np.array_equal(s.chance(rates[users], purposes.DRAW, 2, users),
+                          u[users] < rates[users])
 
 
 @pytest.mark.parametrize("b", [1e-9 + 0.2, 0.5, 2.4444, 9.0, 60.0])
