@@ -46,8 +46,8 @@ def age(pop: Population, scenario: Scenario, streams: Streams, month: int) -> No
     users, u = streams.below(max(b.wake_rate, b.dormancy_rate), purposes.STATUS, month,
                              pop.n)
     dormant = pop.dormant[users]
-    waking = users[dormant & (u < b.wake_rate)]
-    sleeping = users[~dormant & (u < b.dormancy_rate)]
+    waking = np.compress(dormant & (u < b.wake_rate), users)
+    sleeping = np.compress(~dormant & (u < b.dormancy_rate), users)
     pop.dormant[waking] = False
     pop.dormant[sleeping] = True
     pop.awakened_months[waking] = b.awakened_months

@@ -370,8 +370,8 @@ def roll(book: Book, pop: Population, scenario: Scenario, late: np.ndarray, u: n
     cure = cure_probabilities(pop, scenario, late)[np.arange(late.size), state - 1]
     if never_cure is not None:
         cure = np.where(never_cure, 0.0, cure)
-    cured = late[u < cure]
-    rolled = late[u >= cure]
+    cured = np.compress(u < cure, late)
+    rolled = np.compress(u >= cure, late)
     arrears = book.missed[cured].astype(np.int64)
     book.state[rolled] += 1
     book.missed[rolled] += 1
@@ -419,11 +419,12 @@ def repay(book: Book, pop: Population, cfg: Credit, lines: np.ndarray, opening: 
     balances and month's accrued interest are ``opening`` and ``interest``: only the
     interest has moved a payer's or a cured line's balance since the month opened."""
     # four disjoint groups, so amounts are computed and paid on their positions only
+    # (np.compress, not payers[mask]: several times faster on a scattered mask)
     term = cfg.repayment.instalment_months
-    full = payers[v < cfg.repayment.full]
-    minimum = payers[(v >= cfg.repayment.full)
-                     & (v < cfg.repayment.full + cfg.repayment.minimum_only)]
-    instal = payers[v >= cfg.repayment.full + cfg.repayment.minimum_only]
+    full = np.compress(v < cfg.repayment.full, payers)
+    minimum = np.compress((v >= cfg.repayment.full)
+                          & (v < cfg.repayment.full + cfg.repayment.minimum_only), payers)
+    instal = np.compress(v >= cfg.repayment.full + cfg.repayment.minimum_only, payers)
     paying = np.concatenate([full, minimum, instal, cured])
     balance = opening[paying] + interest[paying]
     repaid = np.concatenate([

@@ -113,10 +113,10 @@ def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.nd
     curve = lifecycle_curve(spec, int(mob.max(initial=0)) + top + ROLL_MONTHS).astype(np.float32)
     start = np.minimum(state, 4).astype(np.int8)
     start += 1
-    start[(state == 0) & has_balance] = 0
+    start -= ((state == 0) & has_balance).view(np.int8)  # from 1 to 0: no scattered write
     # by horizon (rows), returned transposed: each horizon's PDs are one contiguous column
-    out = np.zeros((len(horizons), n))
-    out[:, start == 5] = 1.0
+    out = np.empty((len(horizons), n))
+    out[:] = start == 5  # PD 1 at 90+, 0 until the chain below says otherwise
     d = np.where(certain, 1.0, draw_rate) if certain is not None else draw_rate
     order = _run_order(mob, (start < 5) & ((start != 1) | (d != 0.0)))
     if order.size == 0:
@@ -152,8 +152,7 @@ def _run_order(mob: np.ndarray, run: np.ndarray) -> np.ndarray:
     not run sort last, under a key above every month."""
     top = int(mob.max(initial=0)) + 1
     small = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.int64
-    key = mob.astype(small)
-    key[~run] = top
+    key = np.where(run, mob, top).astype(small)
     return np.argsort(key, kind="stable")[:np.count_nonzero(run)]
 
 

@@ -12,14 +12,15 @@ Vivarium's simulant x decision point x time randomness.
 
 The hash is SplitMix64's finaliser over ``user x golden + key`` (vectorised in NumPy, platform
 independent, in blocks of :data:`BLOCK` users that stay in the core's cache), so drawing a
-subset costs only its size. Uniforms take the top 53 bits and sit
-at the centre of their cell, inside the open interval (0, 1); Poisson and Beta(2, b) draws are
-inversions of one uniform each. A uniform compared with a rate (:meth:`Streams.chance`) and a
-Poisson count are decided on the integer cell against the rate's first cell
-(:func:`cells_below`), the same decisions without forming the float. Normals (behaviour's drift, the score's indicators) come by
-Box-Muller from the two halves of one hash (:meth:`Streams.normal_pair`, or its first half
-alone, :meth:`Streams.normal`). A rare decision draws only for the users whose uniform falls
-below its rate (:meth:`Streams.below`).
+subset costs only its size. Uniforms take the top 53 bits and sit at the centre of their
+cell, inside the open interval (0, 1); Poisson and Beta(2, b) draws are inversions of one
+uniform each. A uniform compared with a rate (:meth:`Streams.chance`) and a Poisson count
+are decided on the integer cell against the rate's first cell (:func:`cells_below`), the
+same decisions without forming the float. Normals (behaviour's drift, the score's
+indicators) come by Box-Muller from the two halves of one hash
+(:meth:`Streams.normal_pair`, or its first half alone, :meth:`Streams.normal`). A rare
+decision draws only for the users whose uniform falls below its rate
+(:meth:`Streams.below`).
 
 The population is synthesised once for all users from a sequential generator
 (:func:`generator`): every user is drawn, so it is already the same for every strategy.
