@@ -380,9 +380,12 @@ class Simulation:
     def adopt(self, month: Month) -> None:
         """Clients move along the adoption curve to the newest version (:func:`release.adopt`,
         the users behind kept from month to month)."""
-        moved = self.adoption.step(self.pop, self.scenario.release, self.state.newest_version,
-                                   month.days, self.streams, month.number)
-        self.entry_shown[moved] = self._entry_shown(moved)
+        newest = self.state.newest_version
+        moved = self.adoption.step(self.pop, self.scenario.release, newest, month.days,
+                                   self.streams, month.number)
+        # all of them now run the newest version: one rate (entry_visible without a gather)
+        self.entry_shown[moved] = ((self.pop.visibility_draw[moved] < self.visibility[newest])
+                                   & self.region_open[self.pop.region[moved]])
 
     def fraud_month(self, month: Month) -> None:
         """Risk signals, R1 expiry and R2 reviews (:func:`fraud.month`)."""
@@ -399,6 +402,8 @@ class Simulation:
                 days=month.days, date=month.date, visible=self.visible(),
                 macro=self.state.macro, streams=self.streams, capital=self.capital_fen,
                 fraudster=self.fraud.fraudster)
+            # the month's closing balance is the book's outstanding (to the fen): no sum
+            self._lent = capital.real_cny(self.flows.credit["closing_balance"], self.pop.weight)
             if self.flows.credit.get("capital_capped"):
                 self.flows.capital_bound = True  # the limit held raises or draws back
         except credit.HazardTooHigh as exc:
