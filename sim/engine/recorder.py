@@ -574,7 +574,7 @@ def segment_rows(pop: Population, visible: np.ndarray, lines: np.ndarray | None,
     if per_line is not None:
         status[lines] |= status_bits([per_line["borrowers"], per_line["defaults"]], first=3)
         bits = len(STATUS)
-        lossy = np.flatnonzero(per_line["cum_loss"])
+        lossy = np.flatnonzero(per_line["cum_loss"] != 0)  # of a mask: 3x faster than of ints
         loss_at = lines[lossy]
         loss_w = per_line["cum_loss"][lossy].astype(np.float64)
     dims = list(segment_dims(pop, bands, crosses))
@@ -688,7 +688,8 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     ever = count(arrays["ever_default"])
     balance = amount(arrays["balance"])
     drawn = amount(arrays["cum_draw"])
-    loss = amount(arrays["cum_loss"])
+    lossy = np.flatnonzero(arrays["cum_loss"] != 0)  # few users have a loss: sum theirs
+    loss = np.bincount(of[lossy], weights=arrays["cum_loss"][lossy], minlength=k)[:k]
     # Python numbers: the same IEEE arithmetic as NumPy scalars, a tenth of the cost
     rows = []
     for i, batch in enumerate(batches):

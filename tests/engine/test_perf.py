@@ -148,19 +148,23 @@ def test_vintage_sums_over_lines_only_equal_the_sums_over_every_member():
     vintage = np.where(rng.random(n) < 0.6, rng.integers(0, k, n), -1).astype(np.int16)
     flag = rng.random(n) < 0.4
     money = np.where(flag & (rng.random(n) < 0.7), rng.integers(1, 10**9, n), 0).astype(np.int64)
+    loss = np.where(rng.random(n) < 0.05, money, 0)  # few users have a loss
     batches = [{"vintage": i, "date": None} for i in range(k)]
     rows = metrics.vintage_rows(vintage, batches, [1] * k, date=None, month=5, weight=1.0,
                                 maturity=3, arrays={"opened": flag, "dpd30": flag,
                                                     "ever_default": flag, "balance": money,
-                                                    "cum_draw": money, "cum_loss": money})
+                                                    "cum_draw": money, "cum_loss": loss})
     has = vintage >= 0
+    # the plain float sums over every member of each vintage, zeros included
+    full, lost = (np.bincount(vintage[has], weights=values[has].astype(np.float64),
+                              minlength=k) for values in (money, loss))
     for i, row in enumerate(rows):
         mine = has & (vintage == i)
         assert row["accounts"] == np.count_nonzero(mine)
         assert row["opened"] == np.count_nonzero(mine & flag)
-        # the plain float sum over every member of the vintage, zeros included
-        full = np.bincount(vintage[has], weights=money[has].astype(np.float64), minlength=k)
         assert row["outstanding"] == full[i] / 100.0
+        assert row["loss"] == lost[i] / 100.0
+        assert row["loss_rate"] == lost[i] / full[i]
 
 
 # --------------------------------------------------------------------------- fraud
