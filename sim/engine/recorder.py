@@ -691,6 +691,8 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     lossy = np.flatnonzero(arrays["cum_loss"] != 0)  # few users have a loss: sum theirs
     loss = np.bincount(of[lossy], weights=arrays["cum_loss"][lossy], minlength=k)[:k]
     # Python numbers: the same IEEE arithmetic as NumPy scalars, a tenth of the cost
+    accounts, opened, dpd30, ever, balance, drawn, loss = (
+        a.tolist() for a in (accounts, opened, dpd30, ever, balance, drawn, loss))
     rows = []
     for i, batch in enumerate(batches):
         mob = month - batch_months[i]
