@@ -141,6 +141,20 @@ def test_one_arm_rows_read_the_coverage_counted_once(baseline_path):
                                  month=2, coverage=coverage) == plain
 
 
+def test_one_arm_totals_equal_the_plain_float_sums(baseline_path):
+    """Without A/B arms, borrowers, defaults and loss are integer sums made floats: the
+    float sums of the per-line values."""
+    from sim.engine import arms
+    _, pop, visible, lines, per_line = _lines_population(baseline_path, seed=8)
+    arm = np.zeros(pop.n, dtype=np.int8)
+    row, = arms.arm_segment_rows(arm, ("all",), pop, visible, lines, per_line, date=None,
+                                 month=2)
+    w = pop.weight
+    for name in ("borrowers", "defaults"):
+        assert row[name] == per_line[name].astype(np.float64).sum() * w
+    assert row["loss"] == per_line["cum_loss"].astype(np.float64).sum() * w / metrics.FEN
+
+
 def test_vintage_sums_over_lines_only_equal_the_sums_over_every_member():
     """Only users with a line hold money: summing over lines leaves out zeros alone."""
     rng = np.random.default_rng(3)
