@@ -49,8 +49,9 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
         return np.bincount(codes[mask], minlength=k)[:k]
 
     def total(values):  # integers (counts, fen): exact float sums in any order
-        if codes is None:
-            return np.array([values.sum(dtype=np.float64)])
+        if codes is None:  # so the integer sum, made a float (a tenth of the cost for masks)
+            whole = np.count_nonzero(values) if values.dtype == np.bool_ else values.sum()
+            return np.array([whole], dtype=np.float64)
         return np.bincount(codes[lines], weights=values.astype(np.float64), minlength=k)[:k]
 
     population = np.array([arm.size]) if codes is None else np.bincount(codes, minlength=k)[:k]

@@ -73,7 +73,7 @@ def test_band_codes_equal_digitize_with_float_edges(dtype):
 
 def test_joint_groups_respect_the_bin_limit_and_keep_order():
     dims = [(str(i), None, tuple(range(k))) for i, k in enumerate([5, 7, 2, 3, 4, 9, 2, 300])]
-    groups = metrics.joint_groups(dims, 5)
+    groups = metrics.joint_groups([len(d[2]) for d in dims], 5)
     assert [i for g in groups for i in g] == list(range(len(dims)))
     for g in groups:
         assert len(g) == 1 or int(np.prod([len(dims[i][2]) for i in g])) << 5 \
@@ -98,10 +98,13 @@ def _lines_population(baseline_path, n=3000, seed=4):
     return scenario, pop, visible, lines, per_line
 
 
-def test_segment_rows_from_the_lines_equal_per_user_counts(baseline_path):
-    """Credit bits and losses set line by line: the plain per-user counts and sums."""
+@pytest.mark.parametrize("crosses", [None, [("region", "archetype"), ("archetype", "os"),
+                                             ("os", "version"), ("region", "archetype")]])
+def test_segment_rows_from_the_lines_equal_per_user_counts(baseline_path, crosses):
+    """Credit bits and losses set line by line: the plain per-user counts and sums. Crossed
+    pairs too, summed from their parts or (a part in an earlier pair) counted alone."""
     scenario, pop, visible, lines, per_line = _lines_population(baseline_path)
-    bands, crosses = scenario.reporting.bands, scenario.reporting.crosses
+    bands, crosses = scenario.reporting.bands, crosses or scenario.reporting.crosses
     rows = metrics.segment_rows(pop, visible, lines, per_line, bands, crosses, date=None,
                                 month=3, fixed={})
     full = {}
@@ -138,6 +141,20 @@ def test_one_arm_rows_read_the_coverage_counted_once(baseline_path):
                                  month=2, coverage=coverage) == plain
 
 
+def test_one_arm_totals_equal_the_plain_float_sums(baseline_path):
+    """Without A/B arms, borrowers, defaults and loss are integer sums made floats: the
+    float sums of the per-line values."""
+    from sim.engine import arms
+    _, pop, visible, lines, per_line = _lines_population(baseline_path, seed=8)
+    arm = np.zeros(pop.n, dtype=np.int8)
+    row, = arms.arm_segment_rows(arm, ("all",), pop, visible, lines, per_line, date=None,
+                                 month=2)
+    w = pop.weight
+    for name in ("borrowers", "defaults"):
+        assert row[name] == per_line[name].astype(np.float64).sum() * w
+    assert row["loss"] == per_line["cum_loss"].astype(np.float64).sum() * w / metrics.FEN
+
+
 def test_vintage_sums_over_lines_only_equal_the_sums_over_every_member():
     """Only users with a line hold money: summing over lines leaves out zeros alone."""
     rng = np.random.default_rng(3)
@@ -145,19 +162,23 @@ def test_vintage_sums_over_lines_only_equal_the_sums_over_every_member():
     vintage = np.where(rng.random(n) < 0.6, rng.integers(0, k, n), -1).astype(np.int16)
     flag = rng.random(n) < 0.4
     money = np.where(flag & (rng.random(n) < 0.7), rng.integers(1, 10**9, n), 0).astype(np.int64)
+    loss = np.where(rng.random(n) < 0.05, money, 0)  # few users have a loss
     batches = [{"vintage": i, "date": None} for i in range(k)]
     rows = metrics.vintage_rows(vintage, batches, [1] * k, date=None, month=5, weight=1.0,
                                 maturity=3, arrays={"opened": flag, "dpd30": flag,
                                                     "ever_default": flag, "balance": money,
-                                                    "cum_draw": money, "cum_loss": money})
+                                                    "cum_draw": money, "cum_loss": loss})
     has = vintage >= 0
+    # the plain float sums over every member of each vintage, zeros included
+    full, lost = (np.bincount(vintage[has], weights=values[has].astype(np.float64),
+                              minlength=k) for values in (money, loss))
     for i, row in enumerate(rows):
         mine = has & (vintage == i)
         assert row["accounts"] == np.count_nonzero(mine)
         assert row["opened"] == np.count_nonzero(mine & flag)
-        # the plain float sum over every member of the vintage, zeros included
-        full = np.bincount(vintage[has], weights=money[has].astype(np.float64), minlength=k)
         assert row["outstanding"] == full[i] / 100.0
+        assert row["loss"] == lost[i] / 100.0
+        assert row["loss_rate"] == lost[i] / full[i]
 
 
 # --------------------------------------------------------------------------- fraud
