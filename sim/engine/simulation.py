@@ -189,17 +189,19 @@ class Simulation:
         shown &= ~pop.closed
         return shown
 
-    def _entry_shown(self, users: np.ndarray | None = None) -> np.ndarray:
+    def _entry_shown(self, users: np.ndarray | None = None,
+                     version: int | None = None) -> np.ndarray:
         """Entry shown on the client version and region open, for ``users`` (default
-        everyone): it changes only for clients that upgrade (:meth:`adopt`), so it is kept
-        and updated for them."""
+        everyone; ``version`` when they all run it): it changes only for clients that
+        upgrade (:meth:`adopt`), so it is kept and updated for them."""
         region = self.pop.region if users is None else self.pop.region[users]
-        return release.entry_visible(self.pop, self.visibility, users) & self.region_open[region]
+        return (release.entry_visible(self.pop, self.visibility, users, version)
+                & self.region_open[region])
 
     def _outstanding(self) -> float:
-        """The book's outstanding in CNY (:func:`capital.outstanding`), summed once between
-        two credit months: only the credit month moves balances, and the rollout asks
-        before every batch."""
+        """The book's outstanding in CNY (:func:`capital.outstanding`): the last credit
+        month's closing balance (only the credit month moves balances, and the rollout asks
+        before every batch), summed only before the first."""
         if self._lent is None:
             self._lent = capital.outstanding(self.book, self.pop.weight)
         return self._lent
@@ -383,9 +385,7 @@ class Simulation:
         newest = self.state.newest_version
         moved = self.adoption.step(self.pop, self.scenario.release, newest, month.days,
                                    self.streams, month.number)
-        # all of them now run the newest version: one rate (entry_visible without a gather)
-        self.entry_shown[moved] = ((self.pop.visibility_draw[moved] < self.visibility[newest])
-                                   & self.region_open[self.pop.region[moved]])
+        self.entry_shown[moved] = self._entry_shown(moved, version=newest)
 
     def fraud_month(self, month: Month) -> None:
         """Risk signals, R1 expiry and R2 reviews (:func:`fraud.month`)."""

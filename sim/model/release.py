@@ -80,13 +80,15 @@ def visibility_rates(release: Release) -> np.ndarray:
     return np.array([v.visible for v in release.versions], dtype=np.float32)
 
 
-def entry_visible(pop: Population, rates: np.ndarray,
-                  users: np.ndarray | None = None) -> np.ndarray:
-    """Whether the entry shows on each user's client (of ``users``, default everyone).
+def entry_visible(pop: Population, rates: np.ndarray, users: np.ndarray | None = None,
+                  version: int | None = None) -> np.ndarray:
+    """Whether the entry shows on each user's client (of ``users``, default everyone);
+    ``version`` when the caller knows they all run it (those who just upgraded).
 
     Each user has one stable draw, so an upgrade can only reveal the entry, never hide it, and
     two users on the same version can still see different screens.
     """
     if users is None:
         return pop.visibility_draw < rates[pop.version]
-    return pop.visibility_draw[users] < rates[pop.version[users]]
+    rate = rates[pop.version[users]] if version is None else rates[version]
+    return pop.visibility_draw[users] < rate

@@ -153,7 +153,7 @@ def _run_order(mob: np.ndarray, run: np.ndarray) -> np.ndarray:
     not run sort last, under a key above every month."""
     top = int(mob.max(initial=0)) + 1
     small = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.int64
-    key = np.where(run, mob, top).astype(small)
+    key = np.where(run, mob.astype(small), small(top))  # top in the key's type: no wrap
     return np.argsort(key, kind="stable")[:np.count_nonzero(run)]
 
 

@@ -242,6 +242,8 @@ class Streams:
         out = np.empty(n, dtype=bool)
         limit = cells_below(p)
         per_user = limit.ndim > 0
+        if per_user and limit.shape != (n,):
+            raise ValueError(f"p must be one rate or one a user ({n}), not shape {limit.shape}")
         for at, z in self._blocks(purpose, month, users, sub):
             z >>= _S11
             np.less(z, limit[at] if per_user else limit, out=out[at])
@@ -257,10 +259,13 @@ class Streams:
         if lam <= 0:
             return k
         cells = _poisson_cells(float(lam))
+        if cells.size == 0:  # a rate so small (or NaN) that every count is 0
+            return k
         for at, z in self._blocks(purpose, month, users, sub):
             z >>= _S11
             some = np.flatnonzero(z >= cells[0])
-            k[at][some] = _count_at_least(z[some], cells)
+            block = k[at]  # a view: the block's counts
+            block[some] = _count_at_least(z[some], cells)
         return k
 
     def beta2(self, b: float, purpose: str, month: int, users: np.ndarray | int | range,

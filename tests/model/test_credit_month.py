@@ -116,3 +116,25 @@ def test_the_line_view_reads_the_books_columns_of_its_lines(ran):
     assert np.array_equal(view.dpd30, credit.dpd30(book)[view.users])
     assert view.borrowers.any() and view.dpd30.any()
     assert credit.stock(book, pop)["outstanding"] == int(book.balance.sum())
+
+
+class _Checked(Simulation):
+    """A simulation that checks, after every credit month, that the outstanding it keeps
+    for the rollout's capital queries is the book's (summed afresh)."""
+
+    def credit_month(self, month):
+        super().credit_month(month)
+        self.months_checked = getattr(self, "months_checked", 0) + 1
+        assert self.flows.credit["closing_balance"] == int(self.book.balance.sum())
+        assert self._outstanding() == capital.outstanding(self.book, self.pop.weight)
+
+
+def test_the_kept_outstanding_is_the_books_under_a_binding_limit_and_fraud():
+    """The closing balance (and the outstanding kept from it) stays the book's own sum when
+    the capital limit scales draws down and fraudsters draw their whole limit."""
+    s = _Checked(scenario({"population.users": 10_000, "capital.equity": 1.0e7,
+                           "capital.max_leverage": 10.0, "fraud.fraudsters": 0.05}),
+                 quarters=2)
+    result = s.run()
+    assert s.months_checked == s.months  # the rollout and its run-off
+    assert result.monthly["capital_bound"].any() and result.monthly["fraud_defaults"].sum() > 0

@@ -237,3 +237,17 @@ def test_pd_chain_equals_its_plain_formulation_to_the_bit():
     fast = risk.default_probability(**inputs)
     assert np.array_equal(fast, _plain_pd(**inputs))
     assert (fast == 1.0).any() and (fast == 0.0).any()  # both shortcuts were taken
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int64])
+def test_the_chain_runs_the_marked_lines_by_months_on_book(dtype):
+    """The run order holds the marked lines, by months on book (index order within one),
+    whatever the months' integer type, up to its largest value (255 in a uint8: the key
+    above it, 256, needs a wider type)."""
+    rng = np.random.default_rng(3)
+    mob = rng.integers(0, 256, 3_000).astype(dtype)
+    mob[7] = 255
+    run = rng.random(mob.size) < 0.6
+    run[7] = True
+    want = np.flatnonzero(run)[np.argsort(mob[run].astype(np.int64), kind="stable")]
+    assert np.array_equal(risk._run_order(mob, run), want)

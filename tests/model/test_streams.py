@@ -72,10 +72,11 @@ def test_uniforms_are_uniform_in_the_open_interval():
     assert stats.kstest(u, "uniform").pvalue > 1e-3
 
 
-@pytest.mark.parametrize("lam", [0.0, 0.05, 0.8, 6.0, 60.0])
+@pytest.mark.parametrize("lam", [0.0, 1e-300, 5.5e-17, 0.05, 0.8, 6.0, 60.0, float("nan")])
 def test_poisson_by_inversion_is_the_poisson_quantile(lam):
     u = Streams(4).uniform(purposes.DEVICE_SWITCHES, 1, 20_000)
-    assert np.array_equal(poisson_quantile(lam, u), stats.poisson.ppf(u, lam).astype(int))
+    if not math.isnan(lam):
+        assert np.array_equal(poisson_quantile(lam, u), stats.poisson.ppf(u, lam).astype(int))
     # the streams' counts, taken on the uniforms' integer cells, are that quantile's
     counts = Streams(4).poisson(lam, purposes.DEVICE_SWITCHES, 1, 20_000)
     assert counts.dtype == np.int64
@@ -116,6 +117,8 @@ def test_a_chance_is_a_uniform_below_the_rate():
     users = np.arange(n)[::-1]
     assert np.array_equal(s.chance(rates[users], purposes.DRAW, 2, users),
                           u[users] < rates[users])
+    with pytest.raises(ValueError, match="one rate or one a user"):
+        s.chance(rates[:10], purposes.DRAW, 2, n)
 
 
 @pytest.mark.parametrize("b", [1e-9 + 0.2, 0.5, 2.4444, 9.0, 60.0])
