@@ -12,7 +12,6 @@ them. Every command runs inside :class:`CatchingGroup`:
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import traceback
@@ -23,7 +22,7 @@ from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import TyperException
 
 from sim.cli import calibrate, experiment, report, robust, run, validate, vintages
-from sim.cli.options import err, interrupted_line, out
+from sim.cli.options import collector_running, err, interrupted_line, out
 from sim.errors import GreysimError
 
 DEBUG = "greysim.debug"
@@ -73,11 +72,11 @@ class CatchingGroup(TyperGroup):
 
 class Command(TyperCommand):
     """A greysim command: the cyclic garbage collector, paused for the start-up
-    (:func:`sim.cli.main`), is back on while the command runs."""
+    (:func:`sim.cli.main`), is back on while the command runs (:func:`collector_running`)."""
 
     def invoke(self, ctx: typer.Context):
-        gc.enable()
-        return super().invoke(ctx)
+        with collector_running():
+            return super().invoke(ctx)
 
 
 app = typer.Typer(

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sim.engine.result import Result
-from sim.engine.simulation import Simulation
-from sim.experiments.executors import Progress, execute
+from sim.engine.simulation import Progress, Simulation
 from sim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -99,6 +98,9 @@ def execute_one(spec: RunSpec) -> RunOutput:
 def run_all(specs: Sequence[RunSpec], executor=None, progress: Progress | None = None,
             on_result: Callable[[int, RunOutput], None] | None = None) -> list[RunOutput]:
     """Run every spec on ``executor`` (default: in this process); outputs in spec order."""
+    # the executors import concurrent.futures and multiprocessing (~10 ms): not for one run
+    from sim.experiments.executors import execute
+
     return execute(execute_one, specs, executor, progress, on_result)
 
 

@@ -83,17 +83,29 @@ def arrow_column(values: list, kind: str) -> pa.Array:
     if kind == "bool":
         bits = np.packbits(np.array(values, dtype=np.bool_), bitorder="little")
         return pa.Array.from_buffers(arrow_type, n, [None, pa.py_buffer(bits)])
-    dtype = {"float64": np.float64, "int64": np.int64, "datetime": "datetime64[s]"}[kind]
-    array = np.array(values, dtype=dtype)
+    if kind == "datetime":
+        array = seconds_since_epoch(values)
+    else:
+        array = np.array(values, dtype=np.float64 if kind == "float64" else np.int64)
     valid, nulls = None, 0
     if kind == "float64":
         missing = np.isnan(array)
         nulls = int(np.count_nonzero(missing))
         if nulls:
             valid = pa.py_buffer(np.packbits(~missing, bitorder="little"))
-    return pa.Array.from_buffers(arrow_type, n, [valid, pa.py_buffer(array.view(np.int64)
-                                                               if kind == "datetime" else array)],
+    return pa.Array.from_buffers(arrow_type, n, [valid, pa.py_buffer(array)],
                                  null_count=nulls)
+
+
+#: The ordinal of 1970-01-01 (:meth:`datetime.date.toordinal`).
+EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def seconds_since_epoch(dates: list[dt.date]) -> np.ndarray:
+    """The int64 seconds ``np.array(dates, dtype="datetime64[s]")`` holds (each date's
+    midnight), from the dates' ordinals: NumPy converts date objects one by one at about
+    1.2 us each (2 ms for a column of the vintage table)."""
+    return (np.array([d.toordinal() for d in dates], dtype=np.int64) - EPOCH_ORDINAL) * 86_400
 
 
 def arrow_table(table: Table) -> pa.Table:

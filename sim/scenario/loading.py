@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from numbers import Integral
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from sim.scenario import keys
 from sim.scenario.files import resolve
-from sim.scenario.messages import ScenarioError
+from sim.scenario.messages import Key, Origin, ScenarioError
 from sim.scenario.root import Scenario, validate
 
 
@@ -32,14 +33,24 @@ def load(path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | None =
         raise ScenarioError(str(path), "population.users",
                             f"simulated users must be a whole number of at least 1, got {users!r}")
     raw, origins = resolve(path, ())
-    keys.set_values(raw, changes, Scenario, source=str(path), origins=origins, note=note)
-    scenario = validate(raw, str(path), origins)
     if users is None:
-        return scenario
+        return _validated(path, raw, origins, changes, note)
+    # validated twice (the weight needs the file's users): from one reading of the file, as
+    # parsing it again took ~5 ms; the changes are set in place, so the first gets copies
+    # (the origins' values are frozen: a shallow copy)
+    scenario = _validated(path, copy.deepcopy(raw), dict(origins), changes, note)
     pop = scenario.population
     weight = float(pop.users * pop.weight / users)
-    return load(path, {**changes, "population.users": int(users), "population.weight": weight},
-                note=note)
+    return _validated(path, raw, origins, {**changes, "population.users": int(users),
+                                           "population.weight": weight}, note)
+
+
+def _validated(path: Path, raw: dict, origins: dict[Key, Origin], changes: Mapping[str, Any],
+               note: str) -> Scenario:
+    """The scenario of a resolved file's mapping with ``changes`` set in it (in place), the
+    origins recording them."""
+    keys.set_values(raw, changes, Scenario, source=str(path), origins=origins, note=note)
+    return validate(raw, str(path), origins)
 
 
 def _changes(overrides: Mapping[str, Any] | Iterable[str] | None, source: str

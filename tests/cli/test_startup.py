@@ -70,10 +70,13 @@ def test_cli_modules_import_no_cycle():
 def test_the_collector_is_paused_for_the_start_up_and_on_while_a_command_runs(tmp_path):
     """The console script pauses the cyclic garbage collector for its start-up and a run's
     imports and scenario (they make no garbage), and every command runs with it on, so a
-    long command frees its cycles."""
+    long command frees its cycles; the start-up's objects are frozen while the command runs
+    (out of the collector's passes) and unfrozen after it (an in-process caller's collector
+    sees them again)."""
     code = ("import gc, sys\nimport sim.cli.run as run\n"
             "seen = []\n"
-            "def spy(*a, **k):\n    seen.append(gc.isenabled())\n    sys.exit(0)\n"
+            "def spy(*a, **k):\n    seen.append(gc.isenabled())\n"
+            "    seen.append(gc.get_freeze_count() > 0)\n    sys.exit(0)\n"
             "run._simulate = spy\n"
             "load = run.load_scenario\n"
             "def loading(*a, **k):\n    seen.append(gc.isenabled())\n    return load(*a, **k)\n"
@@ -82,12 +85,13 @@ def test_the_collector_is_paused_for_the_start_up_and_on_while_a_command_runs(tm
             f"'--quiet', '--no-report', '--out', {str(tmp_path / 'run')!r}]\n"
             "import sim.cli\nenabled_at_start = gc.isenabled()\n"
             "try:\n    sim.cli.main()\nexcept SystemExit:\n    pass\n"
-            "print(enabled_at_start, seen, gc.isenabled())")
+            "print(enabled_at_start, seen, gc.isenabled(), gc.get_freeze_count())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     # on at the start (before main), off while the run loads its scenario, on while it runs
-    assert proc.stdout.split() == ["True", "[False,", "True]", "True"]
+    # (over the objects made since the command started), nothing frozen after it
+    assert proc.stdout.split() == ["True", "[False,", "True,", "True]", "True", "0"]
 
 
 def test_a_run_without_its_report_never_imports_pandas(tmp_path):

@@ -196,6 +196,21 @@ def test_tables_are_written_without_pandas_as_pandas_writes_them(small_runs):
             assert written == buf.getvalue(), stem
 
 
+def test_dates_become_the_seconds_numpy_converts_them_to():
+    """The writer's date column: the seconds ``np.array(dates, "datetime64[s]")`` holds,
+    for dates across NumPy's and Python's whole range."""
+    import datetime as dt
+    import random
+
+    from sim.io import parquet
+
+    draw = random.Random(18)
+    dates = [dt.date.fromordinal(draw.randint(1, dt.date.max.toordinal())) for _ in range(5000)]
+    dates += [dt.date.min, dt.date.max, dt.date(1970, 1, 1), dt.date(1969, 12, 31)]
+    expected = np.array(dates, dtype="datetime64[s]").view(np.int64)
+    assert np.array_equal(parquet.seconds_since_epoch(dates), expected)
+
+
 def test_a_written_run_reads_back_as_its_frames(small_runs, tmp_path):
     """Values and types read back as the run's DataFrames; Parquet keeps dates to the
     millisecond, so pandas reads them as datetime64[ms] (the frames': [s])."""

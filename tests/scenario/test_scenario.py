@@ -138,6 +138,17 @@ def test_users_option_keeps_the_real_population(baseline_path):
     assert book[0] == pytest.approx(book[1], rel=0.05)
 
 
+def test_a_sized_load_is_the_file_with_its_users_and_weight_set(baseline_path):
+    """``users`` validates the file twice (from one reading): the result is the file with
+    the overrides, the users and the weight they imply set in one go."""
+    base = load(baseline_path, {"seed": 7, "rollout.phases.0.batch.share": 0.05})
+    weight = float(base.population.users * base.population.weight / 5000)
+    sized = load(baseline_path, {"seed": 7, "rollout.phases.0.batch.share": 0.05}, users=5000)
+    assert sized == load(baseline_path, {"seed": 7, "rollout.phases.0.batch.share": 0.05,
+                                         "population.users": 5000,
+                                         "population.weight": weight})
+
+
 def test_bound_cards_beyond_the_counted_maximum_is_refused(baseline_path):
     """A mean far above what is counted used to crash the Poisson draw (found by the fuzzer)."""
     with pytest.raises(ScenarioError, match="account_classes.III.bound_cards.*less than or"):
