@@ -75,7 +75,7 @@ class Result:
         self.vintages = vintages
         self.summary = summary
         self.population = population
-        self.wall_seconds = wall_seconds
+        self.wall_seconds = wall_seconds  # the run's, the population's synthesis included
         self.book = book  # the credit lines at the end of the run
         self.fraud = fraud  # risk levels at the end of the run
         self.arm = arm  # A/B arm code of every user (into ``arm_names``)

@@ -496,6 +496,7 @@ class Simulation:
         self.timings["tables"] = time.perf_counter() - tables_started
         return Result(self.scenario, self.seed, monthly, segments, batches,
                       vintages, summary, self.pop,
-                      time.perf_counter() - started, self.book, self.fraud, self.arm,
+                      self.timings["setup"] + time.perf_counter() - started, self.book,
+                      self.fraud, self.arm,
                       self.arm_names, self.holdout, arm_table, gate_table,
                       timings=dict(self.timings))

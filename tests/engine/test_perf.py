@@ -257,8 +257,8 @@ def test_a_run_reports_the_time_of_every_process(baseline):
                               {"population.users": 5000}), quarters=1)
     assert set(result.timings) == set(engine.TIMED)
     assert all(t >= 0 for t in result.timings.values())
-    inside = sum(t for k, t in result.timings.items() if k != "setup")
-    assert inside <= result.wall_seconds
+    # the wall time is the whole run's: the population's synthesis and first scoring too
+    assert sum(result.timings.values()) <= result.wall_seconds
 
 
 # --------------------------------------------------------------------------- benchmark
