@@ -308,6 +308,8 @@ def cells_below(p: float | np.ndarray) -> np.ndarray:
     uniform is below ``p`` exactly when its cell is below this. Exact: the cell is
     estimated from ``p x 2^53``, then stepped up to the first whose uniform (computed as
     :meth:`Streams.uniform` does) reaches ``p``."""
+    if np.ndim(p) == 0:  # one rate, asked for again and again (each block, each month)
+        return np.uint64(_first_cell_at_or_above(float(p)))
     shape = np.shape(p)
     p = np.atleast_1d(np.asarray(p, dtype=np.float64))
     # no uniform is below NaN: zero cells
@@ -318,6 +320,19 @@ def cells_below(p: float | np.ndarray) -> np.ndarray:
             return m.reshape(shape)
         m += low
     raise AssertionError("cells_below did not settle")  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=256)
+def _first_cell_at_or_above(p: float) -> int:
+    """:func:`cells_below` of one rate, in Python's floats (the same IEEE doubles)."""
+    if not p > 0.0:  # NaN too: no uniform is below it
+        return 0
+    if p >= 1.0:  # every uniform is below 1
+        return _CELLS
+    m = max(math.floor(p * _CELLS) - 2, 0)
+    while m < _CELLS and min(float(m) * 2.0**-53 + 2.0**-54, 1.0 - 2.0**-53) < p:
+        m += 1
+    return m
 
 
 @functools.lru_cache(maxsize=16)

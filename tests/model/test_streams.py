@@ -105,6 +105,11 @@ def test_cells_below_a_rate_are_those_whose_uniform_is_below_it(m):
         assert want - m <= 3 and int(purposes.cells_below(p)) == want, (m, p)
     assert int(purposes.cells_below(0.0)) == 0 and int(purposes.cells_below(1.0)) == 2**53
     assert int(purposes.cells_below(float("nan"))) == 0
+    # one rate at a time (Python floats) and many at once (NumPy) count the same cells
+    rates = [u, float(np.nextafter(u, 0.0)), float(np.nextafter(u, 2.0)), 0.0, -1.0, 1.0,
+             2.0, float("inf"), float("nan"), 5e-324]
+    assert np.array_equal(purposes.cells_below(np.array(rates)),
+                          [purposes.cells_below(r) for r in rates])
 
 
 def test_a_chance_is_a_uniform_below_the_rate():
