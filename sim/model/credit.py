@@ -294,7 +294,7 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["cures"] = int(cured.size)
     flows["early_repayments"] = int(full)
 
-    can_use = visible & ~pop.closed
+    can_use = np.greater(visible, pop.closed)  # visible and not closed, in one pass
     # what is lent after the repayments: reviews and new lines (none drawn yet) move no
     # balance until the draws, and only the draws after them. The balance identity gives
     # it to the fen without a pass over the lines (test_the_balance_identity_holds...)

@@ -128,7 +128,7 @@ def candidates(pop: Population, scenario: Scenario, phase: Phase) -> np.ndarray:
     """The eligible, never-invited pool inside the phase's reach."""
     pool = pop.vintage < 0
     pool &= pop.eligible
-    pool &= ~pop.closed
+    np.greater(pool, pop.closed, out=pool)  # and not closed, in one pass
     _narrow_to_reach(pool, pop, scenario, phase)
     return pool
 
