@@ -94,7 +94,9 @@ def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
     process at the same size, run-off months off on both sides (the floor has none): the
     median of ``pairs`` ratios of runs taken one after the other (the floor alone varies by
     a third from run to run on a shared machine; the pairs alternate which process goes
-    first). The ratio is None when the floor is absent (greysim then runs once)."""
+    first). Beside it, the ratio of each side's fastest run (``fastest_ratio``): on a host
+    whose neighbours slow runs by up to half, the least disturbed runs of each. The ratio
+    is None when the floor is absent (greysim then runs once)."""
     env = cached_bytecode_env()
 
     def greysim_run(n: int, q: int, out: Path) -> Timed:
@@ -120,7 +122,8 @@ def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
     if not found:
         return {"users": users, "quarters": quarters, "run_off_months": 0,
                 "greysim_seconds": greysim[0].wall, "floor": str(floor), "floor_seconds": None,
-                "ratio": None, "pairs": 0, "ratios": [], "cpu_ratio": None, "cpu_ratios": []}
+                "ratio": None, "pairs": 0, "ratios": [], "cpu_ratio": None, "cpu_ratios": [],
+                "fastest_ratio": None}
     ratios = [g.wall / f.wall for g, f in zip(greysim, floors, strict=True)]
     cpu_ratios = [g.cpu / f.cpu for g, f in zip(greysim, floors, strict=True)
                   if g.cpu is not None and f.cpu]
@@ -129,7 +132,9 @@ def floor_ratio(users: int, quarters: int, scenario: str, floor: Path = FLOOR,
             "greysim_seconds": greysim[pick].wall, "floor": str(floor),
             "floor_seconds": floors[pick].wall, "ratio": ratios[pick], "pairs": len(ratios),
             "ratios": ratios, "cpu_ratios": cpu_ratios,
-            "cpu_ratio": cpu_ratios[_middle(cpu_ratios)] if cpu_ratios else None}
+            "cpu_ratio": cpu_ratios[_middle(cpu_ratios)] if cpu_ratios else None,
+            # a neighbour only ever slows a run: each side's fastest is its least disturbed
+            "fastest_ratio": min(g.wall for g in greysim) / min(f.wall for f in floors)}
 
 
 def _middle(values: list[float]) -> int:
@@ -148,7 +153,8 @@ def report_ratio(row: dict) -> None:
                f"; CPU seconds ratio {row['cpu_ratio']:.2f}x ("
                + ", ".join(f"{r:.2f}" for r in row["cpu_ratios"]) + ")")
         print(f"{head}, floor {row['floor_seconds']:.2f} s: ratio {row['ratio']:.2f}x "
-              f"(the median of {row['pairs']} paired runs: {every}){cpu}")
+              f"(the median of {row['pairs']} paired runs: {every}){cpu}; fastest runs' "
+              f"ratio {row['fastest_ratio']:.2f}x")
 
 
 def machine() -> dict:

@@ -292,6 +292,7 @@ def test_the_ratio_is_the_middle_of_pairs_that_alternate_their_order(monkeypatch
     assert row["ratios"] == [3.0, 6.0, 4.0] and row["ratio"] == 4.0  # the middle one
     assert (row["greysim_seconds"], row["floor_seconds"]) == (8.0, 2.0)  # of that pair
     assert row["cpu_ratios"] == [6.0, 12.0, 8.0] and row["cpu_ratio"] == 8.0
+    assert row["fastest_ratio"] == 6.0  # each side's fastest run: 6.0 s over 1.0 s
     bench, order = _scripted_processes(monkeypatch, [2.0, 1.0], [6.0, 6.0])
     assert bench.floor_ratio(1000, 1, "scenarios/baseline.yaml", floor, pairs=2)["ratio"] == 3.0
 
