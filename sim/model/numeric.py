@@ -56,11 +56,15 @@ def _count(mask: np.ndarray) -> str:
 def check_finite(values: np.ndarray, *, name: str, process: str, month: int,
                  key: str | tuple[str, ...], limit: float | None = None) -> np.ndarray:
     """Stop when ``values`` (a balance, an amount) is not finite or beyond ``limit``."""
-    # max and min carry any NaN or infinity without a mask the size of the array
-    if values.size and not (np.isfinite(values.max()) and np.isfinite(values.min())):
+    # a sum carries any NaN or infinity, in one pass without a mask the size of the array;
+    # only a sum that is not finite (or finite values whose sum overflows) looks closer
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(values, axis=None)
+    if values.size and not np.isfinite(total):
         bad = ~np.isfinite(values)
-        raise numeric_error(process, month, name, f"is not finite (overflow) for {_count(bad)}",
-                           key)
+        if bad.any():
+            raise numeric_error(process, month, name,
+                               f"is not finite (overflow) for {_count(bad)}", key)
     if limit is not None:
         over = np.abs(values) > limit
         if over.any():

@@ -38,3 +38,13 @@ def test_the_fixed_arrays_are_checked_unless_left_out(pop):
     pop.night_share[2] = 1.5  # a share beyond 1
     with pytest.raises(numeric.NumericError, match=r"night_share left \[0, 1\]"):
         numeric.check_population(pop, process="behaviour", month=3, key="k")
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_a_value_that_is_not_finite_stops_and_a_large_finite_sum_does_not(bad):
+    """Finite values whose sum overflows pass; any infinity or NaN is found and counted."""
+    values = np.full(10, 3e38, dtype=np.float32)  # their float32 sum overflows
+    assert numeric.check_finite(values, name="x", process="p", month=1, key="k") is values
+    values[[2, 5]] = bad
+    with pytest.raises(numeric.NumericError, match="not finite .* for 2 of 10"):
+        numeric.check_finite(values, name="x", process="p", month=1, key="k")
