@@ -359,7 +359,8 @@ BLOCK = 65_536
 #: Modules whose scores are kept, of those whose inputs never change during a run: both
 #: (social influence, risk resilience). Each saves about 3 ms a scoring of 1M users (0.04 s
 #: a run) for 4 bytes a user, on top of the 7 kept anyway (offsets 4, reason bits 2,
-#: penalty flags 1): 240 of the 250 bytes a user of the memory budget at 1M.
+#: penalty flags 1), inside the memory budget of 250 bytes a user at 1M (where a run stands
+#: against it: docs/performance.md).
 KEPT_MODULES: tuple[str, ...] = ("social_influence", "risk_resilience")
 
 #: The parts of a scoring that can be kept for a population (offsets, the fixed reason bits
