@@ -164,7 +164,8 @@ class Simulation:
                                           scenario.start.year)
         self.max_outstanding = scenario.capital.max_outstanding
         self.capital_fen = capital.simulated_limit(self.pop.weight, self.max_outstanding)
-        self._lent: float | None = None  # outstanding CNY, kept until the next credit month
+        # outstanding CNY: the last credit month's closing balance (None before the first)
+        self._lent: float | None = None
         self.plans = scenario.strategies()  # A/B arm name -> its strategy
         self.arm_names = tuple(self.plans)
         self.arm = (np.zeros(self.pop.n, dtype=np.int8) if scenario.ab is None else
