@@ -7,7 +7,19 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 SIM = Path(__file__).resolve().parents[1] / "sim"
+
+
+#: NumPy's ufuncs by name (their outputs may be given by position after the inputs).
+UFUNCS = {name: f for name, f in vars(np).items() if isinstance(f, np.ufunc)}
+
+
+def _numpy_call(node: ast.Call) -> bool:
+    """Whether ``node`` calls ``np.<name>``."""
+    return (isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "np")
 
 
 def _attribute(node: ast.AST, names: set[str] | frozenset[str]) -> str | None:
@@ -20,8 +32,10 @@ def _attribute(node: ast.AST, names: set[str] | frozenset[str]) -> str | None:
 
 
 def writes(tree: ast.AST, names: set[str] | frozenset[str]) -> Iterator[tuple[int, str]]:
-    """(line, attribute) of every assignment, in-place operation, ``out=`` or
-    ``copyto``/``setattr``/``put``/``place``/``fill`` into an attribute of ``names``."""
+    """(line, attribute) of every assignment, in-place operation, ``out=`` (or a NumPy
+    ufunc's output given by position) or ``copyto``/``setattr``/``put``/``place``/``fill``
+    into an attribute of ``names``. Writes through another name (an alias) are not seen:
+    the runtime check beside each use of this catches those."""
     for node in ast.walk(tree):
         targets = []
         if isinstance(node, ast.Assign):
@@ -33,6 +47,8 @@ def writes(tree: ast.AST, names: set[str] | frozenset[str]) -> Iterator[tuple[in
             name = getattr(node.func, "attr", getattr(node.func, "id", ""))
             if name in {"copyto", "setattr", "put", "place", "fill"} and node.args:
                 targets.append(node.args[0])
+            if _numpy_call(node) and name in UFUNCS:  # np.multiply(a, b, out): outputs last
+                targets += node.args[UFUNCS[name].nin:]
         for target in targets:
             for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
                 if attr := _attribute(t, names):

@@ -86,3 +86,16 @@ def test_rows_are_views_that_write_through(baseline_path):
             assert np.array_equal(getattr(block, name), values[10:20]), name
     block.score_adjust += 1
     assert pop.score_adjust.sum() == 10 and pop.score_adjust[10:20].all()
+
+
+def test_no_run_changes_a_fixed_attribute_in_any_shipped_scenario():
+    """At run time too (writes through another name escape the static check above): every
+    shipped scenario's fixed attributes are those synthesis drew, two quarters on."""
+    from sim.engine.simulation import Simulation
+
+    for path in sorted((SIM.parent / "scenarios").glob("*.yaml")):
+        s = Simulation(sim.load(path, users=300), quarters=2)
+        before = {name: getattr(s.pop, name).copy() for name in population.FIXED}
+        s.run()
+        for name in population.FIXED:
+            assert np.array_equal(getattr(s.pop, name), before[name]), (path.name, name)
