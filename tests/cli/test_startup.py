@@ -79,7 +79,8 @@ def test_the_collector_is_paused_for_the_start_up_and_on_while_a_command_runs(tm
             "    seen.append(gc.get_freeze_count() > 0)\n    sys.exit(0)\n"
             "run._simulate = spy\n"
             "load = run.load_scenario\n"
-            "def loading(*a, **k):\n    seen.append(gc.isenabled())\n    return load(*a, **k)\n"
+            "def loading(*a, **k):\n    seen.append(gc.isenabled())\n"
+            "    seen.append(gc.get_freeze_count() > 0)\n    return load(*a, **k)\n"
             "run.load_scenario = loading\n"
             f"sys.argv = ['greysim', 'run', 'scenarios/baseline.yaml', '--users', '100', "
             f"'--quiet', '--no-report', '--out', {str(tmp_path / 'run')!r}]\n"
@@ -89,9 +90,10 @@ def test_the_collector_is_paused_for_the_start_up_and_on_while_a_command_runs(tm
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    # on at the start (before main), off while the run loads its scenario, on while it runs
-    # (over the objects made since the command started), nothing frozen after it
-    assert proc.stdout.split() == ["True", "[False,", "True,", "True]", "True", "0"]
+    # on at the start (before main); off while the run loads its scenario, the start-up's
+    # objects already frozen; on while it runs (over the objects made since the command
+    # started); nothing frozen after it
+    assert proc.stdout.split() == ["True", "[False,", "True,", "True,", "True]", "True", "0"]
 
 
 def test_a_run_without_its_report_never_imports_pandas(tmp_path):

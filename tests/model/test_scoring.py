@@ -258,5 +258,8 @@ def test_a_scoring_keeps_only_parts_of_fixed_attributes():
 def test_admission_buckets_of_a_few_users_are_their_whole_population_buckets():
     users = np.array([0, 7, 4095, 65_536, 99_999])
     salt = "tier-first:reevaluation"
-    assert np.array_equal(invites.buckets_of(users, salt),
-                          invites.sticky_bucket(100_000, salt)[users])
+    buckets = invites.buckets_of(users, salt)
+    assert np.array_equal(buckets, invites.sticky_bucket(100_000, salt)[users])
+    # a bucket is the user's salted hash modulo the buckets, whoever else is hashed
+    plain = invites.sticky_hash(users.astype(np.uint64), salt) % np.uint64(invites.BUCKETS)
+    assert np.array_equal(buckets, plain)

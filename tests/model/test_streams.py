@@ -81,6 +81,8 @@ def test_poisson_by_inversion_is_the_poisson_quantile(lam):
     counts = Streams(4).poisson(lam, purposes.DEVICE_SWITCHES, 1, 20_000)
     assert counts.dtype == np.int64
     assert np.array_equal(counts, poisson_quantile(lam, u))
+    if math.isnan(lam) or lam < 2.0**-54:  # no count: a rate of nothing
+        assert not counts.any()
     users = np.array([19_999, 3, 7, 3])
     assert np.array_equal(Streams(4).poisson(lam, purposes.DEVICE_SWITCHES, 1, users),
                           counts[users])
@@ -95,7 +97,9 @@ def _cell_uniform(m):
                                2**53 - 3, 2**53 - 2, 2**53 - 1])
 def test_cells_below_a_rate_are_those_whose_uniform_is_below_it(m):
     """At a cell's own uniform, just below and just above it (where rounding decides), the
-    count of cells below a rate is the count of cells whose uniform is below it."""
+    count of cells below a rate is the count of cells whose uniform is below it. The cells'
+    uniforms are restated here in Python; test_a_chance_is_a_uniform_below_the_rate holds
+    the counts to Streams.uniform's own values."""
     u = _cell_uniform(m)
     for p in (u, np.nextafter(u, 0.0), np.nextafter(u, 2.0)):
         # the first cell at or above p, near m (above 2^52 two cells can share a uniform)
