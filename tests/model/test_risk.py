@@ -187,53 +187,107 @@ def test_pd_chain_matches_its_closed_form_across_blocks():
         np.testing.assert_allclose(pd[:, i], expected, rtol=2e-5, atol=1e-7)
 
 
+def _chain_inputs(individual, mob, state, has_balance, cures, through, macro, spec, horizons,
+                  full, draw_rate, certain, dtype):
+    """Each line's start state and per-step parameters, as the chain documents them."""
+    top = max(horizons)
+    curve = risk.lifecycle_curve(spec, int(mob.max()) + top + risk.ROLL_MONTHS).astype(dtype)
+    start = np.where(state == 0, np.where(has_balance, 0, 1), np.minimum(state, 4) + 1)
+    start = np.where(state >= 4, 5, start)
+    base = (individual.astype(np.float64) * macro / np.maximum(through, 1e-12)).astype(dtype)
+    c = np.where(certain[:, None], 0.0, cures).astype(dtype)
+    d = np.where(certain, 1.0, draw_rate).astype(dtype)
+    f = np.where(certain, 0.0, full).astype(dtype)
+    return curve, start, base, c, d, f
+
+
 def _plain_pd(individual, mob, state, has_balance, cures, through, macro, spec, horizons,
               full, draw_rate, certain):
     """The PD chain written plainly: every line, in index order, one float32 step at a time
-    (the arithmetic :func:`risk.default_probability` documents)."""
+    (the arithmetic :func:`risk._chain` documents)."""
     f32 = np.float32
-    top = max(horizons)
-    curve = risk.lifecycle_curve(spec, int(mob.max()) + top + risk.ROLL_MONTHS).astype(f32)
-    start = np.where(state == 0, np.where(has_balance, 0, 1), np.minimum(state, 4) + 1)
-    start = np.where(state >= 4, 5, start)
-    base = (individual.astype(np.float64) * macro / np.maximum(through, 1e-12)).astype(f32)
-    c = np.where(certain[:, None], 0.0, cures).astype(f32)
-    d = np.where(certain, 1.0, draw_rate).astype(f32)
-    f = np.where(certain, 0.0, full).astype(f32)
+    curve, start, base, c, d, f = _chain_inputs(
+        individual, mob, state, has_balance, cures, through, macro, spec, horizons, full,
+        draw_rate, certain, f32)
     one = f32(1.0)
-    cur, idle, a1, a2, a3, dflt = (np.where(start == j, one, f32(0.0)) for j in range(6))
+    cur, idle, a1, late2, late3, dflt = (np.where(start == j, one, f32(0.0)) for j in range(6))
+    r = one - c
+    g1, g2, g3 = r[:, 0] * c[:, 1], r[:, 0] * r[:, 1] * c[:, 2], r[:, 0] * r[:, 1] * r[:, 2]
+    lapse = f * (one - d)
+    a2 = a3 = rolled = np.zeros(individual.size, dtype=f32)
     out = np.zeros((individual.size, len(horizons)))
-    for k in range(1, top + 1):
+    for k in range(1, max(horizons) + 1):
         e = np.minimum(base * curve[mob + risk.ROLL_MONTHS + k], one)
         e[certain] = one
-        pay = cur * (one - e)
-        stay = one - d
-        lapse = f * stay
-        new_cur = (pay * (one - lapse) + idle * d + a1 * c[:, 0] + a2 * c[:, 1]
-                   + a3 * c[:, 2])
-        idle = pay * lapse + idle * stay
-        dflt = dflt + a3 * (one - c[:, 2])
-        a1, a2, a3 = cur * e, a1 * (one - c[:, 0]), a2 * (one - c[:, 1])
-        cur = new_cur
+        enter = cur * e
+        pay = cur - enter
+        move = pay * lapse - idle * d
+        idle = idle + move
+        cur = pay - move + a1 * c[:, 0] + a2 * g1 + a3 * g2
+        rolled = rolled + a3
+        if k == 1:
+            cur, dflt = cur + (late2 * c[:, 1] + late3 * c[:, 2]), dflt + late3 * r[:, 2]
+        if k == 2:
+            cur, dflt = cur + late2 * (r[:, 1] * c[:, 2]), dflt + late2 * (r[:, 1] * r[:, 2])
+        a1, a2, a3 = enter, a1, a2
+        for i, h in enumerate(horizons):
+            if k == h:
+                out[:, i] = dflt + rolled * g3
+    return out
+
+
+def _state_by_state_pd(individual, mob, state, has_balance, cures, through, macro, spec,
+                       horizons, full, draw_rate, certain):
+    """The chain of :func:`risk.default_probability`'s docstring, state by state, in
+    float64: current with and without a balance, 1-30, 31-60, 61-90, default."""
+    curve, start, base, c, d, f = _chain_inputs(
+        individual, mob, state, has_balance, cures, through, macro, spec, horizons, full,
+        draw_rate, certain, np.float64)
+    cur, idle, a1, a2, a3, dflt = ((start == j).astype(np.float64) for j in range(6))
+    out = np.zeros((individual.size, len(horizons)))
+    for k in range(1, max(horizons) + 1):
+        e = np.where(certain, 1.0, np.minimum(base * curve[mob + risk.ROLL_MONTHS + k], 1.0))
+        pay = cur * (1 - e)
+        lapse = f * (1 - d)
+        cur, idle, a1, a2, a3, dflt = (
+            pay * (1 - lapse) + idle * d + a1 * c[:, 0] + a2 * c[:, 1] + a3 * c[:, 2],
+            pay * lapse + idle * (1 - d), cur * e, a1 * (1 - c[:, 0]), a2 * (1 - c[:, 1]),
+            dflt + a3 * (1 - c[:, 2]))
         for i, h in enumerate(horizons):
             if k == h:
                 out[:, i] = dflt
     return out
 
 
-def test_pd_chain_equals_its_plain_formulation_to_the_bit():
-    """The blocked chain skips lines whose PD is exact without it and runs the others in
-    months-on-book order: every PD is still the plain chain's, bit for bit."""
-    rng = np.random.default_rng(7)
+def _chain_case(seed: int) -> dict:
+    rng = np.random.default_rng(seed)
     n = 2 * risk.CHAIN_BLOCK + 101
-    inputs = dict(
+    return dict(
         individual=rng.uniform(1e-4, 0.3, n).astype(np.float32),
         mob=rng.integers(0, 40, n), state=rng.integers(0, 5, n).astype(np.int8),
         has_balance=rng.random(n) < 0.7, cures=rng.uniform(0.0, 0.9, (n, 3)),
         through=rng.uniform(0.05, 1.0, n), macro=1.3,
         spec=Lifecycle(form="log_logistic", scale=12, shape=3, normalise_months=36),
-        horizons=(12, 36), full=0.4,
+        horizons=(2, 12, 36), full=0.4,
         draw_rate=np.where(rng.random(n) < 0.3, 0.0, 0.6), certain=rng.random(n) < 0.02)
+
+
+def test_pd_chain_follows_the_delinquency_states_one_by_one():
+    """The chain that keeps only what entered 1-30 days late in the last three steps gives
+    the PDs of the chain over every state (current, idle, 1-30, 31-60, 61-90, default) in
+    float64, to float32's precision: lines that start late, that cannot draw, that never
+    repay, at a horizon before a miss can roll through (2 months) and after."""
+    inputs = _chain_case(11)
+    fast = risk.default_probability(**inputs)
+    np.testing.assert_allclose(fast, _state_by_state_pd(**inputs), rtol=0, atol=2e-6)
+    late = (inputs["state"] == 2) | (inputs["state"] == 3)
+    assert (fast[late, 0] > 0).all() and (fast[late, 0] < 1).any()
+
+
+def test_pd_chain_equals_its_plain_formulation_to_the_bit():
+    """The blocked chain skips lines whose PD is exact without it and runs the others in
+    months-on-book order: every PD is still the plain chain's, bit for bit."""
+    inputs = _chain_case(7)
     fast = risk.default_probability(**inputs)
     assert np.array_equal(fast, _plain_pd(**inputs))
     assert (fast == 1.0).any() and (fast == 0.0).any()  # both shortcuts were taken
