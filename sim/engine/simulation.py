@@ -376,8 +376,12 @@ class Simulation:
                                        self.months)
             if months:
                 behaviour.settle(self.pop, self.scenario, self.streams, month.number, months)
-                numeric.check_population(self.pop, process="behaviour", month=month.number,
-                                         key="behaviour.drift_sd", fixed=not self._checked)
+                # everything at the first read; then what behaviour wrote (the score, which
+                # sums the other changing arrays, is checked after each scoring)
+                numeric.check_population(
+                    self.pop, process="behaviour", month=month.number,
+                    key="behaviour.drift_sd", fixed=not self._checked,
+                    names=behaviour.WRITTEN if self._checked else None)
                 self._checked = True  # the fixed arrays hold from now on
 
     def adopt(self, month: Month) -> None:

@@ -27,6 +27,9 @@ from sim.scenario import Scenario
 #: The attributes that drift, in pairs: each pair's draws share one hash (sub-key = pair).
 DRIFTING = ("payments_per_month", "monthly_spend", "wealth_balance", "wealth_days")
 
+#: The float arrays behaviour writes (the drifting ones, and the credit history that ages).
+WRITTEN = (*DRIFTING, "credit_history_years")
+
 
 def age(pop: Population, scenario: Scenario, streams: Streams, month: int) -> None:
     """One month of the behaviour that has a path: account age, credit history, dormancy

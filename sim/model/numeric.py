@@ -87,16 +87,17 @@ def check_probability(values: np.ndarray, *, name: str, process: str, month: int
 
 
 def check_population(pop: Population, *, process: str, month: int, key: str,
-                     fixed: bool = True) -> None:
+                     fixed: bool = True, names: tuple[str, ...] | None = None) -> None:
     """Every float array finite and every probability in [0, 1] (the check at each read of
     behaviour). ``fixed=False`` leaves out the arrays no step writes after synthesis
     (:data:`sim.model.population.FIXED`, among them every probability): once checked they
-    hold for the run."""
+    hold for the run. ``names`` limits the check to those arrays (a step checks what it
+    wrote)."""
     for name in PROBABILITIES:
-        if fixed or name not in FIXED:
+        if (fixed or name not in FIXED) and (names is None or name in names):
             check_probability(getattr(pop, name), name=name, process=process, month=month,
                               key=key)
     for name, values in vars(pop).items():
         if (isinstance(values, np.ndarray) and values.dtype.kind == "f"
-                and (fixed or name not in FIXED)):
+                and (fixed or name not in FIXED) and (names is None or name in names)):
             check_finite(values, name=name, process=process, month=month, key=key)

@@ -139,3 +139,38 @@ def test_the_capital_limit_is_judged_on_the_outstanding_of_the_month_so_far(smal
     asked = [(lent, now) for lent, now in judged if lent is not None]
     assert len(asked) > 20 and any(now > 0 for _, now in asked)
     assert all(lent == now for lent, now in asked)
+
+
+@pytest.mark.parametrize("name", ["score_adjust", "other_indicators", "monthly_spend"])
+def test_a_changing_array_gone_bad_stops_the_run_at_the_next_read(small, monkeypatch, name):
+    """After the first full check, the behaviour read checks what behaviour writes and the
+    re-scoring checks the score, which sums every other changing array: a NaN written into
+    any of them (by credit's score effects, the indicators' drift, behaviour) stops the run
+    in that quarter, naming the process that reads it."""
+    from sim.model import numeric
+
+    real, months = fraud.month, []
+
+    def poisoned(fb, pop, *args, **kwargs):
+        months.append(len(months) + 1)
+        if months[-1] == 4:  # after the first quarter's reads, before the second's
+            getattr(pop, name)[11] = np.nan
+        return real(fb, pop, *args, **kwargs)
+    monkeypatch.setattr(fraud, "month", poisoned)
+    with pytest.raises(numeric.NumericError) as caught:
+        Simulation(small, quarters=3).run()
+    read = "behaviour" if name == "monthly_spend" else "reevaluation"
+    assert f"in month 6, process '{read}'" in str(caught.value)
+
+
+def test_every_changing_float_array_has_a_check_that_reads_it(small):
+    """What behaviour writes is checked at its read; the score and the arrays it sums
+    (indicators, repayment points) after each scoring: a new changing array must join one."""
+    from sim.model.population import FIXED
+
+    pop = Simulation(small, quarters=1).pop
+    changing = {name for name, values in vars(pop).items()
+                if isinstance(values, np.ndarray) and values.dtype.kind == "f"
+                and name not in FIXED}
+    scored = {"score", "value", "other_indicators", "score_adjust"}
+    assert changing <= set(behaviour.WRITTEN) | scored

@@ -48,3 +48,12 @@ def test_a_value_that_is_not_finite_stops_and_a_large_finite_sum_does_not(bad):
     values[[2, 5]] = bad
     with pytest.raises(numeric.NumericError, match="not finite .* for 2 of 10"):
         numeric.check_finite(values, name="x", process="p", month=1, key="k")
+
+
+def test_a_check_limited_to_some_arrays_reads_only_those(pop):
+    pop.monthly_spend[4] = np.nan
+    numeric.check_population(pop, process="behaviour", month=3, key="k",
+                             names=("wealth_days", "payments_per_month"))
+    with pytest.raises(numeric.NumericError, match="monthly_spend"):
+        numeric.check_population(pop, process="behaviour", month=3, key="k",
+                                 names=("wealth_days", "monthly_spend"))
