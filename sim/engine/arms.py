@@ -34,8 +34,9 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
                      coverage: dict[str, int] | None = None) -> list[dict]:
     """Rows of the segment table for the dimension ``arm`` at one month end (the recorder's
     columns and units: weighted counts, loss in CNY). ``per_line`` holds the ``borrowers``
-    and ``defaults`` masks and the ``cum_loss`` (fen) of the users with a line, ``lines``:
-    no one else borrows, defaults or loses. ``coverage`` holds the users ``eligible``,
+    and ``defaults`` masks and the ``cum_loss`` (fen) of the users with a line, ``lines``,
+    or the lines with a loss instead (:func:`sim.engine.recorder.line_losses`): no one else
+    borrows, defaults or loses. ``coverage`` holds the users ``eligible``,
     ``invited`` and ``visible`` when the caller has counted them (the one arm's figures
     without A/B arms, not counted again)."""
     k, w = len(names), pop.weight
@@ -48,11 +49,13 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
             return np.array([np.count_nonzero(mask)])
         return np.bincount(codes[mask], minlength=k)[:k]
 
-    def total(values):  # integers (counts, fen): exact float sums in any order
+    from sim.engine.recorder import line_losses  # here: the recorder imports this module
+
+    def total(values, users=lines):  # integers (counts, fen): exact float sums in any order
         if codes is None:  # so the integer sum, made a float (a tenth of the cost for masks)
             whole = np.count_nonzero(values) if values.dtype == np.bool_ else values.sum()
             return np.array([whole], dtype=np.float64)
-        return np.bincount(codes[lines], weights=values.astype(np.float64), minlength=k)[:k]
+        return np.bincount(codes[users], weights=values.astype(np.float64), minlength=k)[:k]
 
     population = np.array([arm.size]) if codes is None else np.bincount(codes, minlength=k)[:k]
     if codes is None and coverage is not None:
@@ -61,7 +64,8 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
     else:
         eligible, invited, shown = count(pop.eligible), count(pop.invited), count(visible)
     borrowers, defaults = total(per_line["borrowers"]), total(per_line["defaults"])
-    loss = total(per_line["cum_loss"])
+    lossy, lost = line_losses(per_line)  # zeros left out: the same sums
+    loss = total(lost, lines[lossy])
     rows = []
     for i, name in enumerate(names):
         n = population[i]

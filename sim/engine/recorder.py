@@ -335,13 +335,32 @@ class Observation:
     @cached_property
     def per_line(self) -> dict[str, np.ndarray]:
         """The per-user credit figures of the users with a line (:attr:`lines`): borrowers,
-        ever defaulted, 30+ days past due now, balance, drawn and loss (fen)."""
+        ever defaulted, 30+ days past due now, balance and drawn (fen), and the lines with a
+        net charge-off loss (``lossy``, positions among the lines) with their ``loss`` (fen).
+
+        A loss is a charge-off's, and a line is charged off in default: the loss is read
+        from the few lines that ever defaulted (2% of them), not gathered for every line.
+        """
         book, lines, view = self.book, self.lines, self.view
+        defaulted = np.flatnonzero(view.defaulted)
+        loss = np.take(book.cum_loss, np.take(lines, defaulted))
+        lost = loss != 0
         return {"borrowers": view.borrowers,
-                "defaults": view.default_month >= 0,
+                "defaults": view.defaulted,
                 "dpd30": view.dpd30,
-                "balance": view.balance, "cum_draw": book.cum_draw[lines],
-                "cum_loss": book.cum_loss[lines]}
+                "balance": view.balance, "cum_draw": np.take(book.cum_draw, lines),
+                "lossy": defaulted[lost], "loss": loss[lost]}
+
+
+def line_losses(per_line: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The positions (among the lines, ascending) of the lines with a loss and their loss in
+    fen: ``per_line``'s ``lossy`` and ``loss`` (:attr:`Observation.per_line`), or found
+    from its ``cum_loss`` of every line. Summing these leaves out zeros alone: the same
+    float sums, in the same order."""
+    if "lossy" in per_line:
+        return per_line["lossy"], per_line["loss"]
+    lossy = np.flatnonzero(per_line["cum_loss"] != 0)  # of a mask: 3x faster than of ints
+    return lossy, per_line["cum_loss"][lossy]
 
 
 #: A reporter reads an observation and returns the rows it adds to its table.
@@ -502,7 +521,7 @@ class Recorder:
             accounts=accounts,
             arrays={"dpd30": per_line["dpd30"], "ever_default": per_line["defaults"],
                     "balance": per_line["balance"], "cum_draw": per_line["cum_draw"],
-                    "cum_loss": per_line["cum_loss"]})
+                    "lossy": per_line["lossy"], "loss": per_line["loss"]})
 
     # ------------------------------------------------------------------ tables
     def monthly_table(self, rollout_months: int) -> Table:
@@ -574,9 +593,9 @@ def segment_rows(pop: Population, visible: np.ndarray, lines: np.ndarray | None,
     if per_line is not None:
         status[lines] |= status_bits([per_line["borrowers"], per_line["defaults"]], first=3)
         bits = len(STATUS)
-        lossy = np.flatnonzero(per_line["cum_loss"] != 0)  # of a mask: 3x faster than of ints
+        lossy, loss = line_losses(per_line)
         loss_at = lines[lossy]
-        loss_w = per_line["cum_loss"][lossy].astype(np.float64)
+        loss_w = loss.astype(np.float64)
     dims = list(segment_dims(pop, bands, crosses))
     units, summed = joint_units(dims, crosses)
     groups, joints = [], []  # the fixed dimensions together, then the others
@@ -650,9 +669,10 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
 
     ``arrays`` holds the ``dpd30`` and ``ever_default`` masks and the ``balance``,
     ``cum_draw`` and ``cum_loss`` in fen of the users with a line, ``lines`` (in index
-    order); without ``lines``, ``arrays`` holds every user's, with an ``opened`` mask, and
-    users without a line hold zeros and are never late or in default. ``accounts`` (users
-    invited in each batch) is counted from ``vintage`` when not given.
+    order), or instead of ``cum_loss`` the lines with a loss as :func:`line_losses` reads
+    them; without ``lines``, ``arrays`` holds every user's (``cum_loss`` too), with an
+    ``opened`` mask, and users without a line hold zeros and are never late or in default.
+    ``accounts`` (users invited in each batch) is counted from ``vintage`` when not given.
 
     Rates are per account of the vintage (every invited user of the batch), so the cumulative
     default rate of a vintage can only grow; ``loss_rate`` is net charge-off loss over the
@@ -671,14 +691,19 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
         arrays = {name: values[lines] for name, values in arrays.items()}
     if accounts is None:
         accounts = vintage_accounts(vintage, k)
-    of = vintage[lines].astype(np.intp)  # what bincount reads: cast once, not per count
+    of = vintage[lines]
+    lossy, lost = line_losses(arrays)  # few users have a loss: sum theirs
+    lost_of = of[lossy].astype(np.intp)
     invited = of >= 0  # a line is opened by an invited user; kept safe all the same
     if not invited.all():
         of = of[invited]
-        arrays = {name: values[invited] for name, values in arrays.items()}
+        arrays = {name: arrays[name][invited]
+                  for name in ("dpd30", "ever_default", "balance", "cum_draw")}
+        lost, lost_of = lost[lost_of >= 0], lost_of[lost_of >= 0]
+    of = of.astype(np.intp)  # what bincount reads: cast once, not per count
 
     def count(mask):  # only users with a line are late or in default
-        return np.bincount(of[mask], minlength=k)[:k].astype(np.float64)
+        return np.bincount(np.compress(mask, of), minlength=k)[:k].astype(np.float64)
 
     def amount(values):  # summed in user order, zeros left out: the same float sums
         return np.bincount(of, weights=values, minlength=k)[:k]  # weights: as float64
@@ -688,8 +713,7 @@ def vintage_rows(vintage: np.ndarray, batches: list[dict], batch_months: list[in
     ever = count(arrays["ever_default"])
     balance = amount(arrays["balance"])
     drawn = amount(arrays["cum_draw"])
-    lossy = np.flatnonzero(arrays["cum_loss"] != 0)  # few users have a loss: sum theirs
-    loss = np.bincount(of[lossy], weights=arrays["cum_loss"][lossy], minlength=k)[:k]
+    loss = np.bincount(lost_of, weights=lost, minlength=k)[:k]
     # Python numbers: the same IEEE arithmetic as NumPy scalars, a tenth of the cost
     accounts, opened, dpd30, ever, balance, drawn, loss = (
         a.tolist() for a in (accounts, opened, dpd30, ever, balance, drawn, loss))

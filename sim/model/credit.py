@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import weakref
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -674,7 +675,8 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
 @dataclass(frozen=True)
 class LineView:
     """The columns of the book's lines that the month-end figures read, gathered once (one
-    value a line, in the index order of ``users``)."""
+    value a line, in the index order of ``users``); the masks made of them are made once
+    too, for the stock and the recorder's per-line figures alike."""
 
     users: np.ndarray
     state: np.ndarray
@@ -683,15 +685,20 @@ class LineView:
     default_month: np.ndarray
     closed: np.ndarray  # the user's access is closed
 
-    @property
+    @cached_property
     def borrowers(self) -> np.ndarray:
         """Lines with a drawn balance not in default (:func:`borrowers`)."""
         return _borrowing(self.state, self.balance)
 
-    @property
+    @cached_property
     def dpd30(self) -> np.ndarray:
         """Lines 30 or more days past due now (:func:`dpd30`)."""
         return _late30(self.state)
+
+    @cached_property
+    def defaulted(self) -> np.ndarray:
+        """Lines that ever defaulted."""
+        return self.default_month >= 0
 
 
 def line_view(book: Book, pop: Population, lines: np.ndarray | None = None) -> LineView:
@@ -716,7 +723,7 @@ def stock(book: Book, pop: Population, lines: np.ndarray | None = None, *,
         "limit_total": int(np.compress(active, view.limit).sum()),
         "dpd30": int(np.count_nonzero(view.dpd30)),
         "dpd90": int(np.count_nonzero(state == DEFAULT)),
-        "cum_defaults": int(np.count_nonzero(view.default_month >= 0)),
+        "cum_defaults": int(np.count_nonzero(view.defaulted)),
     }
 
 
