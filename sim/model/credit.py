@@ -501,18 +501,27 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
     whether the capital limit held draws back)."""
     lines = _lines(book, lines)
     users = np.compress(can_use[lines] & (book.state[lines] == CURRENT), lines)
+    # whether a line draws is its own uniform, whatever the others: decided first, so the
+    # balances, limits and freezes are read for the third of lines that draw only
+    keep = streams.chance(cfg.draw_rate, purposes.DRAW, month, users)
+    fraud = None
+    if greedy is not None:  # fraud takes no draws of its own: it draws everything
+        fraud = greedy[users]
+        if fraud.any():
+            keep |= fraud
+        else:
+            fraud = None
+    users = np.compress(keep, users)
     balance, limit = book.balance[users], book.limit[users]
     able = (book.frozen_until[users] <= day) & (balance < limit)
     users, balance, limit = (np.compress(able, x) for x in (users, balance, limit))
-    keep = streams.chance(cfg.draw_rate, purposes.DRAW, month, users)
-    share = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
-                          purposes.DRAW_SHARE, month, users[keep])
-    if greedy is not None and greedy[users].any():  # fraud takes no draws of its own
-        full = np.ones(users.size)
-        full[keep] = share
-        keep |= greedy[users]
-        share = np.where(greedy[users], 1.0, full)[keep]
-    users, balance, limit = (np.compress(keep, x) for x in (users, balance, limit))
+    b = 2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9
+    if fraud is None:
+        share = streams.beta2(b, purposes.DRAW_SHARE, month, users)
+    else:
+        fraud = np.compress(able, np.compress(keep, fraud))
+        share = np.ones(users.size)
+        share[~fraud] = streams.beta2(b, purposes.DRAW_SHARE, month, users[~fraud])
     available = limit - balance
     wanted = available * share
     held = room is not None and float(wanted.sum()) > room
