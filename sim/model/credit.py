@@ -339,9 +339,12 @@ def _interest(book: Book, lines: np.ndarray, opening: np.ndarray, state: np.ndar
               days: int) -> np.ndarray:
     """:func:`accrue_interest`'s interest by line (aligned with ``lines``), given their
     opening balances and states; the balances are left to the caller."""
-    at = np.flatnonzero((state <= D61_90) & (opening > 0))
-    interest = np.zeros(lines.size, dtype=np.int64)
-    interest[at] = np.round(opening[at] * book.rate[lines[at]] * days)
+    # over every line, then kept where it accrues: cheaper than selecting those first
+    accrued = np.multiply(opening, book.rate[lines])  # float64, as int64 x float32 is
+    accrued *= days
+    np.round(accrued, out=accrued)
+    interest = accrued.astype(np.int64)
+    interest *= (state <= D61_90) & (opening > 0)
     return interest
 
 

@@ -73,6 +73,25 @@ def test_no_interest_accrues_in_default():
     assert book.balance.tolist() == [10_300, 10_300, 10_000, 0]
 
 
+def test_interest_is_the_rounded_daily_rate_on_the_opening_balance_of_live_lines():
+    """Interest is computed for every line and then kept where it accrues: the same fen as
+    rounding each accruing line's opening balance x daily rate x days."""
+    r = np.random.default_rng(2)
+    book = credit.new_book(5_000)
+    book.opened[:] = r.random(5_000) < 0.7
+    book.lines = np.flatnonzero(book.opened)
+    book.balance[book.lines] = r.integers(0, 3, book.lines.size) * r.integers(0, 10**7,
+                                                                              book.lines.size)
+    book.rate[:] = r.uniform(1e-4, 1e-3, 5_000).astype(np.float32)
+    book.state[:] = r.integers(0, 6, 5_000)
+    opening = book.balance.copy()
+    got = credit.accrue_interest(book, opening, days=31, lines=book.lines)
+    accrues = book.opened & (book.state <= credit.D61_90) & (opening > 0)
+    want = np.zeros(5_000, dtype=np.int64)
+    want[accrues] = np.round(opening[accrues] * book.rate[accrues].astype(np.float64) * 31)
+    assert np.array_equal(got, want) and want.any() and (~accrues & (opening > 0)).any()
+
+
 def test_charge_off_comes_after_charge_off_dpd_in_default(ran):
     cfg = ran.scenario.credit
     book = credit.new_book(2)
