@@ -257,10 +257,13 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["opening_balance"] = int(held.sum())
     # per line (aligned with ``lines``): the later steps find their users' by position
     interest = _interest(book, lines, held, state, days)
-    book.balance[lines] = held + interest
+    # the lines' balances as the month moves them, stored in the book once, after the
+    # repayments (charge-off, roll and miss read no balance the interest moved)
+    balance = held + interest
     flows["interest_revenue"] = int(interest.sum())
 
     due, gross, recovered = charge_off(book, cfg, lines)
+    balance[np.searchsorted(lines, due)] = 0  # as charge_off left them in the book
     # charge-off only moves lines from 90+ to charged off: neither is late nor billed
     late_at = np.flatnonzero((state >= D1_30) & (state <= D61_90))
     billed_at = np.flatnonzero((state == CURRENT) & (held > 0))
@@ -281,8 +284,9 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     # balance plus the month's interest
     repaid, full = repay(book, pop, cfg, lines, held, interest, payers_at,
                          np.searchsorted(lines, cured), arrears,
-                         streams.uniform(purposes.REPAY, month, lines[payers_at]))
-    del interest  # the rest of the month does not need it
+                         streams.uniform(purposes.REPAY, month, lines[payers_at]), balance)
+    book.balance[lines] = balance
+    del interest, balance  # the rest of the month does not need them
     flows["repayments"] = int(repaid)
     flows["charge_offs"] = int(gross.sum())
     flows["recoveries"] = int(recovered.sum())
@@ -417,12 +421,14 @@ def miss(book: Book, pop: Population, scenario: Scenario, billed: np.ndarray, u:
 
 def repay(book: Book, pop: Population, cfg: Credit, lines: np.ndarray, opening: np.ndarray,
           interest: np.ndarray, payers: np.ndarray, cured: np.ndarray, arrears: np.ndarray,
-          v: np.ndarray) -> tuple[int, int]:
+          v: np.ndarray, balances: np.ndarray) -> tuple[int, int]:
     """Current borrowers with a bill (``payers``, uniform draws ``v``) pay in full, the
     minimum or an instalment; the cured pay their arrears. Returns (fen repaid, users who
     paid in full). ``payers`` and ``cured`` are positions in ``lines``, whose opening
     balances and month's accrued interest are ``opening`` and ``interest``: only the
-    interest has moved a payer's or a cured line's balance since the month opened."""
+    interest has moved a payer's or a cured line's balance since the month opened. The
+    payments come off ``balances`` (the lines' balances, aligned with ``lines``), which the
+    caller stores in the book."""
     # four disjoint groups, so amounts are computed and paid on their positions only
     # (np.compress, not payers[mask]: several times faster on a scattered mask)
     term = cfg.repayment.instalment_months
@@ -431,7 +437,7 @@ def repay(book: Book, pop: Population, cfg: Credit, lines: np.ndarray, opening: 
                           & (v < cfg.repayment.full + cfg.repayment.minimum_only), payers)
     instal = np.compress(v >= cfg.repayment.full + cfg.repayment.minimum_only, payers)
     paying = np.concatenate([full, minimum, instal, cured])
-    balance = opening[paying] + interest[paying]
+    balance = balances[paying]  # opening + interest
     repaid = np.concatenate([
         balance[:full.size],
         interest[minimum] + np.ceil(opening[minimum] * cfg.repayment.minimum_share).astype(
@@ -440,7 +446,7 @@ def repay(book: Book, pop: Population, cfg: Credit, lines: np.ndarray, opening: 
         interest[cured] + -(-opening[cured] * (arrears + 1) // term),
     ])
     np.minimum(repaid, balance, out=repaid)
-    book.balance[lines[paying]] = balance - repaid
+    balances[paying] = balance - repaid
     minimum, full, instal = lines[minimum], lines[full], lines[instal]
     book.minimum_streak[minimum] = np.minimum(book.minimum_streak[minimum], 100) + 1
     book.minimum_streak[full] = 0
