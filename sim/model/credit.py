@@ -169,13 +169,23 @@ def cure_probabilities(pop: Population, scenario: Scenario,
 def _cure_columns(pop: Population, scenario: Scenario,
                   users: np.ndarray | None) -> list[np.ndarray]:
     """:func:`cure_probabilities`, one bucket's column at a time (no (users, 3) temporaries)."""
-    d = scenario.credit.delinquency
-    hazard = pop.hazard if users is None else pop.hazard[users]
-    shift = -d.cure_elasticity * np.log(np.maximum(hazard.astype(np.float64), 1e-12)
-                                        / scenario.risk.monthly_hazard)
-    base = np.asarray(d.cure, dtype=np.float64)
+    return _cures_at(pop.hazard if users is None else pop.hazard[users], scenario)
+
+
+def _cure_logits(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """The buckets' cure probabilities at the mean hazard and their logits (inside (0, 1))."""
+    base = np.asarray(scenario.credit.delinquency.cure, dtype=np.float64)
     inner = np.clip(base, 1e-12, 1 - 1e-12)
-    logit = np.log(inner / (1.0 - inner))
+    return base, np.log(inner / (1.0 - inner))
+
+
+def _cures_at(hazard: np.ndarray, scenario: Scenario,
+              logits: tuple[np.ndarray, np.ndarray] | None = None) -> list[np.ndarray]:
+    """:func:`_cure_columns` of the users whose latent hazards are ``hazard``, given the
+    scenario's :func:`_cure_logits` when the caller has them."""
+    shift = -scenario.credit.delinquency.cure_elasticity * np.log(
+        np.maximum(hazard.astype(np.float64), 1e-12) / scenario.risk.monthly_hazard)
+    base, logit = _cure_logits(scenario) if logits is None else logits
     columns = []
     for k, b in enumerate(base):
         if b <= 0.0 or b >= 1.0:  # a cure probability of exactly 0 or 1 stays exact
@@ -196,6 +206,11 @@ def roll_through(cures: list[np.ndarray]) -> np.ndarray:
     return (1.0 - c0) * ((1.0 - c1) * ((1.0 - c2) * 1.0))
 
 
+#: Borrowers per block of :func:`entry_probability`: its dozen working arrays stay in the
+#: core's cache (a third faster than whole-array passes at a million users).
+ENTRY_BLOCK = 16384
+
+
 def entry_probability(pop: Population, scenario: Scenario, macro: float,
                       users: np.ndarray | None = None,
                       mob: np.ndarray | None = None) -> np.ndarray:
@@ -204,13 +219,23 @@ def entry_probability(pop: Population, scenario: Scenario, macro: float,
     the default would land in (``mob + ROLL_MONTHS``), over the user's roll-through from
     1-30 to 90+. Without ``mob`` the lifecycle is left out (multiplier 1)."""
     individual = pop.hazard if users is None else pop.hazard[users]
-    through = roll_through(_cure_columns(pop, scenario, users))
-    if mob is None:
-        hazard = individual.astype(np.float64) * macro
-    else:
-        hazard = risk.hazard(individual, mob + risk.ROLL_MONTHS, macro,
-                             scenario.risk.lifecycle)
-    chance = hazard / np.maximum(through, 1e-12)
+    logits = _cure_logits(scenario)
+    mob = None if mob is None else np.asarray(mob, dtype=np.int64)
+    # risk.hazard block by block: risk.lifecycle's curve (to the same last month) and its
+    # products in the same order
+    curve = None if mob is None else risk.lifecycle_curve(
+        scenario.risk.lifecycle,
+        int(mob.max(initial=-risk.ROLL_MONTHS)) + risk.ROLL_MONTHS)
+    chance = np.empty(individual.size)
+    for a in range(0, individual.size, ENTRY_BLOCK):
+        at = slice(a, a + ENTRY_BLOCK)
+        through = roll_through(_cures_at(individual[at], scenario, logits))
+        hazard = individual[at].astype(np.float64)
+        if curve is not None:
+            later = mob[at] + risk.ROLL_MONTHS  # the months on book of the default
+            hazard *= curve[np.clip(later, 0, None, out=later)]
+        hazard *= macro
+        np.divide(hazard, np.maximum(through, 1e-12), out=chance[at])
     over = chance > 1.0
     if over.any():  # the hazard cannot be delivered: say so, never clip
         raise HazardTooHigh(int(over.sum()), int(chance.size), float(chance.max()))
@@ -258,10 +283,13 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     flows["opening_balance"] = int(held.sum())
     # per line (aligned with ``lines``): the later steps find their users' by position
     interest = _interest(book, lines, held, state, days)
-    book.balance[lines] = held + interest
+    # the lines' balances as the month moves them, stored in the book once, after the
+    # repayments (charge-off, roll and miss read no balance the interest moved)
+    balance = held + interest
     flows["interest_revenue"] = int(interest.sum())
 
     due, gross, recovered = charge_off(book, cfg, lines)
+    balance[np.searchsorted(lines, due)] = 0  # as charge_off left them in the book
     # charge-off only moves lines from 90+ to charged off: neither is late nor billed
     late_at = np.flatnonzero((state >= D1_30) & (state <= D61_90))
     billed_at = np.flatnonzero((state == CURRENT) & (held > 0))
@@ -282,8 +310,9 @@ def month(book: Book, pop: Population, scenario: Scenario, *, month: int, day: i
     # balance plus the month's interest
     repaid, full = repay(book, pop, cfg, lines, held, interest, payers_at,
                          np.searchsorted(lines, cured), arrears,
-                         streams.uniform(purposes.REPAY, month, lines[payers_at]))
-    del interest  # the rest of the month does not need it
+                         streams.uniform(purposes.REPAY, month, lines[payers_at]), balance)
+    book.balance[lines] = balance
+    del interest, balance  # the rest of the month does not need them
     flows["repayments"] = int(repaid)
     flows["charge_offs"] = int(gross.sum())
     flows["recoveries"] = int(recovered.sum())
@@ -340,9 +369,12 @@ def _interest(book: Book, lines: np.ndarray, opening: np.ndarray, state: np.ndar
               days: int) -> np.ndarray:
     """:func:`accrue_interest`'s interest by line (aligned with ``lines``), given their
     opening balances and states; the balances are left to the caller."""
-    at = np.flatnonzero((state <= D61_90) & (opening > 0))
-    interest = np.zeros(lines.size, dtype=np.int64)
-    interest[at] = np.round(opening[at] * book.rate[lines[at]] * days)
+    # over every line, then kept where it accrues: cheaper than selecting those first
+    accrued = np.multiply(opening, book.rate[lines])  # float64, as int64 x float32 is
+    accrued *= days
+    np.round(accrued, out=accrued)
+    interest = accrued.astype(np.int64)
+    interest *= (state <= D61_90) & (opening > 0)
     return interest
 
 
@@ -415,12 +447,14 @@ def miss(book: Book, pop: Population, scenario: Scenario, billed: np.ndarray, u:
 
 def repay(book: Book, pop: Population, cfg: Credit, lines: np.ndarray, opening: np.ndarray,
           interest: np.ndarray, payers: np.ndarray, cured: np.ndarray, arrears: np.ndarray,
-          v: np.ndarray) -> tuple[int, int]:
+          v: np.ndarray, balances: np.ndarray) -> tuple[int, int]:
     """Current borrowers with a bill (``payers``, uniform draws ``v``) pay in full, the
     minimum or an instalment; the cured pay their arrears. Returns (fen repaid, users who
     paid in full). ``payers`` and ``cured`` are positions in ``lines``, whose opening
     balances and month's accrued interest are ``opening`` and ``interest``: only the
-    interest has moved a payer's or a cured line's balance since the month opened."""
+    interest has moved a payer's or a cured line's balance since the month opened. The
+    payments come off ``balances`` (the lines' balances, aligned with ``lines``), which the
+    caller stores in the book."""
     # four disjoint groups, so amounts are computed and paid on their positions only
     # (np.compress, not payers[mask]: several times faster on a scattered mask)
     term = cfg.repayment.instalment_months
@@ -429,7 +463,7 @@ def repay(book: Book, pop: Population, cfg: Credit, lines: np.ndarray, opening: 
                           & (v < cfg.repayment.full + cfg.repayment.minimum_only), payers)
     instal = np.compress(v >= cfg.repayment.full + cfg.repayment.minimum_only, payers)
     paying = np.concatenate([full, minimum, instal, cured])
-    balance = opening[paying] + interest[paying]
+    balance = balances[paying]  # opening + interest
     repaid = np.concatenate([
         balance[:full.size],
         interest[minimum] + np.ceil(opening[minimum] * cfg.repayment.minimum_share).astype(
@@ -438,7 +472,7 @@ def repay(book: Book, pop: Population, cfg: Credit, lines: np.ndarray, opening: 
         interest[cured] + -(-opening[cured] * (arrears + 1) // term),
     ])
     np.minimum(repaid, balance, out=repaid)
-    book.balance[lines[paying]] = balance - repaid
+    balances[paying] = balance - repaid
     minimum, full, instal = lines[minimum], lines[full], lines[instal]
     book.minimum_streak[minimum] = np.minimum(book.minimum_streak[minimum], 100) + 1
     book.minimum_streak[full] = 0
@@ -502,18 +536,27 @@ def draw(book: Book, cfg: Credit, can_use: np.ndarray, *, month: int, day: int,
     whether the capital limit held draws back)."""
     lines = _lines(book, lines)
     users = np.compress(can_use[lines] & (book.state[lines] == CURRENT), lines)
+    # whether a line draws is its own uniform, whatever the others: decided first, so the
+    # balances, limits and freezes are read for the third of lines that draw only
+    keep = streams.chance(cfg.draw_rate, purposes.DRAW, month, users)
+    fraud = None
+    if greedy is not None:  # fraud takes no draws of its own: it draws everything
+        fraud = greedy[users]
+        if fraud.any():
+            keep |= fraud
+        else:
+            fraud = None
+    users = np.compress(keep, users)
     balance, limit = book.balance[users], book.limit[users]
     able = (book.frozen_until[users] <= day) & (balance < limit)
     users, balance, limit = (np.compress(able, x) for x in (users, balance, limit))
-    keep = streams.chance(cfg.draw_rate, purposes.DRAW, month, users)
-    share = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
-                          purposes.DRAW_SHARE, month, users[keep])
-    if greedy is not None and greedy[users].any():  # fraud takes no draws of its own
-        full = np.ones(users.size)
-        full[keep] = share
-        keep |= greedy[users]
-        share = np.where(greedy[users], 1.0, full)[keep]
-    users, balance, limit = (np.compress(keep, x) for x in (users, balance, limit))
+    b = 2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9
+    if fraud is None:
+        share = streams.beta2(b, purposes.DRAW_SHARE, month, users)
+    else:
+        fraud = np.compress(able, np.compress(keep, fraud))
+        share = np.ones(users.size)
+        share[~fraud] = streams.beta2(b, purposes.DRAW_SHARE, month, users[~fraud])
     available = limit - balance
     wanted = available * share
     held = room is not None and float(wanted.sum()) > room

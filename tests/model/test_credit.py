@@ -7,6 +7,7 @@ test, never from the code under test.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from credit_helpers import ROOT, scenario, single_vintage
 
 from sim import ScenarioError, run
 from sim.engine.simulation import Simulation
-from sim.model import credit, scoring
+from sim.model import credit, risk, scoring
 from sim.model.population import synthesize
 
 FEN = 100
@@ -352,3 +353,31 @@ def test_roll_through_is_the_product_of_each_buckets_roll():
     """From 1-30 days past due a line reaches 90+ only by rolling on from every bucket."""
     cures = [np.array([0.5, 0.0, 1.0]), np.array([0.2, 0.0, 0.3]), np.array([0.1, 0.0, 0.4])]
     np.testing.assert_allclose(credit.roll_through(cures), [0.5 * 0.8 * 0.9, 1.0, 0.0])
+
+
+def test_entry_probability_block_by_block_is_the_whole_array_formula():
+    """The chance of missing a bill is computed in cache-sized blocks: the same numbers as
+    the whole-array hazard over roll-through, and a hazard past 1 is counted over all."""
+    sc = scenario()
+    r = np.random.default_rng(4)
+    n = 2 * credit.ENTRY_BLOCK + 123
+    pop = SimpleNamespace(hazard=(sc.risk.monthly_hazard * r.lognormal(0, 0.5, n)
+                                  ).astype(np.float32))
+    users, mob = np.arange(n), r.integers(0, 40, n)
+    cures = credit.cure_probabilities(pop, sc, users)
+    through = (1.0 - cures[:, 0]) * ((1.0 - cures[:, 1]) * (1.0 - cures[:, 2]))
+    seen = set()
+    for macro in (1.0, 200.0):
+        want = (risk.hazard(pop.hazard, mob + risk.ROLL_MONTHS, macro, sc.risk.lifecycle)
+                / np.maximum(through, 1e-12))
+        seen.add(bool((want <= 1.0).all()))
+        if (want <= 1.0).all():
+            assert np.array_equal(credit.entry_probability(pop, sc, macro, users, mob), want)
+            assert np.array_equal(credit.entry_probability(pop, sc, macro, users),
+                                  pop.hazard * macro / np.maximum(through, 1e-12))
+        else:
+            with pytest.raises(credit.HazardTooHigh) as exc:
+                credit.entry_probability(pop, sc, macro, users, mob)
+            assert (exc.value.users, exc.value.of) == (int((want > 1.0).sum()), n)
+            assert exc.value.largest == want.max()
+    assert seen == {True, False}  # both cases ran

@@ -9,6 +9,7 @@ from credit_helpers import scenario, single_vintage
 
 from sim.engine.simulation import Simulation
 from sim.model import capital, credit
+from sim.model.streams import Streams
 
 #: One vintage that opens and draws at once, with enough risk for defaults and charge-offs.
 RISKY = {**single_vintage(users=4_000), "risk.monthly_hazard": 0.03,
@@ -70,6 +71,25 @@ def test_no_interest_accrues_in_default():
     interest = credit.accrue_interest(book, book.balance.copy(), days=30)
     assert interest.tolist() == [300, 300, 0, 0]
     assert book.balance.tolist() == [10_300, 10_300, 10_000, 0]
+
+
+def test_interest_is_the_rounded_daily_rate_on_the_opening_balance_of_live_lines():
+    """Interest is computed for every line and then kept where it accrues: the same fen as
+    rounding each accruing line's opening balance x daily rate x days."""
+    r = np.random.default_rng(2)
+    book = credit.new_book(5_000)
+    book.opened[:] = r.random(5_000) < 0.7
+    book.lines = np.flatnonzero(book.opened)
+    book.balance[book.lines] = r.integers(0, 3, book.lines.size) * r.integers(0, 10**7,
+                                                                              book.lines.size)
+    book.rate[:] = r.uniform(1e-4, 1e-3, 5_000).astype(np.float32)
+    book.state[:] = r.integers(0, 6, 5_000)
+    opening = book.balance.copy()
+    got = credit.accrue_interest(book, opening, days=31, lines=book.lines)
+    accrues = book.opened & (book.state <= credit.D61_90) & (opening > 0)
+    want = np.zeros(5_000, dtype=np.int64)
+    want[accrues] = np.round(opening[accrues] * book.rate[accrues].astype(np.float64) * 31)
+    assert np.array_equal(got, want) and want.any() and (~accrues & (opening > 0)).any()
 
 
 def test_charge_off_comes_after_charge_off_dpd_in_default(ran):
@@ -138,3 +158,54 @@ def test_the_kept_outstanding_is_the_books_under_a_binding_limit_and_fraud():
     result = s.run()
     assert s.months_checked == s.months  # the rollout and its run-off
     assert result.monthly["capital_bound"].any() and result.monthly["fraud_defaults"].sum() > 0
+
+
+def _plain_draw(book, cfg, can_use, *, month, day, streams, room, greedy):
+    """The draw step as its docstring says it: the current, unfrozen lines with room under
+    the limit, of which those whose chance comes up draw a beta share and the greedy all."""
+    users = np.flatnonzero(book.opened & can_use & (book.state == credit.CURRENT)
+                           & (book.frozen_until <= day) & (book.balance < book.limit))
+    keep = streams.chance(cfg.draw_rate, "credit.draw", month, users)
+    share = np.ones(users.size)
+    share[keep] = streams.beta2(2.0 * (1.0 - cfg.draw_share) / cfg.draw_share + 1e-9,
+                                "credit.draw_share", month, users[keep])
+    keep |= greedy[users]
+    users, share = users[keep], np.where(greedy[users], 1.0, share)[keep]
+    available = book.limit[users] - book.balance[users]
+    wanted = available * share
+    held = room is not None and wanted.sum() > room
+    if held:
+        wanted *= room / wanted.sum()
+    amount = np.clip((np.floor(wanted / 100) * 100).astype(np.int64), 0, available)
+    book.balance[users] += amount
+    book.cum_draw[users] += amount
+    book.last_draw_month[users[amount > 0]] = month
+    return int(amount.sum()), int(np.count_nonzero(amount)), held
+
+
+@pytest.mark.parametrize("room", [None, 10**8])
+def test_draw_is_the_plain_selection_of_lines_that_draw(room):
+    """The draw decides who draws before it reads balances (a faster order): the same lines
+    draw the same amounts as the plain selection, greedy (fraud) lines included."""
+    rng = np.random.default_rng(5)
+    n, cfg, streams = 20_000, scenario().credit, Streams(3)
+    books = []
+    for _ in range(2):
+        book = credit.new_book(n)
+        r = np.random.default_rng(9)
+        book.opened[:] = r.random(n) < 0.6
+        book.lines = np.flatnonzero(book.opened)
+        book.limit[:] = np.where(book.opened, r.integers(1, 50, n) * 100_000, 0)
+        book.balance[:] = np.minimum(r.integers(0, 5_000_000, n), book.limit)
+        book.state[:] = np.where(r.random(n) < 0.8, credit.CURRENT, r.integers(1, 6, n))
+        book.frozen_until[:] = r.integers(0, 400, n)
+        books.append(book)
+    can_use = rng.random(n) < 0.9
+    greedy = rng.random(n) < 0.02
+    got = credit.draw(books[0], cfg, can_use, month=4, day=300, streams=streams, room=room,
+                      greedy=greedy, lines=books[0].lines)
+    want = _plain_draw(books[1], cfg, can_use, month=4, day=300, streams=streams, room=room,
+                       greedy=greedy)
+    assert got[:2] == want[:2] and got[0] > 0 and got[2] == want[2] == (room is not None)
+    for name in ("balance", "cum_draw", "last_draw_month"):
+        np.testing.assert_array_equal(getattr(books[0], name), getattr(books[1], name))
