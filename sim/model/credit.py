@@ -654,24 +654,31 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
     """
     cfg = scenario.credit
     view = line_view(book, pop, lines) if view is None else view
-    alive = view.state <= DEFAULT
-    live, state, balance, limit, closed = (
-        np.compress(alive, x) for x in (view.users, view.state, view.balance, view.limit,
-                                        view.closed))
-    bal = balance.astype(np.float64)
-    undrawn = np.maximum(limit - balance, 0).astype(np.float64)
-    can_draw = (state == CURRENT) & ~closed
-    ead = bal + np.where(can_draw, cfg.loss.ccf * undrawn, 0.0)
-    stage1 = state < D31_60
+    state, balance = view.state, view.balance
+    # EAD a line, over every line (the same values), then the live ones (not charged off)
+    # kept in order: the same float sum
+    ead = np.maximum(view.limit - balance, 0).astype(np.float64)  # undrawn
+    ead *= cfg.loss.ccf
+    ead *= np.greater(state == CURRENT, view.closed)  # can draw: x 1 or x 0, both exact
+    ead += balance
+    alive = state <= DEFAULT
+    everyone = bool(alive.all())
+    if not everyone:
+        ead = np.compress(alive, ead)
+    # stage balances: sums of whole fen by state (exact below 2^53 fen, in any order)
+    by_state = np.bincount(state, weights=balance, minlength=CHARGED_OFF + 1)
     out = {
         "ead": float(ead.sum()),
         "expected_loss": np.nan, "ecl_12m": np.nan, "ecl_lifetime": np.nan,
         "ecl_allowance": np.nan,
-        "stage1": float(bal[stage1].sum()),
-        "stage2": float(bal[(state >= D31_60) & (state < DEFAULT)].sum()),
-        "stage3": float(bal[state >= DEFAULT].sum()),
+        "stage1": float(by_state[CURRENT] + by_state[D1_30]),
+        "stage2": float(by_state[D31_60] + by_state[D61_90]),
+        "stage3": float(by_state[DEFAULT]),
     }
     if with_pd:  # block by block: the PD chain's inputs stay small at any book size
+        live, state = (view.users, state) if everyone else (
+            np.compress(alive, view.users), np.compress(alive, state))
+        stage1 = state < D31_60
         sums = np.zeros(3)
         for a in range(0, live.size, ECL_BLOCK):
             at = slice(a, a + ECL_BLOCK)

@@ -6,6 +6,7 @@ test, never from the code under test.
 
 from __future__ import annotations
 
+import copy
 import math
 from types import SimpleNamespace
 
@@ -381,3 +382,30 @@ def test_entry_probability_block_by_block_is_the_whole_array_formula():
             assert (exc.value.users, exc.value.of) == (int((want > 1.0).sum()), n)
             assert exc.value.largest == want.max()
     assert seen == {True, False}  # both cases ran
+
+
+def test_the_ifrs9_stages_and_ead_are_their_plain_sums(stressed):
+    """Stage balances and EAD of a stressed book (lines in every state, charged off and
+    closed too) are the plain masked sums: stage 1 under 30 days past due, stage 2 30-89,
+    stage 3 at 90+, charged-off lines in none; EAD = balance + CCF x undrawn for lines
+    current and open, summed over the live lines in index order."""
+    book, sc = stressed.book, stressed.scenario
+    lines = np.flatnonzero(book.opened)
+    state, balance, limit = book.state[lines], book.balance[lines], book.limit[lines]
+    assert {credit.CURRENT, credit.D31_60, credit.DEFAULT, credit.CHARGED_OFF} <= set(
+        state.tolist())
+    pop = copy.copy(stressed.population)  # every third current line's user closed
+    pop.closed = pop.closed.copy()
+    pop.closed[lines[state == credit.CURRENT][::3]] = True
+    live = state <= credit.DEFAULT
+    bal = balance.astype(np.float64)
+    open_current = (state == credit.CURRENT) & ~pop.closed[lines]
+    assert (~pop.closed[lines][state == credit.CURRENT]).any()
+    assert pop.closed[lines][state == credit.CURRENT].any()
+    ead = bal + np.where(open_current, sc.credit.loss.ccf
+                         * np.maximum(limit - balance, 0).astype(np.float64), 0.0)
+    got = credit.expected_loss(book, pop, sc, 1.0, with_pd=False)
+    assert got["ead"] == ead[live].sum()
+    assert got["stage1"] == bal[state < credit.D31_60].sum()
+    assert got["stage2"] == bal[(state >= credit.D31_60) & (state < credit.DEFAULT)].sum()
+    assert got["stage3"] == bal[state == credit.DEFAULT].sum()
