@@ -136,6 +136,43 @@ def test_beta2_by_inversion_is_the_beta_quantile(b):
     assert np.abs(beta2_quantile(b, u) - betaincinv(2.0, b, u)).max() < 1e-9
 
 
+def _plain_beta2(b, u, iterations=50):
+    """The Beta(2, b) quantile's bracketed Newton written plainly: every draw stepped each
+    time, the bracket chosen by the sign of the CDF less u, stopped draws kept by np.where."""
+    table = purposes._beta2_table(b)[1]
+    at = u * purposes.BETA2_GRID
+    cell = np.minimum(at.astype(np.intp), purposes.BETA2_GRID - 1)
+    low = table[cell]
+    x = np.clip((table[cell + 1] - low) * (at - cell) + low, 1e-12, 1.0 - 1e-12)
+    lo, hi, moving = np.zeros(u.size), np.ones(u.size), np.ones(u.size, dtype=bool)
+    for _ in range(iterations):
+        one_minus = 1.0 - x
+        p = np.exp(b * np.log(np.maximum(one_minus, 1e-300)))
+        f = 1.0 - p * (1.0 + b * x) - u
+        lo_t, hi_t = np.where(f < 0, x, lo), np.where(f > 0, x, hi)
+        pdf = b * (b + 1.0) * np.maximum(x, 1e-300) * p / np.maximum(one_minus, 1e-300)
+        new = x - f / np.maximum(pdf, 1e-300)
+        new = np.where((new > lo_t) & (new < hi_t), new, 0.5 * (lo_t + hi_t))
+        step = np.abs(new - x) > 1e-12 * np.maximum(x, 1e-3)
+        x, lo, hi = (np.where(moving, a, z) for a, z in ((new, x), (lo_t, lo), (hi_t, hi)))
+        moving &= step
+        if not moving.any():
+            break
+    return x
+
+
+@pytest.mark.parametrize("b", [1e-9 + 0.2, 2.0 * 0.55 / 0.45 + 1e-9, 60.0])
+def test_beta2_quantile_is_the_plain_bracketed_newton_bit_for_bit(b):
+    # the in-place steps, the bracket narrowed by max/min and the sparse last steps give
+    # the very floats of the plain formulation, the table's edge cells and the tails included
+    grid = np.arange(purposes.BETA2_GRID + 1) / purposes.BETA2_GRID
+    u = np.concatenate([Streams(8).uniform(purposes.DRAW_SHARE, 1, 100_000),
+                        np.nextafter(grid, -1.0)[1:], np.nextafter(grid, 2.0)[:-1],
+                        [2.0**-54, 1e-20, 1.0 - 2.0**-53]])
+    assert np.array_equal(beta2_quantile(b, u).view(np.int64), _plain_beta2(b, u).view(np.int64))
+    assert np.array_equal(beta2_quantile(b, u, 3), _plain_beta2(b, u, 3))
+
+
 def test_normal_pairs_from_one_hash_are_keyed_per_user_and_independent():
     s = Streams(6)
     users = np.array([7, 40_000, 123])
