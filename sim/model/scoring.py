@@ -57,6 +57,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     """``100 / (1 + exp(-x))`` in float32, in one buffer: ``x``'s own when it is float32
     (callers pass a temporary)."""
     y = np.negative(x, out=x) if x.dtype == np.float32 else np.negative(x, dtype=np.float32)
+    return _sigmoid_of_negated(y)
+
+
+def _sigmoid_of_negated(y: np.ndarray) -> np.ndarray:
+    """:func:`_sigmoid` of ``-y`` for a float32 ``y``, in ``y``: a module whose last step
+    multiplies by ``a`` multiplies by ``-a`` instead (the same bits as negating after, as
+    rounding is symmetric) and saves a pass."""
     np.exp(y, out=y)
     y += np.float32(1.0)
     return np.divide(np.float32(100.0), y, out=y)
@@ -95,20 +102,34 @@ def _spending_capacity(pop: Population, cfg: Scoring) -> np.ndarray:
     y = _log_ratio(pop.monthly_spend, ref.monthly_spend)
     y *= w.spend
     x += y
-    x *= cfg.slope
-    return _sigmoid(x)
+    x *= -cfg.slope
+    return _sigmoid_of_negated(x)
+
+
+def _bool_terms(y: np.ndarray, terms: tuple[tuple[np.ndarray, float], ...]) -> None:
+    """``y += flag * weight`` for each (bool flag, weight) in float64, in order: the flag
+    made float64 then scaled in place (cheaper than the product's mixed-type loop)."""
+    t = np.empty_like(y)
+    for flag, weight in terms:
+        np.copyto(t, flag)
+        t *= weight
+        y += t
 
 
 def _repayment_trust(pop: Population, cfg: Scoring) -> np.ndarray:
     """``slope lr(history) + credit_transactions + utility_bills + intercept``."""
     w = cfg.signals.repayment_trust
     x = _log_ratio(pop.credit_history_years, cfg.references.credit_history_years)
-    x *= cfg.slope
-    y = np.multiply(pop.credit_transactions, w.credit_transactions)  # float64
-    y += x
-    y += np.multiply(pop.utility_payer, w.utility_bills)
-    y += w.intercept
-    return _sigmoid(y)
+    # Minus the sum, in float64, in the formula's order with every term negated (the same
+    # bits negated: rounding is symmetric, and ``t + x`` is ``x + t``): the float32
+    # product widened, the bool terms, the intercept; narrowed, it is what
+    # :func:`_sigmoid_of_negated` takes.
+    y = np.multiply(x, -cfg.slope, out=np.empty(pop.n, dtype=np.float64))
+    _bool_terms(y, ((pop.credit_transactions, -w.credit_transactions),
+                    (pop.utility_payer, -w.utility_bills)))
+    y -= w.intercept
+    np.copyto(x, y)
+    return _sigmoid_of_negated(x)
 
 
 def _social_influence(pop: Population, cfg: Scoring) -> np.ndarray:
@@ -130,28 +151,31 @@ def _assets(pop: Population, cfg: Scoring) -> np.ndarray:
     y = _log_ratio(pop.wealth_balance, ref.wealth_balance, plus=1.0)
     y *= w.balance
     x += y
-    x *= cfg.slope
-    return _sigmoid(x)
+    x *= -cfg.slope
+    return _sigmoid_of_negated(x)
 
 
 def _behavioural_stability(pop: Population, cfg: Scoring) -> np.ndarray:
     """``intercept - night share - device switches - volatility log(spend volatility) -
     dormant (asleep or awakened)``, each with its weight."""
     w = cfg.signals.behavioural_stability
+    # Minus the sum, every step negated (the same bits negated, as rounding is symmetric):
+    # ``night - intercept`` in float32, then in float64 ``switches + that``,
+    # ``+ volatility``, ``+ dormant``; narrowed, it is what :func:`_sigmoid_of_negated` takes.
     x = np.multiply(pop.night_share, w.night)
-    np.subtract(w.intercept, x, out=x)
-    y = np.multiply(pop.device_switches, w.device_switches)  # float64
-    np.subtract(x, y, out=y)
-    del x
-    v = np.maximum(pop.spend_volatility, np.float32(1e-3))
+    x -= w.intercept
+    y = pop.device_switches.astype(np.float64)  # float64 from here, as int8 x a float
+    y *= w.device_switches
+    y += x
+    v = np.maximum(pop.spend_volatility, np.float32(1e-3), out=x)
     np.log(v, out=v)
     v *= w.volatility
-    y -= v
-    del v
+    y += v
     asleep = pop.awakened_months > 0
     asleep |= pop.dormant
-    y -= np.multiply(asleep, w.dormant)
-    return _sigmoid(y)
+    _bool_terms(y, ((asleep, w.dormant),))
+    np.copyto(x, y)
+    return _sigmoid_of_negated(x)
 
 
 def _risk_resilience(pop: Population, cfg: Scoring) -> np.ndarray:
@@ -277,6 +301,8 @@ class _Penalties:
             if (kind, name) not in bits:
                 bits[kind, name] = len(bits)
                 dynamic.append((flag, bits[kind, name], kind == "cutoff" and rule.hard))
+        if len(dynamic) > 8:  # a uint8 of flags in :func:`_penalties`
+            raise ValueError("more than 8 penalties or cut-offs on behaviour that changes")
         codes = np.arange(1 << len(bits))
         points = np.zeros(codes.size, dtype=np.float32)
         for kind, name, rule, _ in rules:
@@ -296,15 +322,29 @@ def _penalties(pop: Population, rules: _Penalties,
                fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Points lost to cut-offs and risky behaviour, and the mask of hard cut-off failures
     (None without hard cut-offs), from the ``fixed`` flags (:func:`_fixed_flags`) and the
-    flags of the rules on behaviour that changes."""
-    code = fixed.astype(np.uint16)
+    flags of the rules on behaviour that changes.
+
+    The changing rules' bits follow the fixed ones in order, so their part of the code is
+    built in uint8 from the last rule down (twice itself plus the next flag) and shifted
+    above the fixed bits once; ``points`` has an entry for every code (``clip`` skips the
+    bounds check)."""
     hard = None
-    for flag, bit, is_hard in rules.dynamic:
+    code = None
+    for flag, _, is_hard in reversed(rules.dynamic):
         fail = flag(pop)
-        np.bitwise_or(code, fail * np.uint16(1 << bit), out=code)
-        if is_hard:
-            hard = fail if hard is None else hard | fail
-    return np.take(rules.points, code), hard
+        if code is None:
+            code = fail.view(np.uint8)
+        else:
+            code += code
+            code += fail.view(np.uint8)
+        if is_hard:  # ``fail`` may be ``code``, changed in place: a copy
+            hard = fail.copy() if hard is None else hard | fail
+    if code is None:
+        return np.take(rules.points, fixed, mode="clip"), hard
+    code = code.astype(np.uint16)
+    code <<= len(rules.fixed)
+    code += fixed
+    return np.take(rules.points, code, mode="clip"), hard
 
 
 def preconditions(pop: Population, scenario: Scenario) -> np.ndarray:
@@ -345,12 +385,17 @@ def _fixed_reasons(pop: Population, scenario: Scenario) -> np.ndarray:
 def _changing_reasons(pop: Population, scenario: Scenario, fixed: np.ndarray) -> np.ndarray:
     """``fixed`` (:func:`_fixed_reasons`) with the bits of the preconditions on what changes
     (account age, ID expiry, closed access), in a new array."""
-    pre = scenario.scoring.preconditions
     reasons = fixed.copy()
+    _flag_changing(reasons, pop, scenario)
+    return reasons
+
+
+def _flag_changing(reasons: np.ndarray, pop: Population, scenario: Scenario) -> None:
+    """Set the bits of the preconditions on what changes in ``reasons``, in place."""
+    pre = scenario.scoring.preconditions
     _flag(reasons, pop.account_age_months < pre.min_account_age_months, "account_too_young")
     _flag(reasons, pop.id_expired_months >= pre.exclude_expired_id_after_months, "id_expired")
     _flag(reasons, pop.closed, "closed")
-    return reasons
 
 
 #: Users scored per block: a block's dozen working arrays stay in the core's cache.
@@ -484,41 +529,51 @@ def evaluate(pop: Population, scenario: Scenario, cutoff: float | None = None,
         tables = _offset_tables(without_offsets(scenario))
         plain = tables if any(t.any() for t in tables) else ()  # (): every offset zero
     score, value = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
-    reasons = np.empty(n, dtype=np.uint16)
+    reasons, eligible = np.empty(n, dtype=np.uint16), np.empty(n, dtype=bool)
     structure = np.empty(n, dtype=np.float32) if structural else None
     for a in range(0, n, BLOCK):
         at = slice(a, a + BLOCK)
         block = pop.rows(a, a + BLOCK)
         parts = fixed.rows(a, a + BLOCK) if keep else _Fixed.computed(block, plan)
-        score[at], value[at], reasons[at], st = _evaluate(block, plan, parts, cutoff, plain)
+        st = _evaluate(block, plan, parts, cutoff, (score[at], value[at], reasons[at]), plain)
+        np.equal(reasons[at], 0, out=eligible[at])
         if structural:
             structure[at] = st
-    return Evaluation(score, value, reasons == 0, reasons, structure)
+    return Evaluation(score, value, eligible, reasons, structure)
 
 
 def _evaluate(pop: Population, plan: _Plan, fixed: _Fixed, cutoff: float | None,
-              plain: tuple[np.ndarray, ...] | None = None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Score, value score, reasons and (with ``plain``, the offset tables of the scenario
-    without offsets) the structural score of one block of users, with its ``fixed``
-    parts."""
+              out: tuple[np.ndarray, np.ndarray, np.ndarray],
+              plain: tuple[np.ndarray, ...] | None = None) -> np.ndarray | None:
+    """Score, value score and reasons of one block of users, with its ``fixed`` parts, into
+    ``out`` (views of the whole arrays); returns (with ``plain``, the offset tables of the
+    scenario without offsets) the structural score."""
     scenario = plan.scenario
     cfg = scenario.scoring
     weights = scenario.rollout.value_weights
+    score, value, reasons = out
     offsets = fixed.parts["offsets"]
     if offsets is None:
-        offsets = np.zeros(pop.n, dtype=np.float32)
+        value.fill(0.0)
+    else:
+        np.copyto(value, offsets)
     # The value score ranks users for tier-first batches: what they are worth to the bank
     # (the rollout's chosen modules) in the segments the bank prefers (the same offsets).
-    # One module at a time, added to both sums in place: no module is kept.
-    value = offsets.copy()
-    score = np.zeros(pop.n, dtype=np.float32)
+    # One module at a time, added to both sums in place: no module is kept. The score
+    # starts at the first product (``0 + w x`` is ``w x``: weights and module scores are
+    # never negative).
+    t = np.empty(pop.n, dtype=np.float32)
     terms = _module_terms(pop, cfg)
-    for m in MODULES:
+    for i, m in enumerate(MODULES):
         x = fixed.parts[m] if m in KEPT_MODULES else terms[m]()
-        score += cfg.weights[m] * x
+        if i == 0:
+            np.multiply(x, cfg.weights[m], out=score)
+        else:
+            np.multiply(x, cfg.weights[m], out=t)
+            score += t
         if m in weights:
-            value += weights[m] * x
+            np.multiply(x, weights[m], out=t)
+            value += t
         del x
     penalty, hard = _penalties(pop, plan.penalties, fixed.parts["flags"])
     structure = None
@@ -531,14 +586,16 @@ def _evaluate(pop: Population, plan: _Plan, fixed: _Fixed, cutoff: float | None,
         if pop.score_adjust is not None:
             structure += pop.score_adjust
         structure -= pop.other_indicators
-    score += offsets
+    if offsets is not None:
+        score += offsets
     score -= penalty
     score += pop.other_indicators
     if pop.score_adjust is not None:  # repayment behaviour: overdue episodes, early repayment
         score += pop.score_adjust
-    reasons = _changing_reasons(pop, scenario, fixed.parts["reasons"])
+    np.copyto(reasons, fixed.parts["reasons"])
+    _flag_changing(reasons, pop, scenario)
     if hard is not None:
         reasons |= hard * np.uint16(REASONS["hard_cutoff"])
     limit = cfg.cutoff if cutoff is None else cutoff
     reasons |= (score < limit) * np.uint16(REASONS["score_below_cutoff"])
-    return score, value, reasons, structure
+    return structure
