@@ -74,15 +74,17 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
         fb.year = year
 
     # the few users at a risk level: the steps below concern them, or the newly signalled
-    flagged = np.flatnonzero(fb.level != NONE)
+    flagged = nonzero(fb.level)
     level = fb.level[flagged]
 
     # R1: the entry comes back by itself
-    expired = flagged[(level == R1) & (fb.hidden_until[flagged] <= day)]
+    r1 = np.compress(level == R1, flagged)
+    expired = np.compress(fb.hidden_until[r1] <= day, r1)
     fb.level[expired] = NONE
 
     # R2: reviews on request, within the yearly allowance
-    may_ask = flagged[(level == R2) & (fb.reviews_year[flagged] < spec.max_reviews_per_year)]
+    r2 = np.compress(level == R2, flagged)
+    may_ask = np.compress(fb.reviews_year[r2] < spec.max_reviews_per_year, r2)
     asking = may_ask[streams.chance(spec.appeal_rate, purposes.REVIEW_ASK, month, may_ask)]
     fb.reviews_year[asking] += 1
     fb.reviews_total[asking] += 1
@@ -98,7 +100,7 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     # at most 1 (sim.scenario.credit.Fraud)
     genuine, _ = streams.below(base, purposes.SIGNAL, month, pop.n)
     genuine = genuine[~fb.fraudster[genuine]]
-    crooks = np.flatnonzero(fb.fraudster)
+    crooks = nonzero(fb.fraudster)
     crooks = crooks[streams.chance(base * spec.fraudster_rate_multiplier, purposes.SIGNAL,
                                    month, crooks, sub=1)]
     hit = np.sort(np.concatenate([genuine, crooks]))  # disjoint: genuine users are no crooks
@@ -122,11 +124,10 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     invites.close(pop, to3)
     fb.blocks[hit] += 1
     fb.last_blocked_day[hit] = day
-    flagged = _union(flagged, hit)
+    # hidden: the users at R1 or R2 now, those flagged before (some signalled again) and
+    # the newly signalled (no union needed: a user marked twice is marked)
     level = fb.level[flagged]
-    hidden = np.zeros(pop.n, dtype=bool)
-    hidden[flagged[(level == R1) | (level == R2)]] = True
-    invites.hide(pop, hidden)
+    invites.hide_only(pop, (np.compress((level == R1) | (level == R2), flagged), to1, to2))
 
     wrong = ~crook & (pop.vintage[hit] >= 0)
     return {
@@ -140,12 +141,21 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     }
 
 
-def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The sorted union of two index arrays (np.union1d hashes: 20x slower at 26k)."""
-    both = np.sort(np.concatenate([a, b]))
-    keep = np.ones(both.size, dtype=bool)
-    np.not_equal(both[1:], both[:-1], out=keep[1:])
-    return both[keep]
+def nonzero(a: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero(a)`` of a one-byte array (levels, flags) where few are set, twice as
+    fast at 1-2%: the 8-byte words holding a set byte first, then the bytes of those words.
+    Nothing is kept: the levels are read afresh each call."""
+    a = np.ascontiguousarray(a).reshape(-1)
+    if a.itemsize != 1:
+        return np.flatnonzero(a)
+    head = a.size - a.size % 8
+    words = a[:head].view(np.uint64)
+    some = np.flatnonzero(words != 0)
+    at = np.flatnonzero(words[some].view(np.uint8) != 0)  # byte positions in those words
+    found = some[at >> 3] * 8 + (at & 7)
+    if head == a.size:
+        return found
+    return np.concatenate([found, head + np.flatnonzero(a[head:])])
 
 
 def stock(fb: FraudBook) -> dict[str, int]:

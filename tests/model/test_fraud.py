@@ -119,3 +119,26 @@ def test_baseline_wrongly_blocked_share_near_domain():
     m = res.monthly
     assert (m["r1_hidden"] > 0).all() and (m["r2_hidden"] > 0).all()
     assert m["r3_closed"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("dtype", [bool, np.int8])
+def test_nonzero_is_flatnonzero(dtype):
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 7, 8, 9, 64, 1003):
+        for share in (0.0, 0.02, 0.5, 1.0):
+            a = (rng.random(n) < share) * rng.integers(1, 4, n)
+            a = a.astype(dtype)
+            np.testing.assert_array_equal(fraud.nonzero(a), np.flatnonzero(a))
+            assert fraud.nonzero(a).dtype == np.intp
+
+
+def test_a_month_hides_exactly_the_users_at_r1_or_r2(sim_):
+    fb, pop = sim_.fraud, sim_.pop
+    rng = np.random.default_rng(3)
+    fb.level[:] = rng.choice(4, fb.n, p=[0.7, 0.1, 0.1, 0.1])
+    fb.hidden_until[:] = rng.integers(0, 60, fb.n)
+    rules = spec(fraudsters=0.05, r1_rate=0.05, r2_rate=0.04, r3_rate=0.01,
+                 fraudster_rate_multiplier=3.0, fraudster_r3=0.5, appeal_rate=0.5)
+    for month in range(1, 4):
+        fraud.month(fb, pop, rules, day=30 * month, year=2025, streams=Streams(4), month=month)
+        np.testing.assert_array_equal(pop.hidden, (fb.level == fraud.R1) | (fb.level == fraud.R2))
