@@ -183,9 +183,9 @@ def smallest(idx: np.ndarray, key: np.ndarray, k: int) -> np.ndarray:
         return idx
     if k <= 0:
         return idx[:0]
-    kth = key[np.argpartition(key, k - 1)[:k]].max()
-    # argpartition breaks ties arbitrarily; take everything strictly better, then the
-    # lowest ids among the ties, so the choice never depends on the partition's internals.
+    kth = np.partition(key, k - 1)[k - 1]  # the k-th smallest key (no index array)
+    # take everything strictly better, then the lowest ids among the ties, so the choice
+    # never depends on how the partition orders equal keys.
     # (np.compress, not idx[mask]: several times faster on a scattered mask)
     better = np.compress(key < kth, idx)
     ties = np.compress(key == kth, idx)

@@ -57,7 +57,7 @@ class Adoption:
         them (in index order)."""
         if newest != self.newest:
             behind = pop.version < newest
-            behind &= ~pop.laggard
+            np.greater(behind, pop.laggard, out=behind)  # and not a laggard, in one pass
             # kept from month to month: 4 bytes a user behind where indices fit
             small = np.int32 if pop.n < 2**31 else np.intp
             self.behind, self.newest = np.flatnonzero(behind).astype(small), newest
@@ -68,8 +68,10 @@ class Adoption:
             moves = streams.chance(chance, purposes.ADOPTION, month, users)
             # np.compress, not users[mask]: several times faster on a scattered mask
             moving.append(np.compress(moves, users))
-            still.append(np.compress(~moves, users))
-        moving = np.concatenate(moving) if moving else self.behind[:0]
+            still.append(np.compress(np.logical_not(moves, out=moves), users))
+        # the movers as intp: NumPy indexes twice as fast with intp as with int32 indices
+        # (the versions written here, the entry's visibility read and written by the caller)
+        moving = np.concatenate(moving, dtype=np.intp) if moving else np.empty(0, np.intp)
         self.behind = np.concatenate(still) if still else self.behind
         pop.version[moving] = newest
         return moving

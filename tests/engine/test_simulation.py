@@ -236,3 +236,18 @@ def test_weighted_auc_equals_the_pair_count_with_ties_across_chunks(monkeypatch)
     expected = float((pairs * higher).sum() / (p.sum() * (1.0 - p).sum()))
     assert weighted_auc(score, p) == pytest.approx(expected, rel=1e-12)
 
+
+
+def test_the_kept_entry_is_the_version_rule_in_an_open_region(baseline_path):
+    """``Simulation._entry_shown``: the client version shows the entry
+    (:func:`release.entry_visible`) and the user's region is open, for everyone and for
+    some users on the version they all run."""
+    s = Simulation(sim.load(baseline_path, {"population.users": 5000}), quarters=1)
+    open_ = np.array([r.open for r in s.scenario.population.regions.values()])
+    assert not open_.all()  # the baseline has a closed province
+    plain = release.entry_visible(s.pop, s.visibility) & open_[s.pop.region]
+    assert np.array_equal(s._entry_shown(), plain)
+    some = np.arange(0, s.pop.n, 7)
+    newest = len(s.scenario.release.versions) - 1
+    plain = release.entry_visible(s.pop, s.visibility, some, newest) & open_[s.pop.region[some]]
+    assert np.array_equal(s._entry_shown(some, version=newest), plain)
