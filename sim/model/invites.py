@@ -257,13 +257,21 @@ def invite(pop: Population, users: np.ndarray, vintage: int) -> None:
 
 
 def revoke(pop: Population, users: np.ndarray) -> None:
-    """Take the invitation back (a re-evaluation found them no longer eligible)."""
-    pop.invited[users] = False
+    """Take the invitation back (a re-evaluation found them no longer eligible); ``users``
+    are indices or a mask over everyone."""
+    if users.dtype == np.bool_:  # invited and not revoked, in one pass (a masked write
+        np.greater(pop.invited, users, out=pop.invited)  # over a million: 1.5 ms)
+    else:
+        pop.invited[users] = False
 
 
 def restore(pop: Population, users: np.ndarray) -> None:
-    """Give back the invitation of users invited before (eligible again, never closed)."""
-    pop.invited[users] = True
+    """Give back the invitation of users invited before (eligible again, never closed);
+    ``users`` are indices or a mask over everyone."""
+    if users.dtype == np.bool_:
+        pop.invited |= users
+    else:
+        pop.invited[users] = True
 
 
 def decide(pop: Population, ev: Evaluation) -> None:

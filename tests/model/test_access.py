@@ -83,3 +83,18 @@ def test_reevaluation_revokes_exactly_the_invited_no_longer_eligible_except_hold
     assert not (pop.invited & ~pop.eligible & ~s.holdout).any()
     assert pop.invited[:50].all()
     assert np.array_equal(change.lost, ~pop.eligible & ~s.holdout)
+
+
+def test_revoke_and_restore_take_a_mask_or_the_indices_alike():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(5)
+    invited = rng.random(1000) < 0.4
+    mask = rng.random(1000) < 0.2
+    for step in (invites.revoke, invites.restore):
+        by_mask = SimpleNamespace(invited=invited.copy())
+        by_index = SimpleNamespace(invited=invited.copy())
+        step(by_mask, mask)
+        step(by_index, np.flatnonzero(mask))
+        assert np.array_equal(by_mask.invited, by_index.invited)
+        assert not np.array_equal(by_mask.invited, invited)
