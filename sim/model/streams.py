@@ -269,20 +269,30 @@ class Streams:
     def poisson(self, lam: float, purpose: str, month: int, users: np.ndarray | int | range,
                 sub: int = 0) -> np.ndarray:
         """Poisson(``lam``) counts by inversion of one uniform a user (int64):
-        ``poisson_quantile(lam, uniform(...))``, counted on the uniform's 53-bit cell
-        (the cells above each CDF value, :func:`_poisson_cells`), and only for the users
-        whose count is not 0."""
-        k = np.zeros(_size(users), dtype=np.int64)
-        if lam <= 0:
-            return k
-        cells = _poisson_cells(float(lam))
-        if cells.size == 0:  # a rate so small (or NaN) that every count is 0
-            return k
+        ``poisson_quantile(lam, uniform(...))``, counted on the uniform's 53-bit cell: the
+        number of the cells above each CDF value (:func:`_poisson_cells`) at or below it."""
+        n = _size(users)
+        cells = _poisson_cells(float(lam)) if lam > 0 else np.empty(0, dtype=np.uint64)
+        # compared with the whole hash: its top 53 bits reach a cell when the hash reaches
+        # the cell shifted up; a cell of 2^53 (no uniform above a CDF value) none reaches
+        tops = cells[cells < _CELLS] << _S11
+        if tops.size == 0:  # a rate so small (or NaN) that every count is 0
+            return np.zeros(n, dtype=np.int64)
+        k = np.empty(n, dtype=np.int64)
+        head = np.empty((2, min(n, BLOCK)), dtype=np.int8)
         for at, z in self._blocks(purpose, month, users, sub):
-            z >>= _S11
-            some = np.flatnonzero(z >= cells[0])
-            block = k[at]  # a view: the block's counts
-            block[some] = _count_at_least(z[some], cells)
+            count, reached = head[:, :at.stop - at.start]
+            # the first few cells by comparison over every user (most counts are small),
+            # in bytes; the rare users past them by a search
+            np.greater_equal(z, tops[0], out=count.view(bool))
+            for top in tops[1:3]:
+                np.greater_equal(z, top, out=reached.view(bool))
+                count += reached
+            block = k[at]
+            np.copyto(block, count)
+            if tops.size > 3:
+                more = np.flatnonzero(reached.view(bool))
+                block[more] = np.searchsorted(tops, z[more], side="right")
         return k
 
     def beta2(self, b: float, purpose: str, month: int, users: np.ndarray | int | range,
@@ -361,17 +371,6 @@ def _poisson_cells(lam: float) -> np.ndarray:
     of these at or below its cell."""
     cdf = _poisson_cdf(lam)
     return cells_below(np.nextafter(cdf[:-1], 2.0))
-
-
-def _count_at_least(z: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """How many of the sorted ``cells`` each of ``z`` is at or above (int64): the first few
-    by comparison, the rare rest by a search."""
-    k = np.zeros(z.size, dtype=np.int64)
-    for c in cells[:3]:
-        k += z >= c
-    more = np.flatnonzero(z >= cells[2]) if cells.size > 3 else np.empty(0, dtype=np.intp)
-    k[more] = np.searchsorted(cells, z[more], side="right")
-    return k
 
 
 def _poisson_cdf(lam: float) -> list[float]:

@@ -72,7 +72,8 @@ def test_uniforms_are_uniform_in_the_open_interval():
     assert stats.kstest(u, "uniform").pvalue > 1e-3
 
 
-@pytest.mark.parametrize("lam", [0.0, 1e-300, 5.5e-17, 0.05, 0.8, 6.0, 60.0, float("nan")])
+@pytest.mark.parametrize("lam", [0.0, 1e-300, 5.5e-17, 1.1e-16, 0.05, 0.8, 2.5, 6.0, 60.0,
+                                 float("nan")])
 def test_poisson_by_inversion_is_the_poisson_quantile(lam):
     u = Streams(4).uniform(purposes.DEVICE_SWITCHES, 1, 20_000)
     if not math.isnan(lam):
