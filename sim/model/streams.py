@@ -102,6 +102,15 @@ def _mix(z: np.ndarray, k: np.uint64) -> None:
     _finalise(z)
 
 
+@functools.cache
+def _golden_steps() -> np.ndarray:
+    """``i x golden`` for ``i`` in ``0..BLOCK-1`` (uint64, mod 2^64): a block of
+    consecutive users ``first + i`` hashes ``first x golden + k + i x golden``, one addition
+    instead of counting the users, multiplying and adding the key (512 KB, made once)."""
+    with np.errstate(over="ignore"):
+        return np.arange(BLOCK, dtype=np.uint64) * _GOLDEN
+
+
 def _size(users: np.ndarray | int | range) -> int:
     if isinstance(users, (int, np.integer)):
         return int(users)
@@ -145,11 +154,20 @@ class Streams:
         first = users.start if isinstance(users, range) else None
         index = None if first is not None else np.asarray(users)
         n = _size(users)
+        # one block's hash, reused block after block: the caller's to change until it asks
+        # for the next
+        hashed = np.empty(min(n, BLOCK), dtype=np.uint64)
         for a in range(0, n, BLOCK):
             b = min(a + BLOCK, n)
-            z = (np.arange(first + a, first + b, dtype=np.uint64) if first is not None
-                 else index[a:b].astype(np.uint64))
-            _mix(z, k)
+            z = hashed[:b - a]
+            if first is not None:
+                # users first + a + i: (first + a) x golden + k, plus i x golden
+                start = np.uint64(((first + a) * int(_GOLDEN) + int(k)) % 2**64)
+                np.add(_golden_steps()[:b - a], start, out=z)
+                _finalise(z)
+            else:
+                np.copyto(z, index[a:b], casting="unsafe")  # as astype(uint64)
+                _mix(z, k)
             yield slice(a, b), z
 
     def uniform(self, purpose: str, month: int, users: np.ndarray | int | range,
@@ -183,13 +201,12 @@ class Streams:
                     sub: int, trigs: tuple) -> tuple[np.ndarray, ...]:
         n = _size(users)
         outs = tuple(np.empty(n, dtype=np.float32) for _ in trigs)
+        work = np.empty((2, min(n, BLOCK)), dtype=np.float32)
         for at, z in self._blocks(purpose, month, users, sub):
-            high, low = _halves(z)
-            radius = _unit23(high)
+            radius, angle = _uniform_halves(z, work[:, :at.stop - at.start])
             np.log(radius, out=radius)
             radius *= np.float32(-2.0)
             np.sqrt(radius, out=radius)
-            angle = _unit23(low)
             angle *= _TWO_PI
             for out, trig in zip(outs, trigs, strict=True):
                 trig(angle, out=out[at])
@@ -252,20 +269,30 @@ class Streams:
     def poisson(self, lam: float, purpose: str, month: int, users: np.ndarray | int | range,
                 sub: int = 0) -> np.ndarray:
         """Poisson(``lam``) counts by inversion of one uniform a user (int64):
-        ``poisson_quantile(lam, uniform(...))``, counted on the uniform's 53-bit cell
-        (the cells above each CDF value, :func:`_poisson_cells`), and only for the users
-        whose count is not 0."""
-        k = np.zeros(_size(users), dtype=np.int64)
-        if lam <= 0:
-            return k
-        cells = _poisson_cells(float(lam))
-        if cells.size == 0:  # a rate so small (or NaN) that every count is 0
-            return k
+        ``poisson_quantile(lam, uniform(...))``, counted on the uniform's 53-bit cell: the
+        number of the cells above each CDF value (:func:`_poisson_cells`) at or below it."""
+        n = _size(users)
+        cells = _poisson_cells(float(lam)) if lam > 0 else np.empty(0, dtype=np.uint64)
+        # compared with the whole hash: its top 53 bits reach a cell when the hash reaches
+        # the cell shifted up; a cell of 2^53 (no uniform above a CDF value) none reaches
+        tops = cells[cells < _CELLS] << _S11
+        if tops.size == 0:  # a rate so small (or NaN) that every count is 0
+            return np.zeros(n, dtype=np.int64)
+        k = np.empty(n, dtype=np.int64)
+        head = np.empty((2, min(n, BLOCK)), dtype=np.int8)
         for at, z in self._blocks(purpose, month, users, sub):
-            z >>= _S11
-            some = np.flatnonzero(z >= cells[0])
-            block = k[at]  # a view: the block's counts
-            block[some] = _count_at_least(z[some], cells)
+            count, reached = head[:, :at.stop - at.start]
+            # the first few cells by comparison over every user (most counts are small),
+            # in bytes; the rare users past them by a search
+            np.greater_equal(z, tops[0], out=count.view(bool))
+            for top in tops[1:3]:
+                np.greater_equal(z, top, out=reached.view(bool))
+                count += reached
+            block = k[at]
+            np.copyto(block, count)
+            if tops.size > 3:
+                more = np.flatnonzero(reached.view(bool))
+                block[more] = np.searchsorted(tops, z[more], side="right")
         return k
 
     def beta2(self, b: float, purpose: str, month: int, users: np.ndarray | int | range,
@@ -274,23 +301,25 @@ class Streams:
         return beta2_quantile(b, self.uniform(purpose, month, users, sub))
 
 
-def _halves(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The high and low 32 bits of each of ``z`` (uint64), as uint32 views (no copy)."""
-    h = z.view(np.uint32)
-    low, high = (h[0::2], h[1::2]) if np.little_endian else (h[1::2], h[0::2])
-    return high, low
+def _uniform_halves(z: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The high and the low 32 bits of each of ``z`` (uint64, overwritten) as float32
+    uniforms at the centre of their cell in (0, 1), into the two rows of ``out`` (float32,
+    of ``z``'s size): the top 23 bits ``k`` of a half give ``(2k + 1) / 2^24``, which needs
+    24 significant bits, so it is exact (24 bits would round the top cell to 1).
 
-
-def _unit23(h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """The top 23 of 32 bits as a float32 uniform at the centre of its cell in (0, 1):
-    ``(2k + 1) / 2^24`` needs 24 significant bits, so it is exact (24 bits would round the
-    top cell to 1). Written to ``out`` when given."""
-    if out is None:
-        out = np.empty(h.shape, dtype=np.float32)
-    np.copyto(out, h >> np.uint32(9), casting="unsafe")
-    out += np.float32(0.5)
-    out *= np.float32(2.0**-23)
-    return out
+    Under the exponent of 1.0, ``k`` is the float32 ``1 + k / 2^23``, exactly; less
+    ``1 - 2^-24`` that is the uniform, exactly: no integer conversion. The halves are first
+    copied apart, so every pass is contiguous (on a strided view of them the shift and the
+    conversion cost about twice as much)."""
+    bits = out.view(np.uint32)
+    high, low = bits
+    np.copyto(low, z, casting="unsafe")  # the low 32 bits
+    low >>= np.uint32(9)
+    z >>= np.uint64(41)
+    np.copyto(high, z, casting="unsafe")
+    bits |= np.uint32(0x3F800000)
+    out -= np.float32(1.0 - 2.0**-24)
+    return out[0], out[1]
 
 
 _CELLS = 2**53  # the uniforms' cells: uniform m of 0..2^53-1 is (m + 1/2) / 2^53
@@ -342,17 +371,6 @@ def _poisson_cells(lam: float) -> np.ndarray:
     of these at or below its cell."""
     cdf = _poisson_cdf(lam)
     return cells_below(np.nextafter(cdf[:-1], 2.0))
-
-
-def _count_at_least(z: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """How many of the sorted ``cells`` each of ``z`` is at or above (int64): the first few
-    by comparison, the rare rest by a search."""
-    k = np.zeros(z.size, dtype=np.int64)
-    for c in cells[:3]:
-        k += z >= c
-    more = np.flatnonzero(z >= cells[2]) if cells.size > 3 else np.empty(0, dtype=np.intp)
-    k[more] = np.searchsorted(cells, z[more], side="right")
-    return k
 
 
 def _poisson_cdf(lam: float) -> list[float]:

@@ -72,7 +72,8 @@ def test_uniforms_are_uniform_in_the_open_interval():
     assert stats.kstest(u, "uniform").pvalue > 1e-3
 
 
-@pytest.mark.parametrize("lam", [0.0, 1e-300, 5.5e-17, 0.05, 0.8, 6.0, 60.0, float("nan")])
+@pytest.mark.parametrize("lam", [0.0, 1e-300, 5.5e-17, 1.1e-16, 0.05, 0.8, 2.5, 6.0, 60.0,
+                                 float("nan")])
 def test_poisson_by_inversion_is_the_poisson_quantile(lam):
     u = Streams(4).uniform(purposes.DEVICE_SWITCHES, 1, 20_000)
     if not math.isnan(lam):
@@ -197,9 +198,21 @@ def test_normal_pairs_are_normal_and_one_normal_is_the_first_of_the_pair():
     assert np.array_equal(s.normal(purposes.DRIFT, 1, 200_000), z1)
 
 
-def test_23_bit_uniforms_never_reach_zero_or_one_even_in_the_extreme_cells():
-    top, bottom = np.array([0xFFFFFFFF], dtype=np.uint32), np.array([0], dtype=np.uint32)
-    assert 0.0 < purposes._unit23(bottom)[0] < purposes._unit23(top)[0] < 1.0
+def test_the_halves_uniforms_are_the_centres_of_their_top_23_bits_cells():
+    """The uniforms of the two halves of each hash, built under a float's exponent, are the
+    plain ``(top 23 bits + 1/2) / 2^23`` of each half, bit for bit, and never 0 or 1."""
+    z = np.random.default_rng(2).integers(0, 2**64, 5_000, dtype=np.uint64, endpoint=False)
+    z[:4] = [0, 2**64 - 1, 2**32 - 1, (2**32 - 1) << 32]  # the extreme cells of each half
+    halves = z.view(np.uint32)
+    high, low = (halves[1::2], halves[0::2]) if np.little_endian else (halves[0::2],
+                                                                       halves[1::2])
+    plain = [((h >> np.uint32(9)).astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-23)
+             for h in (high, low)]
+    out = np.empty((2, z.size), dtype=np.float32)
+    got = purposes._uniform_halves(z.copy(), out)
+    for g, p in zip(got, plain, strict=True):
+        assert np.array_equal(g.view(np.uint32), p.view(np.uint32))
+        assert g.min() > 0.0 and g.max() < 1.0
 
 
 def test_a_range_of_users_draws_what_the_whole_population_draws_for_them():
