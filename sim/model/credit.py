@@ -636,7 +636,8 @@ def _rank_pool(book: Book, pop: Population) -> np.ndarray:
 
 # --------------------------------------------------------------------------- expected loss
 
-#: Live lines per block of the expected-loss computation.
+#: Live lines per block of the expected-loss sums (each block's losses summed, then the
+#: blocks' sums in order).
 ECL_BLOCK = 32_768
 
 
@@ -675,17 +676,19 @@ def expected_loss(book: Book, pop: Population, scenario: Scenario, macro: float,
         "stage2": float(by_state[D31_60] + by_state[D61_90]),
         "stage3": float(by_state[DEFAULT]),
     }
-    if with_pd:  # block by block: the PD chain's inputs stay small at any book size
+    if with_pd:
         live, state = (view.users, state) if everyone else (
             np.compress(alive, view.users), np.compress(alive, state))
         stage1 = state < D31_60
+        # the chain runs the whole book in one run order (risk.default_probability blocks
+        # it); the losses are summed by blocks of ECL_BLOCK lines
+        pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live, month=month,
+                                    fraudster=fraudster)
         sums = np.zeros(3)
         for a in range(0, live.size, ECL_BLOCK):
             at = slice(a, a + ECL_BLOCK)
-            pd12, pdl = pd_12m_lifetime(book, pop, scenario, macro, live[at], month=month,
-                                        fraudster=fraudster)
-            ecl12 = pd12 * cfg.loss.lgd * ead[at]
-            ecll = pdl * cfg.loss.lgd * ead[at]
+            ecl12 = pd12[at] * cfg.loss.lgd * ead[at]
+            ecll = pdl[at] * cfg.loss.lgd * ead[at]
             sums += (ecl12.sum(), ecll.sum(), np.where(stage1[at], ecl12, ecll).sum())
         out["expected_loss"] = out["ecl_12m"] = float(sums[0])
         out["ecl_lifetime"], out["ecl_allowance"] = float(sums[1]), float(sums[2])
@@ -702,24 +705,36 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     and months without a balance (no bill, no miss). Lines at 90+ have PD 1. Without
     ``month`` the lifecycle is left out (multiplier 1)."""
     cfg = scenario.credit
-    cures = _cure_columns(pop, scenario, lines)
-    through = roll_through(cures)
     spec = scenario.risk.lifecycle
     if month is None:
         spec = spec.model_copy(update={"form": "flat", "table": None})
-        mob = np.zeros(lines.size, dtype=np.int64)
-    else:
-        mob = np.maximum(month - book.open_month[lines].astype(np.int64), 0)
-    can_use = pop.invited[lines] & ~pop.closed[lines] & ~pop.hidden[lines]
+        mob = np.zeros(lines.size, dtype=np.int16)
+    else:  # in the book's int16 (the whole book's inputs are held at once: kept narrow)
+        mob = np.maximum(month - book.open_month[lines], 0)
     balance = book.balance[lines]
-    room = balance < book.limit[lines]
+    has_balance = balance > 0
+    can_draw = balance < book.limit[lines]
+    del balance
+    can_draw &= pop.invited[lines] & ~pop.closed[lines] & ~pop.hidden[lines]
     pd = risk.default_probability(
         individual=pop.hazard[lines], mob=mob, state=book.state[lines],
-        has_balance=balance > 0, cures=cures, through=through, macro=macro,
+        has_balance=has_balance, cures=_cures_by_hazard(scenario), through=None, macro=macro,
         spec=spec, horizons=(12, cfg.loss.lifetime_months), full=cfg.repayment.full,
-        draw_rate=np.where(can_use & room, cfg.draw_rate, 0.0),
+        # float32, as the chain takes it
+        draw_rate=np.where(can_draw, np.float32(cfg.draw_rate), np.float32(0.0)),
         certain=None if fraudster is None else fraudster[lines])
     return pd[:, 0], pd[:, 1]
+
+
+def _cures_by_hazard(scenario: Scenario) -> risk.Cures:
+    """The cure columns and roll-through of lines from their latent hazards, as the PD chain
+    asks for them block by block (:data:`sim.model.risk.Cures`)."""
+    logits = _cure_logits(scenario)
+
+    def cures(_, hazard: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        columns = _cures_at(hazard, scenario, logits)
+        return columns, roll_through(columns)
+    return cures
 
 
 @dataclass(frozen=True)

@@ -305,3 +305,27 @@ def test_the_chain_runs_the_marked_lines_by_months_on_book(dtype):
     run[7] = True
     want = np.flatnonzero(run)[np.argsort(mob[run].astype(np.int64), kind="stable")]
     assert np.array_equal(risk._run_order(mob, run), want)
+
+
+def test_a_lines_pd_is_the_same_in_any_company_and_from_a_cure_function():
+    """The chain orders all the lines it is given together: each line's PD is still the
+    one it gets among other lines (here, half of them, reversed), and cure columns given
+    by a function of the lines (their indices and hazards), block by block, give the same
+    PDs as columns."""
+    inputs = _chain_case(5)
+    whole = risk.default_probability(**inputs)
+    n = inputs["individual"].size
+    part = np.arange(n)[::-2]
+    some = {k: (v[part] if isinstance(v, np.ndarray) and v.shape[:1] == (n,) else v)
+            for k, v in inputs.items()}
+    assert np.array_equal(risk.default_probability(**some), whole[part])
+    cures, through = inputs["cures"], inputs["through"]
+    asked = []
+
+    def cures_of(at, hazard):
+        assert np.array_equal(hazard, inputs["individual"][at])
+        asked.append(at.size)
+        return [cures[at, j] for j in range(3)], through[at]
+    called = risk.default_probability(**{**inputs, "cures": cures_of, "through": None})
+    assert np.array_equal(called, whole)
+    assert max(asked) <= risk.CHAIN_BLOCK and sum(asked) < n  # by block, run lines only
