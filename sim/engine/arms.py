@@ -10,7 +10,7 @@ import numpy as np
 
 from sim.engine.summary import column_mean
 from sim.engine.tables import Table, rows_table
-from sim.model.credit import FEN, Book
+from sim.model.credit import FEN, Book, line_losses
 from sim.model.invites import assign_arms
 from sim.model.population import Population
 from sim.scenario import AB
@@ -35,7 +35,7 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
     """Rows of the segment table for the dimension ``arm`` at one month end (the recorder's
     columns and units: weighted counts, loss in CNY). ``per_line`` holds the ``borrowers``
     and ``defaults`` masks and the ``cum_loss`` (fen) of the users with a line, ``lines``,
-    or the lines with a loss instead (:func:`sim.engine.recorder.line_losses`): no one else
+    or the lines with a loss instead (:func:`sim.model.credit.line_losses`): no one else
     borrows, defaults or loses. ``coverage`` holds the users ``eligible``,
     ``invited`` and ``visible`` when the caller has counted them (the one arm's figures
     without A/B arms, not counted again)."""
@@ -48,8 +48,6 @@ def arm_segment_rows(arm: np.ndarray, names: tuple[str, ...], pop: Population,
         if codes is None:
             return np.array([np.count_nonzero(mask)])
         return np.bincount(codes[mask], minlength=k)[:k]
-
-    from sim.engine.recorder import line_losses  # here: the recorder imports this module
 
     def total(values, users=lines):  # integers (counts, fen): exact float sums in any order
         if codes is None:  # so the integer sum, made a float (a tenth of the cost for masks)

@@ -19,7 +19,7 @@ import numpy as np
 from sim.engine import arms
 from sim.engine.tables import Table, columns_of, rows_frame, rows_table
 from sim.model import capital, credit, fraud
-from sim.model.credit import FEN
+from sim.model.credit import FEN, line_losses
 from sim.model.population import DIMENSIONS, FIXED, Population
 from sim.scenario import Scenario
 
@@ -350,17 +350,6 @@ class Observation:
                 "dpd30": view.dpd30,
                 "balance": view.balance, "cum_draw": np.take(book.cum_draw, lines),
                 "lossy": defaulted[lost], "loss": loss[lost]}
-
-
-def line_losses(per_line: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The positions (among the lines, ascending) of the lines with a loss and their loss in
-    fen: ``per_line``'s ``lossy`` and ``loss`` (:attr:`Observation.per_line`), or found
-    from its ``cum_loss`` of every line. Summing these leaves out zeros alone: the same
-    float sums, in the same order."""
-    if "lossy" in per_line:
-        return per_line["lossy"], per_line["loss"]
-    lossy = np.flatnonzero(per_line["cum_loss"] != 0)  # of a mask: 3x faster than of ints
-    return lossy, per_line["cum_loss"][lossy]
 
 
 #: A reporter reads an observation and returns the rows it adds to its table.

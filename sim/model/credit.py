@@ -766,6 +766,17 @@ class LineView:
         return self.default_month >= 0
 
 
+def line_losses(per_line: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The positions (among the lines, ascending) of the lines with a loss and their loss in
+    fen, from the recorder's per-line figures: their ``lossy`` and ``loss``
+    (:attr:`sim.engine.recorder.Observation.per_line`), or found from a ``cum_loss`` of every
+    line. Summing these leaves out zeros alone: the same float sums, in the same order."""
+    if "lossy" in per_line:
+        return per_line["lossy"], per_line["loss"]
+    lossy = np.flatnonzero(per_line["cum_loss"] != 0)  # of a mask: 3x faster than of ints
+    return lossy, per_line["cum_loss"][lossy]
+
+
 def line_view(book: Book, pop: Population, lines: np.ndarray | None = None) -> LineView:
     """The :class:`LineView` of the users with a line (``lines`` when the caller has them)."""
     lines = _lines(book, lines)
