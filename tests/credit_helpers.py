@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from sim.engine.simulation import Simulation
 from sim.scenario import Scenario, _resolve, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,3 +66,14 @@ def single_vintage(users: int) -> dict:
         "capital.max_leverage": None,
         **quiet_fraud(),
     }
+
+
+def risky_vintage(users: int, quarters: int) -> Simulation:
+    """A simulation run ``quarters`` into one vintage that opens and draws at once, with
+    enough risk for defaults and charge-offs within a year (fraud as in the baseline: a
+    fraudster's default is a default too)."""
+    changes = {**single_vintage(users=users), "risk.monthly_hazard": 0.03,
+               "credit.repayment.full": 0.2, "credit.repayment.minimum_only": 0.3}
+    s = Simulation(scenario(changes), quarters=quarters)
+    s.run()
+    return s

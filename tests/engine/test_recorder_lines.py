@@ -8,24 +8,18 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from credit_helpers import scenario, single_vintage
+from credit_helpers import risky_vintage
 
 from sim.engine import arms
 from sim.engine import recorder as rec
-from sim.engine.simulation import Month, Simulation
+from sim.engine.simulation import Month
 from sim.model import credit
-
-#: One vintage with enough risk for charge-offs within a year (fraud left as in the
-#: baseline: a fraudster's default is a default too).
-RISKY = {**single_vintage(users=3_000), "risk.monthly_hazard": 0.03,
-         "credit.repayment.full": 0.2, "credit.repayment.minimum_only": 0.3}
 
 
 @pytest.fixture(scope="module")
 def observed():
-    """The observation at the end of a year of the risky vintage."""
-    s = Simulation(scenario(RISKY), quarters=4)
-    s.run()
+    """The observation at the end of a year of a risky vintage."""
+    s = risky_vintage(users=3_000, quarters=4)
     return s.observe(Month(number=12, day=s.horizon, days=31, date=dt.date(2025, 12, 31)))
 
 

@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from credit_helpers import scenario, single_vintage
+from credit_helpers import risky_vintage, scenario
 
 from sim.engine.simulation import Simulation
 from sim.model import capital, credit
 from sim.model.streams import Streams
 
-#: One vintage that opens and draws at once, with enough risk for defaults and charge-offs.
-RISKY = {**single_vintage(users=4_000), "risk.monthly_hazard": 0.03,
-         "credit.repayment.full": 0.2, "credit.repayment.minimum_only": 0.3}
-
 
 @pytest.fixture(scope="module")
 def ran():
-    """A simulation two quarters into the risky vintage."""
-    s = Simulation(scenario(RISKY), quarters=2)
-    s.run()
-    return s
+    """A simulation two quarters into a risky vintage."""
+    return risky_vintage(users=4_000, quarters=2)
 
 
 def _months(s: Simulation, count: int):
