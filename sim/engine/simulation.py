@@ -49,6 +49,10 @@ AT = {"calendar": 0.0, "rollout": 0.25, "month_end": 0.5}
 #: evaluation period) and the recorder last, so it sees the month's state after every
 #: change. Credit comes before fraud: a signal found this month hides the entry after the
 #: month's draws, as detection follows the transactions it reads.
+#: The changing arrays a scoring sums that no step checks where it writes them (the
+#: indicators' drift, the repayment points): named when the score is not finite.
+SCORED = ("other_indicators", "score_adjust")
+
 MONTH_STEPS = ("behaviour", "release", "credit", "fraud", "reevaluation", "recorder")
 #: The :class:`Simulation` method that runs each step.
 STEP_METHODS = {"behaviour": "age", "release": "adopt", "fraud": "fraud_month",
@@ -200,7 +204,7 @@ class Simulation:
         # and not in a closed region: one comparison per closed region (few), not a lookup
         # indexed by the one-byte codes (which widens them to 8 bytes: 90x slower)
         for code in np.flatnonzero(~self.region_open):
-            np.greater(shown, region == code, out=shown)
+            np.greater(shown, region == int(code), out=shown)  # a Python int keeps int8
         return shown
 
     def _outstanding(self) -> float:
@@ -448,8 +452,13 @@ class Simulation:
                 admitted += users.size
         self.flows.count("lost_access", int(change.lost.sum()))
         self.flows.count("gained_access", int(change.regained.sum()) + int(admitted))
-        numeric.check_finite(pop.score, name="score", process="reevaluation",
-                             month=month.number, key="scoring")
+        try:
+            numeric.check_finite(pop.score, name="score", process="reevaluation",
+                                 month=month.number, key="scoring")
+        except numeric.NumericError:  # name the changing array the score summed, if one is
+            numeric.check_population(pop, process="reevaluation", month=month.number,
+                                     key="scoring", fixed=False, names=SCORED)
+            raise
 
     def collect(self, month: Month) -> None:
         """The recorder collects the month (:meth:`Recorder.collect`)."""

@@ -718,7 +718,7 @@ def pd_12m_lifetime(book: Book, pop: Population, scenario: Scenario, macro: floa
     can_draw &= pop.invited[lines] & ~pop.closed[lines] & ~pop.hidden[lines]
     pd = risk.default_probability(
         individual=pop.hazard[lines], mob=mob, state=book.state[lines],
-        has_balance=has_balance, cures=_cures_by_hazard(scenario), through=None, macro=macro,
+        has_balance=has_balance, cures=_cures_by_hazard(scenario), macro=macro,
         spec=spec, horizons=(12, cfg.loss.lifetime_months), full=cfg.repayment.full,
         # float32, as the chain takes it
         draw_rate=np.where(can_draw, np.float32(cfg.draw_rate), np.float32(0.0)),

@@ -143,8 +143,8 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
 
 def nonzero(a: np.ndarray) -> np.ndarray:
     """``np.flatnonzero(a)`` of a one-byte array (levels, flags) where few are set, twice as
-    fast at 1-2%: the 8-byte words holding a set byte first, then the bytes of those words.
-    Nothing is kept: the levels are read afresh each call."""
+    fast at 1-2%: the 8-byte words holding a set byte first, then the bytes of those words
+    (nothing is kept between calls)."""
     a = np.ascontiguousarray(a).reshape(-1)
     if a.itemsize != 1:
         return np.flatnonzero(a)

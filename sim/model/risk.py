@@ -80,8 +80,9 @@ def hazard(individual: np.ndarray, mob: np.ndarray, macro: float, spec: Lifecycl
     return individual.astype(np.float64) * lifecycle(mob, spec) * macro
 
 
-#: Lines per block of the PD chain: its dozen working arrays (~1 MB) stay in the core's L2
-#: cache, with half the calls of 8,192 (3-5% off the expected loss at a million users).
+#: Lines per block of the PD chain: its thirty-odd float32 working arrays (about 2 MB) stay
+#: near the core; half the calls of 8,192 (3-5% off the expected loss at a million users),
+#: and no slower than 32,768 or 65,536.
 CHAIN_BLOCK = 16_384
 
 
@@ -93,9 +94,9 @@ Cures = (np.ndarray | list[np.ndarray]
 
 
 def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.ndarray,
-                        has_balance: np.ndarray, cures: Cures, through: np.ndarray | None,
-                        macro: float, spec: Lifecycle, horizons: tuple[int, ...], full: float,
-                        draw_rate: np.ndarray,
+                        has_balance: np.ndarray, cures: Cures, macro: float,
+                        spec: Lifecycle, horizons: tuple[int, ...], full: float,
+                        draw_rate: np.ndarray, through: np.ndarray | None = None,
                         certain: np.ndarray | None = None) -> np.ndarray:
     """Chance that each live line reaches 90+ within each horizon (months), from the chain
     the simulation runs: shape (lines, len(horizons)).
@@ -109,8 +110,8 @@ def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.nd
     (fraud: they miss every bill, never cure, draw at once); lines already at 90+ have PD 1.
     ``cures`` is (lines, 3), or its three columns, or a function giving the three columns
     and the roll-through of some lines from their indices and ``individual`` hazards
-    (``through`` is then None): the chain asks it for one block's lines at a time, which it
-    computes in cache and for the lines it runs only.
+    (``through``, the roll-through of every line, is then not given): the chain asks it for
+    one block's lines at a time, which it computes in cache and for the lines it runs only.
 
     The chain runs in float32 on blocks of :data:`CHAIN_BLOCK` lines (PDs to about 1e-6).
     Lines whose PD the chain would leave exact are not run: 90+ (PD 1: nothing is added to
@@ -138,9 +139,9 @@ def default_probability(*, individual: np.ndarray, mob: np.ndarray, state: np.nd
         cures = _gathered(columns, through)
     for a in range(0, order.size, CHAIN_BLOCK):
         at = order[a:a + CHAIN_BLOCK]
-        hazard = individual[at]
-        columns, rolls = cures(at, hazard)
-        base = (hazard.astype(np.float64) * macro
+        latent = individual[at]
+        columns, rolls = cures(at, latent)
+        base = (latent.astype(np.float64) * macro
                 / np.maximum(rolls, 1e-12)).astype(np.float32)
         pd = _block(start[at], base, columns, d[at], full, mob[at] + ROLL_MONTHS, curve,
                     horizons, None if certain is None else certain[at])

@@ -145,7 +145,9 @@ class Streams:
 
     def _blocks(self, purpose: str, month: int, users: np.ndarray | int | range, sub: int):
         """The keyed hash of ``users``, :data:`BLOCK` users at a time: (slice, uint64 block).
-        Each draw is finished block by block, so its passes stay in the core's cache."""
+        Each draw is finished block by block, so its passes stay in the core's cache. The
+        block is one buffer, reused: a caller reads (or changes) it before asking for the
+        next, and keeps no reference to it."""
         k = key(self.seed, purpose, month, sub)
         if isinstance(users, (int, np.integer)):
             users = range(int(users))
@@ -456,7 +458,8 @@ def _beta2_newton(b: float, u: np.ndarray, x: np.ndarray, iterations: int) -> np
     still move (the first two steps from the table's start) a step runs over all of them
     and keeps the moving ones' results; then over the moving ones alone: the same numbers
     either way, without gathering and scattering nearly every draw. A step over all of
-    them also moves the brackets of the draws that had stopped: those are not read again."""
+    them also moves the brackets of the draws that had stopped; their steps are thrown away
+    (a stopped draw never moves again), so those brackets never reach a result."""
     x = np.clip(x, 1e-12, 1.0 - 1e-12)
     lo, hi = np.zeros(u.size), np.ones(u.size)
     moving = None  # every draw

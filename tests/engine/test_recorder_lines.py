@@ -91,3 +91,18 @@ def test_vintage_losses_leave_out_lines_outside_every_vintage():
     sparse = rows({"lossy": lossy, "loss": loss[lossy]})
     assert _same(sparse, rows({"cum_loss": loss}))
     assert [r["loss"] for r in sparse] == [16 / credit.FEN, 13 / credit.FEN]
+
+
+def test_each_arms_loss_is_its_users_charge_off_loss(observed):
+    """With three arms, an arm's loss is the net charge-off loss of its own users (CNY,
+    weighted), summed user by user from the book: a loss read from the wrong line would
+    move it to another arm."""
+    obs = observed
+    arm = (np.arange(obs.pop.n) % 3).astype(np.int8)
+    rows = arms.arm_segment_rows(arm, ("a", "b", "c"), obs.pop, obs.visible, obs.lines,
+                                 obs.per_line, date=obs.date, month=obs.month)
+    lines = obs.lines
+    lost = np.bincount(arm[lines], weights=obs.book.cum_loss[lines].astype(np.float64),
+                       minlength=3)
+    assert np.count_nonzero(lost) >= 2  # losses fell in more than one arm
+    assert [row["loss"] for row in rows] == (lost * (obs.pop.weight / credit.FEN)).tolist()

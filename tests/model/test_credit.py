@@ -409,3 +409,53 @@ def test_the_ifrs9_stages_and_ead_are_their_plain_sums(stressed):
     assert got["stage1"] == bal[state < credit.D31_60].sum()
     assert got["stage2"] == bal[(state >= credit.D31_60) & (state < credit.DEFAULT)].sum()
     assert got["stage3"] == bal[state == credit.DEFAULT].sum()
+
+
+def test_the_allowance_takes_12_months_in_stage_1_and_the_lifetime_after(stressed):
+    """IFRS 9's staged allowance: the 12-month expected loss of lines under 30 days past due,
+    the lifetime loss of the others; ECL = PD x LGD x EAD a line."""
+    book, pop, sc = stressed.book, stressed.population, stressed.scenario
+    month = 18
+    got = credit.expected_loss(book, pop, sc, 1.0, month=month, fraudster=stressed.fraud.fraudster)
+    lines = np.flatnonzero(book.opened)
+    live = lines[book.state[lines] <= credit.DEFAULT]
+    state, balance, limit = book.state[live], book.balance[live], book.limit[live]
+    ead = balance + np.where((state == credit.CURRENT) & ~pop.closed[live],
+                             sc.credit.loss.ccf * np.maximum(limit - balance, 0), 0.0)
+    pd12, pdl = credit.pd_12m_lifetime(book, pop, sc, 1.0, live, month=month,
+                                       fraudster=stressed.fraud.fraudster)
+    lgd = sc.credit.loss.lgd
+    stage1 = state < credit.D31_60
+    assert stage1.any() and (~stage1).any() and (pdl > pd12).any()
+    assert got["ecl_12m"] == pytest.approx((pd12 * lgd * ead).sum(), rel=1e-12)
+    assert got["ecl_lifetime"] == pytest.approx((pdl * lgd * ead).sum(), rel=1e-12)
+    assert got["ecl_allowance"] == pytest.approx(
+        (pd12 * lgd * ead)[stage1].sum() + (pdl * lgd * ead)[~stage1].sum(), rel=1e-12)
+
+
+def test_a_line_without_a_balance_that_cannot_draw_has_no_pd():
+    """A current line without a balance defaults only by drawing first: if its user does not
+    see the entry (hidden), has lost access (closed) or it has no room, its PD is 0; the same
+    lines that can draw have a PD above 0."""
+    ran = run(scenario({"population.users": 20_000}), quarters=4)
+    book, sc = ran.book, ran.scenario
+    lines = np.flatnonzero(book.opened)
+    idle = lines[(book.state[lines] == credit.CURRENT) & (book.balance[lines] == 0)
+                 & (book.limit[lines] > 0)]
+    assert idle.size > 30
+    pop = copy.copy(ran.population)
+    pop.invited, pop.closed, pop.hidden = (pop.invited.copy(), pop.closed.copy(),
+                                           pop.hidden.copy())
+    pop.invited[idle], pop.closed[idle], pop.hidden[idle] = True, False, False
+    can = credit.pd_12m_lifetime(book, pop, sc, 1.0, idle, month=18)
+    assert (can[0] > 0).all() and (can[1] > 0).all()
+    for name in ("hidden", "closed"):
+        blocked = copy.copy(pop)
+        setattr(blocked, name, getattr(pop, name).copy())
+        getattr(blocked, name)[idle] = True
+        assert not any(pd.any() for pd in credit.pd_12m_lifetime(book, blocked, sc, 1.0, idle,
+                                                                  month=18))
+    full = copy.copy(book)
+    full.limit = book.limit.copy()
+    full.limit[idle] = 0  # no room: the limit is the (zero) balance
+    assert not any(pd.any() for pd in credit.pd_12m_lifetime(full, pop, sc, 1.0, idle, month=18))

@@ -249,3 +249,24 @@ def test_users_below_a_rare_rate_follow_one_uniform_a_user():
         warnings.simplefilter("error")
         assert s.below(1e-19, purposes.SIGNAL, 3, n)[0].size == 0
     assert s.below(1.0, purposes.SIGNAL, 3, 50)[0].tolist() == list(range(50))
+
+
+@pytest.mark.parametrize("lam", [1e-12, 1e-7, 1e-5, 1e-3, 0.3, 2.5])
+def test_poisson_counts_at_each_cell_edge_are_the_quantile(lam, monkeypatch):
+    """A count is decided on the hash against each CDF value's first cell: hashes just below,
+    at and above every cell edge (1, 2, 3, 4 and more edges, by the rate) count as the
+    Poisson quantile of their uniform."""
+    from sim.model import streams as module
+
+    edges = module._poisson_cells(lam)
+    edges = edges[edges < module._CELLS]
+    assert edges.size == {1e-12: 1, 1e-7: 2, 1e-5: 3, 1e-3: 4}.get(lam, edges.size)
+    ends = np.array([0, module._CELLS - 1], dtype=np.uint64)
+    one = np.uint64(1)
+    cells = np.unique(np.concatenate([edges - one, edges, np.minimum(edges + one, ends[1]), ends]))
+    z = (cells << np.uint64(11)) | np.uint64(2**11 - 1)  # the hash's low bits are not read
+    s = Streams(4)
+    monkeypatch.setattr(s, "_blocks", lambda *a: iter([(slice(0, z.size), z.copy())]))
+    u = np.array([_cell_uniform(m) for m in cells])
+    assert np.array_equal(s.poisson(lam, purposes.DEVICE_SWITCHES, 1, z.size),
+                          poisson_quantile(lam, u))
