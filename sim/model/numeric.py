@@ -1,7 +1,9 @@
 """Numeric guards: stop a run whose values leave their allowed range, never clip them.
 
 While it runs, the engine checks the population whenever behaviour is read (each re-scoring
-and the last month, :func:`check_population`); any step may check its own arrays with
+and the last month, :func:`check_population`: every float array the first time, then what
+behaviour writes) and the score after each scoring (naming the array it summed that went
+bad); any step may check its own arrays with
 :func:`check_probability` (a rate that must stay in [0, 1]) or :func:`check_finite` (a
 balance that must not overflow).
 Trouble raises :class:`NumericError`, naming the month, the process and the scenario key to
