@@ -12,7 +12,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,9 +21,6 @@ from sim.model import capital, credit, fraud
 from sim.model.credit import FEN, line_losses
 from sim.model.population import DIMENSIONS, FIXED, Population
 from sim.scenario import Scenario
-
-if TYPE_CHECKING:
-    pass
 
 MONTHLY_COLUMNS = (
     "date", "month", "quarter", "population", "eligible", "invited", "visible",

@@ -49,14 +49,14 @@ AT = {"calendar": 0.0, "rollout": 0.25, "month_end": 0.5}
 #: evaluation period) and the recorder last, so it sees the month's state after every
 #: change. Credit comes before fraud: a signal found this month hides the entry after the
 #: month's draws, as detection follows the transactions it reads.
-#: The changing arrays a scoring sums that no step checks where it writes them (the
-#: indicators' drift, the repayment points): named when the score is not finite.
-SCORED = ("other_indicators", "score_adjust")
-
 MONTH_STEPS = ("behaviour", "release", "credit", "fraud", "reevaluation", "recorder")
 #: The :class:`Simulation` method that runs each step.
 STEP_METHODS = {"behaviour": "age", "release": "adopt", "fraud": "fraud_month",
                 "credit": "credit_month", "reevaluation": "reevaluate", "recorder": "collect"}
+
+#: The changing arrays a scoring sums that no step checks where it writes them (the
+#: indicators' drift, the repayment points): named when the score is not finite.
+SCORED = ("other_indicators", "score_adjust")
 
 Progress = Callable[[int, int], None]
 

@@ -127,7 +127,7 @@ def month(fb: FraudBook, pop: Population, spec: Fraud, *, day: int, year: int,
     # hidden: the users at R1 or R2 now, those flagged before (some signalled again) and
     # the newly signalled (no union needed: a user marked twice is marked)
     level = fb.level[flagged]
-    invites.hide_only(pop, (np.compress((level == R1) | (level == R2), flagged), to1, to2))
+    invites.hide(pop, np.compress((level == R1) | (level == R2), flagged), to1, to2)
 
     wrong = ~crook & (pop.vintage[hit] >= 0)
     return {

@@ -290,15 +290,9 @@ def close(pop: Population, users: np.ndarray, *, ineligible: bool = False) -> No
         pop.eligible[users] = False
 
 
-def hide(pop: Population, hidden: np.ndarray) -> None:
-    """Hide the entry from exactly ``hidden`` (users at risk level R1 or R2), show it to the
-    rest."""
-    np.copyto(pop.hidden, hidden)
-
-
-def hide_only(pop: Population, groups: tuple[np.ndarray, ...]) -> None:
-    """:func:`hide` given the hidden users' indices (in one or more arrays, overlaps
-    allowed) rather than a mask over everyone: no mask to build and copy."""
+def hide(pop: Population, *groups: np.ndarray) -> None:
+    """Hide the entry from exactly the users in ``groups`` (index arrays, overlaps allowed:
+    the users at risk level R1 or R2), show it to the rest."""
     pop.hidden.fill(False)
     for users in groups:
         pop.hidden[users] = True

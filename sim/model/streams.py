@@ -178,12 +178,7 @@ class Streams:
         out = np.empty(_size(users), dtype=np.float64)
         for at, z in self._blocks(purpose, month, users, sub):
             z >>= _S11
-            # (z + 1/2) / 2^53 in one pass that converts: scaling by a power of two is
-            # exact, so this rounds once, like the two-step sum
-            u = np.multiply(z, 2.0**-53, out=out[at], dtype=np.float64)
-            u += 2.0**-54
-            # the top cell's centre, 1 - 2^-54, rounds to 1.0: keep it in the open interval
-            np.minimum(u, 1.0 - 2.0**-53, out=u)
+            _cell_value(z, out=out[at])
         return out
 
     def normal_pair(self, purpose: str, month: int, users: np.ndarray | int | range,
@@ -327,10 +322,14 @@ def _uniform_halves(z: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndar
 _CELLS = 2**53  # the uniforms' cells: uniform m of 0..2^53-1 is (m + 1/2) / 2^53
 
 
-def _cell_value(m: np.ndarray) -> np.ndarray:
-    """The uniform of cell ``m`` (uint64), as :meth:`Streams.uniform` computes it."""
-    u = np.multiply(m, 2.0**-53, dtype=np.float64)
+def _cell_value(m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The uniform of each cell ``m`` (uint64), ``(m + 1/2) / 2^53``, into ``out`` (float64)
+    when given: the uniforms of :meth:`Streams.uniform`."""
+    # in one pass that converts: scaling by a power of two is exact, so this rounds once,
+    # like the two-step sum
+    u = np.multiply(m, 2.0**-53, out=out, dtype=np.float64)
     u += 2.0**-54
+    # the top cell's centre, 1 - 2^-54, rounds to 1.0: keep it in the open interval
     return np.minimum(u, 1.0 - 2.0**-53, out=u)
 
 

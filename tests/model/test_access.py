@@ -65,11 +65,10 @@ def test_hidden_users_do_not_see_the_entry_and_see_it_again_when_shown():
     users = np.flatnonzero(pop.eligible & (s.region_open[pop.region]))[:100]
     invites.invite(pop, users, 0)
     assert s.visible()[users].all()
-    hidden = np.zeros(pop.n, dtype=bool)
-    hidden[users[:40]] = True
-    invites.hide(pop, hidden)
+    invites.hide(pop, users[:30], users[20:40])  # two groups, overlapping
     assert not s.visible()[users[:40]].any() and s.visible()[users[40:]].all()
-    invites.hide(pop, np.zeros(pop.n, dtype=bool))
+    assert np.count_nonzero(pop.hidden) == 40
+    invites.hide(pop)
     assert s.visible()[users].all()
 
 
